@@ -1,0 +1,175 @@
+"""The model catalog: what each model is, where its bytes come from, and how to feed and read it.
+
+A ``ModelSpec`` holds everything the pipeline needs to know about a model so that no stage
+hard-codes a particular network: input size, channel normalisation (in 0..255 pixel units),
+which output to read and how to turn it into a 0..1 mask, plus provenance and licence.
+User-supplied ONNX files get a spec from a small JSON file (see ``spec_from_file``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import ModelError
+
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+#: npm package (pinned in package.json) that ships the embedded IS-Net weights as chunks.
+IMGLY_DATA_PACKAGE = "@imgly/background-removal-data"
+IMGLY_DATA_VERSION = "1.4.5"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One file of a model: its name in the store, size, SHA-256, and where it comes from.
+
+    ``source`` is either ``npm:<resource key>`` (a key of the data package's
+    ``dist/resources.json``, assembled from content-addressed chunks) or an ``https://`` URL.
+    """
+
+    name: str
+    size: int | None
+    sha256: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    title: str
+    files: tuple[ModelFile, ...]
+    input_size: tuple[int, int]  # (width, height) the network takes
+    mean: tuple[float, float, float]  # per channel, in 0..255 pixel units
+    std: tuple[float, float, float]
+    output: str | int = 0  # output name or index to read
+    activation: str = "none"  # "none" (already 0..1) or "sigmoid"
+    normalize: str = "clip"  # "clip" to 0..1, or "minmax" (guarded against empty images)
+    licence: str = ""
+    origin: str = ""
+    gated: bool = False  # the user must supply the file or a token
+    embedded: bool = False  # installed offline from a package, no network needed
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def main_file(self) -> ModelFile:
+        return self.files[0]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["files"] = [asdict(f) for f in self.files]
+        return d
+
+
+_ISNET_NOTE = (
+    "IS-Net (Qin et al., DIS, ECCV 2022) as packaged by IMG.LY. The data package is AGPL-3.0; "
+    "its third-party list names IS-Net itself MIT."
+)
+
+CATALOG: dict[str, ModelSpec] = {
+    spec.id: spec
+    for spec in [
+        ModelSpec(
+            id="isnet",
+            title="IS-Net general-use (fp16 weights, float32 I/O)",
+            files=(
+                ModelFile(
+                    "isnet-fp16.onnx",
+                    88_188_479,
+                    "b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb",
+                    "npm:/models/medium",
+                ),
+            ),
+            input_size=(1024, 1024),
+            mean=(128.0, 128.0, 128.0),
+            std=(256.0, 256.0, 256.0),
+            output="output",
+            activation="none",
+            normalize="clip",
+            licence="AGPL-3.0 (package @imgly/background-removal-data); IS-Net weights MIT",
+            origin=f"npm {IMGLY_DATA_PACKAGE}@{IMGLY_DATA_VERSION} /models/medium",
+            embedded=True,
+            notes=_ISNET_NOTE,
+        ),
+        ModelSpec(
+            id="isnet-quint8",
+            title="IS-Net general-use (dynamically quantised, uint8)",
+            files=(
+                ModelFile(
+                    "isnet-quint8.onnx",
+                    44_342_436,
+                    "7001d60734fdc112dd9c062635fb59cd401fb82a9d4213134bce4dbd655c803a",
+                    "npm:/models/small",
+                ),
+            ),
+            input_size=(1024, 1024),
+            mean=(128.0, 128.0, 128.0),
+            std=(256.0, 256.0, 256.0),
+            output="output",
+            activation="none",
+            normalize="clip",
+            licence="AGPL-3.0 (package @imgly/background-removal-data); IS-Net weights MIT",
+            origin=f"npm {IMGLY_DATA_PACKAGE}@{IMGLY_DATA_VERSION} /models/small",
+            embedded=True,
+            notes=_ISNET_NOTE + " Half the size, but slower than fp16 on CPUs without VNNI.",
+        ),
+    ]
+}
+
+DEFAULT_MODEL = "isnet"
+
+
+def get_spec(model_id: str) -> ModelSpec:
+    try:
+        return CATALOG[model_id]
+    except KeyError:
+        known = ", ".join(sorted(CATALOG))
+        raise ModelError(
+            f"unknown model {model_id!r}; known models: {known} (or give a path to an .onnx file)"
+        ) from None
+
+
+def spec_from_file(onnx_path: Path) -> ModelSpec:
+    """Spec for a user-supplied ONNX file, read from ``<file>.json`` beside it if present.
+
+    The JSON may set ``input_size`` [w, h], ``mean``, ``std`` (0..255 units), ``output``,
+    ``activation`` and ``normalize``; anything missing takes IS-Net's values.
+    """
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise ModelError(f"{onnx_path}: model file not found")
+    side = onnx_path.with_suffix(onnx_path.suffix + ".json")
+    if not side.exists():
+        side = onnx_path.with_suffix(".json")
+    cfg: dict = {}
+    if side.exists():
+        try:
+            cfg = json.loads(side.read_text())
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{side}: cannot read model spec: {e}") from None
+    allowed = {"input_size", "mean", "std", "output", "activation", "normalize", "title", "licence"}
+    unknown = set(cfg) - allowed
+    if unknown:
+        raise ModelError(f"{side}: unknown keys in model spec: {', '.join(sorted(unknown))}")
+    base = CATALOG["isnet"]
+    spec = ModelSpec(
+        id=f"file:{onnx_path}",
+        title=cfg.get("title", onnx_path.name),
+        files=(ModelFile(onnx_path.name, onnx_path.stat().st_size, None, str(onnx_path)),),
+        input_size=tuple(cfg.get("input_size", base.input_size)),
+        mean=tuple(cfg.get("mean", base.mean)),
+        std=tuple(cfg.get("std", base.std)),
+        output=cfg.get("output", 0),
+        activation=cfg.get("activation", "none"),
+        normalize=cfg.get("normalize", "clip"),
+        licence=cfg.get("licence", "as supplied by the user"),
+        origin=str(onnx_path),
+    )
+    if spec.activation not in ("none", "sigmoid") or spec.normalize not in ("clip", "minmax"):
+        raise ModelError(f"{side}: activation must be none|sigmoid, normalize clip|minmax")
+    if len(spec.input_size) != 2 or len(spec.mean) != 3 or len(spec.std) != 3:
+        raise ModelError(f"{side}: input_size needs 2 numbers, mean and std 3 each")
+    return spec
