@@ -116,6 +116,88 @@ CATALOG: dict[str, ModelSpec] = {
             embedded=True,
             notes=_ISNET_NOTE + " Half the size, but slower than fp16 on CPUs without VNNI.",
         ),
+        ModelSpec(
+            id="rmbg-1.4",
+            title="BRIA RMBG-1.4 (IS-Net architecture, fp32)",
+            files=(
+                ModelFile(
+                    "rmbg-1.4.onnx",
+                    176_153_355,
+                    "8cafcf770b06757c4eaced21b1a88e57fd2b66de01b8045f35f01535ba742e0f",
+                    "https://huggingface.co/briaai/RMBG-1.4/resolve/main/onnx/model.onnx",
+                ),
+            ),
+            input_size=(1024, 1024),
+            # Reference code: x / 255, then normalize(mean 0.5, std 1.0).
+            mean=(127.5, 127.5, 127.5),
+            std=(255.0, 255.0, 255.0),
+            output=0,
+            activation="none",  # the network ends in a sigmoid
+            normalize="minmax",  # as BRIA's reference postprocess_image does
+            licence="bria-rmbg-1.4 (non-commercial)",
+            origin="Hugging Face briaai/RMBG-1.4 onnx/model.onnx",
+            notes=(
+                "Non-commercial use only; commercial use needs an agreement with BRIA. "
+                "Size and SHA-256 are those of the LFS object behind onnx/model.onnx "
+                "(revision 2ceba5a5efaec153162aedea169f76caf9b46cf8)."
+            ),
+        ),
+        ModelSpec(
+            id="rmbg-2.0",
+            title="BRIA RMBG-2.0 (BiRefNet architecture, fp32)",
+            files=(
+                ModelFile(
+                    "rmbg-2.0.onnx",
+                    1_024_331_469,
+                    "5b486f08200f513f460da46dd701db5fbb47d79b4be4b708a19444bcd4e79958",
+                    "https://huggingface.co/briaai/RMBG-2.0/resolve/main/onnx/model.onnx",
+                ),
+            ),
+            input_size=(1024, 1024),
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            output=-1,  # the final prediction; the eval-mode export has a single output
+            activation="none",
+            normalize="clip",
+            licence="CC BY-NC 4.0 (BRIA RMBG-2.0, non-commercial)",
+            origin="Hugging Face briaai/RMBG-2.0 onnx/model.onnx (gated)",
+            gated=True,
+            notes=(
+                "Gated: accept the licence on the hub page and pass --token / HF_TOKEN, or "
+                "install a downloaded copy with --file. The same bytes (same SHA-256) are "
+                "rembg's bria-rmbg-2.0.onnx. Output: the PyTorch reference applies "
+                ".sigmoid() to the last prediction, but this ONNX export already outputs "
+                "0..1 probabilities: rembg reads it without a sigmoid (it adds one for the "
+                "BiRefNet exports, which emit logits), so activation is 'none'. Not checked "
+                "against the graph here; if masks come out as logits, set activation to "
+                "'sigmoid'."
+            ),
+        ),
+        ModelSpec(
+            id="birefnet-lite",
+            title="BiRefNet general, lite (Swin-T backbone)",
+            files=(
+                ModelFile(
+                    "birefnet-lite.onnx",
+                    224_005_088,
+                    "5600024376f572a557870a5eb0afb1e5961636bef4e1e22132025467d0f03333",
+                    "https://github.com/danielgatis/rembg/releases/download/v0.0.0/"
+                    "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
+                ),
+            ),
+            input_size=(1024, 1024),
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            output=0,
+            activation="sigmoid",  # the export emits logits
+            normalize="clip",
+            licence="MIT (BiRefNet, Zheng et al.)",
+            origin="rembg release v0.0.0 BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
+            notes=(
+                "BiRefNet (Zheng et al., CAAI AIR 2024), general-use weights with the Swin-T "
+                "backbone, as exported by its authors and mirrored in rembg's model release."
+            ),
+        ),
     ]
 }
 

@@ -1,0 +1,166 @@
+"""Decode stage: any supported file → straight RGBA uint8 pixels, upright, plus its ICC profile.
+
+Pillow does the decoding. What this module adds is what naive code gets wrong: the pixel
+limit is checked from the header before any pixel is decoded; EXIF orientation is applied;
+16-bit samples are scaled (x / 257, rounded), not clipped; palette transparency and LA keep
+their alpha; CMYK is converted through its ICC profile when it has one. The result is always
+straight (non-premultiplied) RGBA, so later stages handle one layout only.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from .errors import ImageTooLargeError, InputError
+
+#: Default pixel limit (width × height). 100 MP photos pass; above it we refuse before decoding.
+DEFAULT_MAX_PIXELS = int(os.environ.get("ALPHACUT_MAX_PIXELS", 120_000_000))
+
+SUPPORTED_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "TGA", "PPM"}
+
+# Pillow's own bomb guard is replaced by ours, which gives a clear message with the limit.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass
+class DecodedImage:
+    rgba: np.ndarray  # (H, W, 4) uint8, straight alpha, upright
+    has_alpha: bool  # the source carried an alpha channel or transparency
+    icc_profile: bytes | None  # RGB profile to carry to the output, if any
+    format: str  # Pillow's format name of the source
+    notice: str | None = None  # e.g. "animated: first frame used"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgba.shape[1], self.rgba.shape[0]
+
+    @property
+    def rgb(self) -> np.ndarray:
+        return self.rgba[..., :3]
+
+    @property
+    def alpha(self) -> np.ndarray:
+        return self.rgba[..., 3]
+
+
+def open_image(source: str | os.PathLike | bytes | Image.Image, name: str | None = None) -> Image.Image:
+    """Open lazily (header only). Raises InputError with the file name and the reason."""
+    if isinstance(source, Image.Image):
+        return source
+    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    try:
+        if isinstance(source, bytes):
+            if not source:
+                raise InputError(f"{label}: empty input (0 bytes)")
+            return Image.open(io.BytesIO(source))
+        path = Path(source)
+        if path.is_dir():
+            raise InputError(f"{label}: is a directory, not an image")
+        if path.stat().st_size == 0:
+            raise InputError(f"{label}: empty file (0 bytes)")
+        return Image.open(path)
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{label}: permission denied") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{label}: not an image Pillow can identify (unsupported format or not an image)") from None
+    except OSError as e:
+        raise InputError(f"{label}: cannot read: {e.strerror or e}") from None
+
+
+def check_pixels(img: Image.Image, label: str, max_pixels: int | None) -> None:
+    w, h = img.size
+    if w <= 0 or h <= 0:
+        raise InputError(f"{label}: image has no pixels ({w}x{h})")
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    if limit and w * h > limit:
+        raise ImageTooLargeError(
+            f"{label}: {w}x{h} is {w * h / 1e6:.1f} megapixels, over the limit of "
+            f"{limit / 1e6:.1f} MP (raise it with --max-pixels or ALPHACUT_MAX_PIXELS)"
+        )
+
+
+def _to_rgba(img: Image.Image) -> tuple[np.ndarray, bool, bytes | None]:
+    icc = img.info.get("icc_profile") or None
+    mode = img.mode
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(img, dtype=np.uint32 if mode == "I" else np.uint16).astype(np.float32)
+        if mode == "I" and a.max(initial=0) <= 255:
+            g = a.astype(np.uint8)  # 8-bit data stored as 32-bit ints
+        else:
+            g = np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8)
+        rgba = np.empty(g.shape + (4,), np.uint8)
+        rgba[..., :3] = g[..., None]
+        rgba[..., 3] = 255
+        return rgba, False, None
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float32)
+        g = np.clip(np.rint(a * 255.0 if a.max(initial=0) <= 1.0 else a), 0, 255).astype(np.uint8)
+        rgba = np.dstack([g, g, g, np.full_like(g, 255)])
+        return rgba, False, None
+    if mode == "CMYK":
+        if icc:
+            try:
+                src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+                dst = ImageCms.createProfile("sRGB")
+                img = ImageCms.profileToProfile(img, src, dst, outputMode="RGB")
+            except (ImageCms.PyCMSError, OSError):
+                img = img.convert("RGB")
+        else:
+            img = img.convert("RGB")
+        icc = None  # the CMYK profile does not describe RGB output
+    elif mode == "RGBa":
+        img = img.convert("RGBA")  # un-premultiply
+    elif mode == "La":
+        img = img.convert("LA")
+    if img.mode != "RGBA":
+        if icc and img.mode in ("L", "LA"):
+            icc = None  # a grey profile does not describe RGB output
+        img = img.convert("RGBA")
+    return np.array(img, dtype=np.uint8), has_alpha, icc
+
+
+def decode(
+    source: str | os.PathLike | bytes | Image.Image,
+    *,
+    name: str | None = None,
+    max_pixels: int | None = None,
+) -> DecodedImage:
+    """Decode ``source`` to upright straight RGBA. Every failure is an ``InputError``."""
+    label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<image>")
+    img = open_image(source, label)
+    fmt = img.format or "RAW"
+    if img.format is not None and fmt not in SUPPORTED_FORMATS:
+        raise InputError(f"{label}: format {fmt} is not supported")
+    check_pixels(img, label, max_pixels)
+    notice = None
+    if getattr(img, "n_frames", 1) > 1:
+        notice = f"{label}: animated {fmt} with {img.n_frames} frames; only the first frame was cut out"
+        img.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            rgba, has_alpha, icc = _to_rgba(img)
+    except InputError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as e:
+        reason = str(e) or type(e).__name__
+        if "truncated" in reason.lower() or isinstance(e, EOFError):
+            reason = f"truncated or corrupt file ({reason})"
+        raise InputError(f"{label}: cannot decode {fmt}: {reason}") from None
+    except MemoryError:
+        raise ImageTooLargeError(f"{label}: not enough memory to decode {img.size[0]}x{img.size[1]}") from None
+    return DecodedImage(rgba=rgba, has_alpha=has_alpha, icc_profile=icc, format=fmt, notice=notice)

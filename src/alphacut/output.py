@@ -1,0 +1,52 @@
+"""Write stage: put encoded, verified bytes on disk without ever leaving a partial file.
+
+Bytes go to a temporary file beside the target, are flushed and fsynced, then renamed over
+the target in one step: a crash, a full disk or a kill leaves either the complete old state
+or the complete new file. Inputs are never overwritten, and existing outputs are kept unless
+the caller asks to overwrite them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import OutputError
+
+
+def write_atomic(path: Path, data: bytes, *, overwrite: bool = False, protect: Path | None = None) -> None:
+    path = Path(path)
+    if protect is not None and path.exists() and protect.exists():
+        try:
+            if path.samefile(protect):
+                raise OutputError(f"{path}: refusing to overwrite the input file")
+        except OSError:
+            pass
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: exists (use --overwrite to replace it, or --skip-existing)")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{parent}: cannot create output directory: {e.strerror or e}") from None
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        reason = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise OutputError(f"{path}: cannot write: {reason}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

@@ -1,0 +1,177 @@
+"""The pipeline, stage by stage: decode → preprocess → infer → mask → refine → compose,
+then encode → verify → write when a result is saved.
+
+``Remover`` holds one model session for many images (a batch, the HTTP API, a script);
+``remove()`` is the one-call convenience on top of a cached ``Remover``. A ``CutOut`` keeps
+the float mask and the straight-alpha RGBA pixels, and turns them into verified bytes or an
+atomically written file in any supported format.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import compose, encode, infer, mask, output, preprocess, refine, store, verify
+from .catalog import ModelSpec
+from .decode import DecodedImage, decode
+from .errors import OutputError
+
+Source = str | os.PathLike | bytes | Image.Image
+
+
+@dataclass
+class CutOut:
+    """A finished cut-out: float mask, straight-alpha RGBA, and how long each stage took."""
+
+    mask: np.ndarray  # (H, W) float32 in [0, 1]: the model's mask, refined, before input alpha
+    rgba: np.ndarray  # (H, W, 4) uint8: original RGB, alpha = round(input alpha × mask)
+    icc_profile: bytes | None = None
+    name: str = "image"
+    notice: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgba.shape[1], self.rgba.shape[0]
+
+    @property
+    def alpha(self) -> np.ndarray:
+        return self.rgba[..., 3]
+
+    def to_pil(self) -> Image.Image:
+        return Image.fromarray(self.rgba, "RGBA")
+
+    def pixels(self, *, mask_only: bool = False, background: tuple[int, int, int] | None = None) -> np.ndarray:
+        """The array that will be encoded for the chosen output kind."""
+        if mask_only:
+            return self.alpha
+        if background is not None:
+            return compose.flatten(self.rgba, background)
+        return self.rgba
+
+    def encode(
+        self,
+        format: str = "png",
+        *,
+        mask_only: bool = False,
+        background: tuple[int, int, int] | str | None = None,
+        quality: int | None = None,
+    ) -> bytes:
+        """Encoded bytes, already decoded again and checked against the intended pixels."""
+        if isinstance(background, str):
+            background = compose.parse_color(background)
+        t = time.perf_counter()
+        px = self.pixels(mask_only=mask_only, background=background)
+        icc = None if mask_only else self.icc_profile
+        data = encode.encode(px, format, icc_profile=icc, quality=quality, label=self.name)
+        self.timings["encode"] = time.perf_counter() - t
+        t = time.perf_counter()
+        lossless = format.lower() != "avif" or quality is None or quality >= 100
+        verify.verify(data, px, lossless=lossless, label=self.name)
+        self.timings["verify"] = time.perf_counter() - t
+        return data
+
+    def save(
+        self,
+        path: str | os.PathLike,
+        format: str | None = None,
+        *,
+        overwrite: bool = False,
+        protect: Path | None = None,
+        **kw,
+    ) -> Path:
+        """Encode, verify, and write atomically; the format defaults to the path's extension."""
+        path = Path(path)
+        fmt = format or {v: k for k, v in encode.FORMATS.items()}.get(path.suffix.lower(), "png")
+        if path.exists() and not overwrite:
+            raise OutputError(f"{path}: exists (use --overwrite to replace it, or --skip-existing)")
+        data = self.encode(fmt, **kw)
+        t = time.perf_counter()
+        output.write_atomic(path, data, overwrite=overwrite, protect=protect)
+        self.timings["write"] = time.perf_counter() - t
+        return path
+
+
+class Remover:
+    """Holds one model session and cuts out any number of images with it."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        *,
+        refine: str | None = None,
+        threshold: float | None = None,
+        max_pixels: int | None = None,
+    ):
+        self.spec: ModelSpec
+        self.spec, self.model_path = store.resolve(model)
+        self.refine = refine or refine_module.DEFAULT_REFINE
+        self.threshold = threshold
+        self.max_pixels = max_pixels
+        self._session: infer.Session | None = None
+
+    @property
+    def session(self) -> infer.Session:
+        if self._session is None:
+            self._session = infer.get_session(self.model_path, self.spec)
+        return self._session
+
+    def decode(self, source: Source, name: str | None = None) -> DecodedImage:
+        return decode(source, name=name, max_pixels=self.max_pixels)
+
+    def predict_mask(self, rgba: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
+        """Full-resolution float32 mask for straight RGBA pixels (input alpha not applied)."""
+        timings = {} if timings is None else timings
+        t = time.perf_counter()
+        tensor = preprocess.preprocess(rgba, self.spec)
+        timings["preprocess"] = time.perf_counter() - t
+        t = time.perf_counter()
+        raw = self.session.run(tensor)
+        timings["infer"] = time.perf_counter() - t
+        t = time.perf_counter()
+        small = mask.from_output(raw, self.spec)
+        full = mask.upscale(small, (rgba.shape[1], rgba.shape[0]))
+        timings["upscale"] = time.perf_counter() - t
+        t = time.perf_counter()
+        full = refine_module.refine(self.refine, rgba, full)
+        if self.threshold is not None:
+            full = mask.threshold(full, self.threshold)
+        timings["refine"] = time.perf_counter() - t
+        return full
+
+    def process(self, image: DecodedImage, name: str = "image") -> CutOut:
+        timings: dict[str, float] = {}
+        m = self.predict_mask(image.rgba, timings)
+        t = time.perf_counter()
+        rgba = compose.apply_mask(image.rgba, m, in_place=True)
+        timings["compose"] = time.perf_counter() - t
+        return CutOut(m, rgba, image.icc_profile, name, image.notice, timings)
+
+    def remove(self, source: Source, name: str | None = None) -> CutOut:
+        label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
+        t = time.perf_counter()
+        image = self.decode(source, label)
+        decode_time = time.perf_counter() - t
+        result = self.process(image, label)
+        result.timings = {"decode": decode_time, **result.timings}
+        return result
+
+
+refine_module = refine  # the stage module, under a name the Remover's attribute does not shadow
+
+_removers: dict[tuple, Remover] = {}
+
+
+def remove(source: Source, model: str | os.PathLike | None = None, **kw) -> CutOut:
+    """Cut out one image: a path, bytes or a PIL image. Sessions are reused between calls."""
+    key = (str(model), tuple(sorted(kw.items())))
+    r = _removers.get(key)
+    if r is None:
+        r = _removers[key] = Remover(model, **kw)
+    return r.remove(source)
