@@ -1,0 +1,200 @@
+"""Batch runner: many inputs → many outputs with one model session, stages overlapped.
+
+Three stages run concurrently over bounded queues: a reader thread decodes the next image
+while the main thread runs inference on the current one, and a writer thread encodes,
+verifies and writes the previous one. NumPy, Pillow, imagecodecs and ONNX Runtime release
+the GIL, so the stages overlap for real; the queues hold at most one image each, so memory
+stays bounded on large photos. A failure is recorded for its file and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .decode import DecodedImage
+from .errors import AlphacutError, OutputError
+from .pipeline import CutOut, Remover
+
+
+@dataclass
+class Job:
+    """One input and where its output goes; ``source`` is a path or raw bytes (stdin)."""
+
+    source: Path | bytes
+    target: Path | None  # None: the caller takes the bytes (stdout)
+    label: str
+
+
+@dataclass
+class Outcome:
+    job: Job
+    ok: bool
+    message: str = ""
+    data: bytes | None = None  # encoded bytes when job.target is None
+    skipped: bool = False
+
+
+@dataclass
+class SaveOptions:
+    format: str = "png"
+    mask_only: bool = False
+    background: tuple[int, int, int] | None = None
+    quality: int | None = None
+    overwrite: bool = False
+    skip_existing: bool = False
+
+
+_DONE = object()
+
+
+def run_batch(
+    remover: Remover,
+    jobs: Iterable[Job],
+    opts: SaveOptions,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Process every job; return one Outcome per job, in completion order."""
+    decoded: queue.Queue = queue.Queue(maxsize=1)
+    finished: queue.Queue = queue.Queue(maxsize=1)
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+
+    def report(o: Outcome) -> None:
+        with lock:
+            outcomes.append(o)
+        if on_done:
+            on_done(o)
+
+    def reader() -> None:
+        for job in jobs:
+            if job.target is not None and job.target.exists() and not opts.overwrite:
+                if opts.skip_existing:
+                    report(Outcome(job, True, f"{job.target}: exists, skipped", skipped=True))
+                else:
+                    report(Outcome(job, False, f"{job.target}: exists (use --overwrite or --skip-existing)"))
+                continue
+            try:
+                image = remover.decode(job.source, job.label)
+            except AlphacutError as e:
+                report(Outcome(job, False, str(e)))
+                continue
+            except MemoryError:
+                report(Outcome(job, False, f"{job.label}: not enough memory to decode"))
+                continue
+            decoded.put((job, image))
+        decoded.put(_DONE)
+
+    def writer() -> None:
+        while (item := finished.get()) is not _DONE:
+            job, cut = item
+            try:
+                if job.target is None:
+                    data = cut.encode(opts.format, mask_only=opts.mask_only, background=opts.background, quality=opts.quality)
+                    report(Outcome(job, True, "", data=data))
+                else:
+                    protect = job.source if isinstance(job.source, Path) else None
+                    cut.save(
+                        job.target, opts.format, overwrite=opts.overwrite, protect=protect,
+                        mask_only=opts.mask_only, background=opts.background, quality=opts.quality,
+                    )
+                    msg = cut.notice or ""
+                    report(Outcome(job, True, msg))
+            except AlphacutError as e:
+                report(Outcome(job, False, str(e)))
+            except MemoryError:
+                report(Outcome(job, False, f"{job.label}: not enough memory to encode"))
+
+    threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        while (item := decoded.get()) is not _DONE:
+            job, image = item
+            try:
+                cut: CutOut = remover.process(image, job.label)
+            except AlphacutError as e:
+                report(Outcome(job, False, str(e)))
+                continue
+            except MemoryError:
+                report(Outcome(job, False, f"{job.label}: not enough memory"))
+                continue
+            finally:
+                del image
+            finished.put((job, cut))
+            del cut
+    finally:
+        finished.put(_DONE)
+        for t in threads:
+            t.join()
+    return outcomes
+
+
+def plan_outputs(
+    inputs: list[Path], output: Path | None, fmt: str, *, suffix: str = ""
+) -> tuple[list[Job], list[str]]:
+    """Map inputs (files and directories, recursive) to output paths.
+
+    One input file: ``output`` is the output file (default ``<stem>-cutout.<ext>`` beside
+    it). Directories or several inputs: ``output`` is a directory mirroring each input's
+    structure, each output named as its input with the format's extension. Returns the
+    jobs and a list of errors for inputs that cannot be planned (missing, collisions).
+    """
+    from .encode import FORMATS
+
+    ext = FORMATS[fmt]
+    errors: list[str] = []
+    jobs: list[Job] = []
+    single = len(inputs) == 1 and not inputs[0].is_dir()
+    if single:
+        src = inputs[0]
+        if not src.exists():
+            return [], [f"{src}: no such file"]
+        target = output if output is not None else src.with_name(f"{src.stem}{suffix or '-cutout'}{ext}")
+        if output is not None and output.is_dir():
+            target = output / f"{src.stem}{suffix}{ext}"
+        return [Job(src, target, str(src))], []
+    seen: dict[Path, Path] = {}
+    for src in inputs:
+        if not src.exists():
+            errors.append(f"{src}: no such file or directory")
+            continue
+        if src.is_dir():
+            base_out = output if output is not None else src.with_name(src.name + "-cutout")
+            files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith("."))
+            pairs = [(p, base_out / p.relative_to(src).with_name(f"{p.stem}{suffix}{ext}")) for p in files]
+            if output is not None and len(inputs) > 1:
+                pairs = [(p, output / src.name / t.relative_to(output)) for p, t in pairs]
+        else:
+            if output is None:
+                pairs = [(src, src.with_name(f"{src.stem}{suffix or '-cutout'}{ext}"))]
+            else:
+                pairs = [(src, output / f"{src.stem}{suffix}{ext}")]
+        for p, t in pairs:
+            if t in seen:
+                errors.append(f"{p}: its output {t} would collide with that of {seen[t]}; skipped")
+                continue
+            try:
+                if t.exists() and t.samefile(p):
+                    errors.append(f"{p}: output would overwrite the input; skipped")
+                    continue
+            except OSError:
+                pass
+            seen[t] = p
+            jobs.append(Job(p, t, str(p)))
+    return jobs, errors
+
+
+def ensure_writable_dir(path: Path) -> None:
+    """Fail early, once, when the output directory cannot be created or written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot create output directory: {e.strerror or e}") from None
+    import os
+
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: output directory is not writable")

@@ -1,0 +1,271 @@
+"""The ``alphacut`` command line: cut-outs, the model store, the local app.
+
+Heavy imports (ONNX Runtime, the server) happen inside the commands, so ``--help`` is quick.
+Every expected failure prints one line naming the file and the reason, and the exit code
+says whether everything succeeded: 0 all good, 1 some inputs failed, 2 usage or setup error.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import AlphacutError
+
+app = typer.Typer(
+    help=(
+        "Remove image backgrounds on your own machine. Nothing is uploaded: the model runs "
+        "locally, and outputs keep the photo's exact colours with a straight alpha channel."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+models_app = typer.Typer(help="List, install and verify models in the local model store.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+err = Console(stderr=True, highlight=False)
+
+
+class Fmt(str, Enum):
+    png = "png"
+    webp = "webp"
+    avif = "avif"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def remove(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, directories (searched recursively), or - for stdin.", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file for one input; output directory (mirroring the inputs) for a directory or several inputs; - for stdout.")] = None,
+    format: Annotated[Fmt, typer.Option("--format", "-f", help="Output format. PNG and WebP are lossless; AVIF is lossless unless --quality is set.")] = Fmt.png,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id from `alphacut models list`, or a path to an .onnx file.")] = "isnet",
+    mask_only: Annotated[bool, typer.Option("--mask-only", help="Write the 8-bit alpha mask as a grey image instead of the cut-out.")] = False,
+    background: Annotated[Optional[str], typer.Option("--background", "-b", help="Flatten onto a colour (#rrggbb, r,g,b or a name) instead of transparency.")] = None,
+    quality: Annotated[Optional[int], typer.Option("--quality", min=1, max=100, help="AVIF only: lossy quality 1-99 (100 = lossless, the default).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", min=0.0, max=1.0, help="Make the mask hard: pixels with mask >= T become opaque, the rest transparent. Off by default.")] = None,
+    refine: Annotated[Optional[str], typer.Option("--refine", help="Edge refinement method (see docs/architecture.md); default: the measured best.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files (inputs are never overwritten).")] = False,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave existing outputs alone and count them as done (resume a batch).")] = False,
+    suffix: Annotated[str, typer.Option("--suffix", help="Text added to each output's file name stem.")] = "",
+    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Refuse images with more pixels than this (read from the header; default 120 MP).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors only.")] = False,
+) -> None:
+    """Cut out the subject of each input and write it with a transparent background.
+
+    Examples:
+
+      alphacut remove photo.jpg                  # writes photo-cutout.png beside it
+
+      alphacut remove photo.jpg -o cut.webp -f webp
+
+      alphacut remove shoots/ -o cutouts/        # mirrors shoots/ into cutouts/
+
+      cat in.jpg | alphacut remove - -o - > out.png
+    """
+    from . import batch
+    from .compose import parse_color
+    from .pipeline import Remover
+
+    bg = None
+    if background is not None:
+        try:
+            bg = parse_color(background)
+        except ValueError as e:
+            _fail(str(e))
+    if quality is not None and format is not Fmt.avif:
+        _fail("--quality applies to --format avif only (PNG and WebP are always lossless)")
+    if overwrite and skip_existing:
+        _fail("--overwrite and --skip-existing contradict each other; choose one")
+    opts = batch.SaveOptions(format.value, mask_only, bg, quality, overwrite, skip_existing)
+
+    to_stdout = output is not None and str(output) == "-"
+    if inputs == ["-"]:
+        data = sys.stdin.buffer.read()
+        to_stdout = output is None or to_stdout
+        jobs, errors = [batch.Job(data, None if to_stdout else output, "<stdin>")], []
+    else:
+        if "-" in inputs:
+            _fail("- (stdin) cannot be mixed with other inputs")
+        paths = [Path(p) for p in inputs]
+        if to_stdout:
+            if len(paths) != 1 or paths[0].is_dir():
+                _fail("-o - (stdout) takes exactly one input file")
+            jobs, errors = [batch.Job(paths[0], None, str(paths[0]))], []
+        else:
+            jobs, errors = batch.plan_outputs(paths, output, format.value, suffix=suffix)
+            multi = len(paths) > 1 or paths[0].is_dir()
+            if multi and output is not None:
+                try:
+                    batch.ensure_writable_dir(output)
+                except AlphacutError as e:
+                    _fail(str(e))
+    for e in errors:
+        err.print(f"[red]error:[/red] {e}", markup=True, soft_wrap=True)
+    if not jobs:
+        raise typer.Exit(1 if errors else 0)
+
+    try:
+        remover = Remover(model, refine=refine, threshold=threshold, max_pixels=max_pixels)
+    except (AlphacutError, ValueError) as e:
+        _fail(str(e))
+
+    failed = len(errors)
+    show_bar = not quiet and len(jobs) > 1 and not to_stdout
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=not show_bar, transient=False,
+    )
+    with progress:
+        task = progress.add_task("cutting out", total=len(jobs))
+
+        def done(o: batch.Outcome) -> None:
+            nonlocal failed
+            progress.advance(task)
+            if not o.ok:
+                failed += 1
+                progress.console.print(f"[red]error:[/red] {o.message}", markup=True, soft_wrap=True)
+            elif o.message and not quiet:
+                progress.console.print(f"note: {o.message}", markup=False, soft_wrap=True)
+            if o.ok and o.data is not None:
+                sys.stdout.buffer.write(o.data)
+                sys.stdout.buffer.flush()
+            elif o.ok and not o.skipped and not quiet and not show_bar and o.job.target is not None:
+                err.print(f"wrote {o.job.target}", markup=False, soft_wrap=True, highlight=False)
+
+        batch.run_batch(remover, jobs, opts, done)
+    total = len(jobs) + len(errors)
+    if failed:
+        err.print(f"{total - failed} of {total} succeeded, {failed} failed", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show every model in the catalog, its size, licence and whether it is installed."""
+    from rich.table import Table
+
+    from . import store
+
+    table = Table("id", "installed", "size", "licence", "notes", show_lines=False)
+    for row in store.status():
+        size = f"{row['size'] / 1e6:.0f} MB" if row["size"] else "?"
+        flags = ", ".join(f for f, on in (("embedded", row["embedded"]), ("gated", row["gated"])) if on)
+        table.add_row(row["id"], "yes" if row["installed"] else "no", size, row["licence"], flags)
+    Console().print(table)
+    print(f"model store: {store.models_dir()}")
+
+
+@models_app.command("install")
+def models_install(
+    model_id: Annotated[str, typer.Argument(help="Model id from `alphacut models list`.")],
+    file: Annotated[Optional[Path], typer.Option("--file", help="Install from a file you already have (gated models); its SHA-256 is checked.")] = None,
+    token: Annotated[Optional[str], typer.Option("--token", envvar="HF_TOKEN", help="Access token for gated models (or set HF_TOKEN).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Install again even if a verified copy exists.")] = False,
+) -> None:
+    """Install a model into the store: embedded models offline, others by verified download."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from . import store
+
+    with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err) as p:
+        task = p.add_task(f"installing {model_id}", total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            p.update(task, completed=done, total=total)
+
+        try:
+            path = store.install(model_id, force=force, progress=progress, token=token, source_file=file)
+        except AlphacutError as e:
+            _fail(str(e), 1)
+    print(path)
+
+
+@models_app.command("verify")
+def models_verify(model_id: Annotated[Optional[str], typer.Argument(help="Model id; all installed models if omitted.")] = None) -> None:
+    """Re-hash installed model files against the catalog; a corrupt file is removed."""
+    from . import store
+    from .catalog import CATALOG, get_spec
+
+    try:
+        specs = [get_spec(model_id)] if model_id else list(CATALOG.values())
+    except AlphacutError as e:
+        _fail(str(e))
+    bad = 0
+    for spec in specs:
+        path = store.file_path(spec)
+        if not path.exists():
+            if model_id:
+                print(f"{spec.id}: not installed")
+                bad += 1
+            continue
+        if store.verify_file(path, spec.main_file, deep=True):
+            print(f"{spec.id}: ok ({path})")
+        else:
+            bad += 1
+            path.unlink()
+            print(f"{spec.id}: CORRUPT, removed; run `alphacut models install {spec.id}`")
+    raise typer.Exit(1 if bad else 0)
+
+
+@models_app.command("path")
+def models_path(model_id: Annotated[str, typer.Argument(help="Model id.")]) -> None:
+    """Print the path of an installed model file (installing an embedded one if needed)."""
+    from . import store
+
+    try:
+        _, path = store.resolve(model_id)
+    except AlphacutError as e:
+        _fail(str(e), 1)
+    print(path)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option("--port", "-p", help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind. Anything but loopback needs --token.")] = "127.0.0.1",
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the app in your browser.")] = False,
+    token: Annotated[Optional[str], typer.Option("--token", envvar="ALPHACUT_TOKEN", help="Require this token on every request (needed off loopback).")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model the app uses.")] = "isnet",
+) -> None:
+    """Run the local app: in-browser cut-outs, served from this machine only."""
+    from . import server
+
+    try:
+        server.serve(host=host, port=port, open_browser=open_browser, token=token, model=model)
+    except AlphacutError as e:
+        _fail(str(e))
+
+
+@app.command("build-site")
+def build_site(
+    out_dir: Annotated[Path, typer.Argument(help="Directory to write the static site into.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model bundled with the site.")] = "isnet",
+) -> None:
+    """Write the app as a static site (with header rules for common hosts)."""
+    from . import site
+
+    try:
+        site.build_site(out_dir, model=model)
+    except AlphacutError as e:
+        _fail(str(e))
+    print(out_dir)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
