@@ -1,0 +1,144 @@
+// Inference with ONNX Runtime Web, through a chain of backends:
+//   WebGPU → multi-threaded WASM → single-threaded WASM.
+// A backend is skipped when the browser cannot offer it (the reason is reported to the
+// capability panel) and abandoned when creating its session or its first run fails; the
+// next one then takes over with a fresh ONNX Runtime instance (each attempt imports the
+// bundle under its own URL, because a WASM instance cannot change its thread count).
+
+import { ORT } from './vendor.js';
+
+const LABELS = { webgpu: 'WebGPU', 'wasm-threads': 'WASM (multi-threaded)', wasm: 'WASM (single thread)' };
+
+/** What this browser offers; `prefs` = {backend: 'auto'|'webgpu'|'wasm', threads: number|null}. */
+export async function capabilities(prefs = {}) {
+  const caps = { candidates: [], skipped: [], warnings: [] };
+  const cores = navigator.hardwareConcurrency || 1;
+  const isolated = !!self.crossOriginIsolated;
+  caps.cores = cores;
+  caps.isolated = isolated;
+  caps.deviceMemory = navigator.deviceMemory ?? null;
+  // WebGPU
+  if (prefs.backend === 'wasm') {
+    caps.skipped.push({ backend: 'webgpu', reason: 'turned off (backend=wasm)' });
+  } else if (!('gpu' in navigator) || !navigator.gpu) {
+    caps.skipped.push({ backend: 'webgpu', reason: 'this browser has no WebGPU (navigator.gpu is missing)' });
+  } else {
+    let adapter = null;
+    try {
+      adapter = await navigator.gpu.requestAdapter();
+    } catch (e) {
+      adapter = null;
+    }
+    if (!adapter) {
+      caps.skipped.push({ backend: 'webgpu', reason: 'no WebGPU adapter (requestAdapter() returned null: no usable GPU, or WebGPU is disabled)' });
+    } else {
+      const fallback = adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter;
+      if (fallback && prefs.backend !== 'webgpu') {
+        caps.skipped.push({ backend: 'webgpu', reason: 'only a software (fallback) WebGPU adapter; WASM on the CPU is faster' });
+      } else {
+        caps.candidates.push({ backend: 'webgpu', adapter, fallback: !!fallback });
+      }
+    }
+  }
+  // Threads
+  const wanted = prefs.threads ?? cores;
+  if (!isolated) {
+    caps.skipped.push({ backend: 'wasm-threads', reason: 'the page is not cross-origin isolated (COOP/COEP headers missing), so WASM threads are unavailable' });
+    caps.warnings.push('Not cross-origin isolated: inference runs on one CPU thread (about twice as slow).');
+  } else if (typeof SharedArrayBuffer === 'undefined') {
+    caps.skipped.push({ backend: 'wasm-threads', reason: 'SharedArrayBuffer is unavailable' });
+  } else if (wanted <= 1) {
+    caps.skipped.push({ backend: 'wasm-threads', reason: prefs.threads ? 'turned off (threads=1)' : 'only one CPU core reported' });
+  } else {
+    caps.candidates.push({ backend: 'wasm-threads', threads: Math.min(wanted, 16) });
+  }
+  caps.candidates.push({ backend: 'wasm', threads: 1 });
+  if (!caps.candidates.some((c) => c.backend === 'webgpu')) caps.warnings.push('No WebGPU: inference runs on the CPU.');
+  if (caps.deviceMemory !== null && caps.deviceMemory <= 2) {
+    caps.warnings.push(`Low memory (${caps.deviceMemory} GB reported): photos above ~12 MP may fail.`);
+  }
+  return caps;
+}
+
+export function label(c) {
+  return c.backend === 'wasm-threads' ? `${LABELS[c.backend]}, ${c.threads} threads` : LABELS[c.backend];
+}
+
+export class Engine {
+  constructor(caps, modelCfg, onStatus) {
+    this.queue = [...caps.candidates];
+    this.skipped = [...caps.skipped];
+    this.model = modelCfg;
+    this.onStatus = onStatus || (() => {});
+    this.current = null;
+    this.session = null;
+    this.proven = false; // a run succeeded: no more fallback
+  }
+
+  async start(modelBytes) {
+    this.modelBytes = modelBytes;
+    while (this.queue.length) {
+      const c = this.queue.shift();
+      try {
+        await this._create(c);
+        this.current = c;
+        return c;
+      } catch (e) {
+        this.skipped.push({ backend: c.backend, reason: `session creation failed: ${e.message || e}` });
+        this.onStatus(`${label(c)} failed (${e.message || e}); trying the next backend`);
+      }
+    }
+    throw new Error('no backend could load the model');
+  }
+
+  async _create(c) {
+    this.onStatus(`Starting ONNX Runtime (${label(c)})…`);
+    const bundle = c.backend === 'webgpu' ? 'dist/ort.webgpu.min.mjs' : 'dist/ort.wasm.min.mjs';
+    const ort = await import(`${ORT}${bundle}?instance=${c.backend}`);
+    ort.env.wasm.wasmPaths = ORT + 'dist/';
+    ort.env.wasm.numThreads = c.backend === 'webgpu' ? 1 : c.threads;
+    ort.env.wasm.proxy = false;
+    ort.env.logLevel = 'error';
+    if (c.backend === 'webgpu' && c.adapter) {
+      try { ort.env.webgpu.adapter = c.adapter; } catch (e) { /* older builds pick their own */ }
+    }
+    const opts = {
+      executionProviders: [c.backend === 'webgpu' ? 'webgpu' : 'wasm'],
+      graphOptimizationLevel: 'all',
+    };
+    this.ort = ort;
+    this.session = await ort.InferenceSession.create(this.modelBytes, opts);
+    const out = this.model.output;
+    this.outputName = typeof out === 'string' ? out : this.session.outputNames.at(out);
+    if (!this.session.outputNames.includes(this.outputName)) {
+      throw new Error(`model has no output ${out}`);
+    }
+    this.inputName = this.session.inputNames[0];
+  }
+
+  /** Run on a float32 NCHW tensor; returns the requested output's Float32Array. */
+  async run(data, w, h) {
+    for (;;) {
+      try {
+        const feeds = { [this.inputName]: new this.ort.Tensor('float32', data, [1, 3, h, w]) };
+        const res = await this.session.run(feeds, [this.outputName]);
+        const t = res[this.outputName];
+        const out = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+        if (out.length !== w * h) throw new Error(`output has ${out.length} values, expected ${w * h}`);
+        if (!this.proven) {
+          this.proven = true;
+          this.modelBytes = null; // no more fallback: let the copy go
+        }
+        return out;
+      } catch (e) {
+        if (this.proven || !this.queue.length) throw e;
+        this.skipped.push({ backend: this.current.backend, reason: `first run failed: ${e.message || e}` });
+        this.onStatus(`${label(this.current)} failed on its first run; trying the next backend`);
+        try { await this.session?.release(); } catch (_) { /* ignore */ }
+        this.session = null;
+        await this.start(this.modelBytes);
+        this.onBackendChange?.(this.current);
+      }
+    }
+  }
+}

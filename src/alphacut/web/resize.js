@@ -1,0 +1,201 @@
+// Resampling that matches Pillow's BILINEAR resize, so the browser and `alphacut remove` feed
+// the model the same tensor and upscale its mask to the same floats.
+//
+// Pillow (src/libImaging/Resample.c) resizes with a separable triangle filter: for output
+// index i, centre = (i + 0.5) * scale, support = 1 * max(scale, 1) (it widens when shrinking,
+// which makes the downscale antialiased), the window [trunc(centre - support + 0.5),
+// trunc(centre + support + 0.5)) is clipped to the image, and the weights
+// tri((j - centre + 0.5) / max(scale, 1)) are normalised to sum 1. It runs a horizontal pass,
+// then a vertical one, each only when that dimension changes.
+// - 8-bit images: weights become fixed point with 22 fraction bits (rounded half away from
+//   zero), each sum starts at 2^21 (rounding), and the result is clipped to 0..255 after an
+//   arithmetic shift; the horizontal pass stores 8-bit values. Reproduced exactly here.
+// - float ("F") images: double accumulation of float32 inputs, stored as float32 after each
+//   pass. Reproduced exactly here (same operation order).
+
+const PRECISION_BITS = 22;
+
+/** Pillow's precompute_coeffs for the bilinear filter. Returns {ksize, bounds, kk}. */
+export function coeffs(inSize, outSize) {
+  const scale = inSize / outSize;
+  const filterscale = scale < 1 ? 1 : scale;
+  const support = 1.0 * filterscale;
+  const ksize = Math.ceil(support) * 2 + 1;
+  const kk = new Float64Array(outSize * ksize);
+  const bounds = new Int32Array(outSize * 2);
+  const ss = 1.0 / filterscale;
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    let ww = 0.0;
+    let xmin = Math.trunc(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    let xmax = Math.trunc(center + support + 0.5);
+    if (xmax > inSize) xmax = inSize;
+    xmax -= xmin;
+    const off = xx * ksize;
+    for (let x = 0; x < xmax; x++) {
+      let t = (x + xmin - center + 0.5) * ss;
+      if (t < 0) t = -t;
+      const w = t < 1.0 ? 1.0 - t : 0.0;
+      kk[off + x] = w;
+      ww += w;
+    }
+    if (ww !== 0.0) for (let x = 0; x < xmax; x++) kk[off + x] /= ww;
+    bounds[xx * 2] = xmin;
+    bounds[xx * 2 + 1] = xmax;
+  }
+  return { ksize, bounds, kk };
+}
+
+/** Fixed-point weights as Pillow's normalize_coeffs_8bpc makes them. */
+function fixed(kk) {
+  const out = new Int32Array(kk.length);
+  const one = 1 << PRECISION_BITS;
+  for (let i = 0; i < kk.length; i++) {
+    const v = kk[i];
+    out[i] = v < 0 ? Math.trunc(-0.5 + v * one) : Math.trunc(0.5 + v * one);
+  }
+  return out;
+}
+
+function clip8(ss) {
+  const v = ss >> PRECISION_BITS;
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/**
+ * Antialiased bilinear resize of the RGB channels of an RGBA image (alpha ignored, as the
+ * model sees RGB only) to outW x outH. Returns packed RGB bytes (3 per pixel).
+ * Horizontal then vertical, 8-bit intermediate, exactly like Pillow on an RGBX image.
+ */
+export function resizeRGB(rgba, w, h, outW, outH) {
+  // Horizontal pass (or a plain RGB copy when the width does not change).
+  let mid;
+  if (outW !== w) {
+    const { ksize, bounds, kk } = coeffs(w, outW);
+    const k = fixed(kk);
+    mid = new Uint8Array(outW * h * 3);
+    const half = 1 << (PRECISION_BITS - 1);
+    for (let y = 0; y < h; y++) {
+      const row = y * w * 4;
+      let o = y * outW * 3;
+      for (let xx = 0; xx < outW; xx++) {
+        const xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1], ko = xx * ksize;
+        let s0 = half, s1 = half, s2 = half;
+        let p = row + xmin * 4;
+        for (let x = 0; x < xmax; x++, p += 4) {
+          const c = k[ko + x];
+          s0 += rgba[p] * c;
+          s1 += rgba[p + 1] * c;
+          s2 += rgba[p + 2] * c;
+        }
+        mid[o++] = clip8(s0);
+        mid[o++] = clip8(s1);
+        mid[o++] = clip8(s2);
+      }
+    }
+  } else {
+    mid = new Uint8Array(w * h * 3);
+    for (let i = 0, o = 0; o < mid.length; i += 4, o += 3) {
+      mid[o] = rgba[i];
+      mid[o + 1] = rgba[i + 1];
+      mid[o + 2] = rgba[i + 2];
+    }
+  }
+  if (outH === h) return mid;
+  const { ksize, bounds, kk } = coeffs(h, outH);
+  const k = fixed(kk);
+  const out = new Uint8Array(outW * outH * 3);
+  const half = 1 << (PRECISION_BITS - 1);
+  const stride = outW * 3;
+  for (let yy = 0; yy < outH; yy++) {
+    const ymin = bounds[yy * 2], ymax = bounds[yy * 2 + 1], ko = yy * ksize;
+    const o = yy * stride;
+    for (let i = 0; i < stride; i++) {
+      let s = half;
+      let p = ymin * stride + i;
+      for (let y = 0; y < ymax; y++, p += stride) s += mid[p] * k[ko + y];
+      out[o + i] = clip8(s);
+    }
+  }
+  return out;
+}
+
+/** Packed RGB bytes → float32 NCHW tensor data, (v - mean) / std per channel. */
+export function toTensor(rgb, w, h, mean, std) {
+  const n = w * h;
+  const out = new Float32Array(3 * n);
+  // float32 arithmetic as NumPy does it: (float32(v) - float32(mean)) / float32(std)
+  const m = mean.map(Math.fround), s = std.map(Math.fround);
+  for (let i = 0, p = 0; i < n; i++, p += 3) {
+    out[i] = Math.fround(Math.fround(rgb[p] - m[0]) / s[0]);
+    out[n + i] = Math.fround(Math.fround(rgb[p + 1] - m[1]) / s[1]);
+    out[2 * n + i] = Math.fround(Math.fround(rgb[p + 2] - m[2]) / s[2]);
+  }
+  return out;
+}
+
+/**
+ * Float bilinear resize of a single-channel float32 image, as Pillow's mode "F" BILINEAR
+ * resize (pixel centres aligned, edges clamped, double accumulation, float32 storage).
+ * Used to upscale the model's mask to full resolution; never quantised here.
+ * `out` may be given to reuse a buffer of outW * outH floats.
+ */
+export function resizeFloat(src, w, h, outW, outH, out) {
+  if (outW === w && outH === h) {
+    const copy = out || new Float32Array(w * h);
+    copy.set(src);
+    return copy;
+  }
+  let mid = src;
+  if (outW !== w) {
+    const { ksize, bounds, kk } = coeffs(w, outW);
+    mid = new Float32Array(outW * h);
+    for (let y = 0; y < h; y++) {
+      const row = y * w, orow = y * outW;
+      for (let xx = 0; xx < outW; xx++) {
+        const xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1], ko = xx * ksize;
+        let s = 0.0;
+        for (let x = 0; x < xmax; x++) s += src[row + xmin + x] * kk[ko + x];
+        mid[orow + xx] = s;
+      }
+    }
+  }
+  if (outH === h) {
+    if (out) { out.set(mid); return out; }
+    return mid;
+  }
+  const { ksize, bounds, kk } = coeffs(h, outH);
+  const res = out || new Float32Array(outW * outH);
+  for (let yy = 0; yy < outH; yy++) {
+    const ymin = bounds[yy * 2], ymax = bounds[yy * 2 + 1], ko = yy * ksize;
+    const o = yy * outW;
+    if (ymax === 2) {
+      // the common upscale case: two rows
+      const k0 = kk[ko], k1 = kk[ko + 1];
+      const r0 = ymin * outW, r1 = r0 + outW;
+      for (let xx = 0; xx < outW; xx++) {
+        let s = 0.0;
+        s += mid[r0 + xx] * k0;
+        s += mid[r1 + xx] * k1;
+        res[o + xx] = s;
+      }
+    } else {
+      for (let xx = 0; xx < outW; xx++) {
+        let s = 0.0;
+        for (let y = 0; y < ymax; y++) s += mid[(ymin + y) * outW + xx] * kk[ko + y];
+        res[o + xx] = s;
+      }
+    }
+  }
+  return res;
+}
+
+/** Clip a float mask to [0, 1] in place (NaN becomes 0). */
+export function clip01(m) {
+  for (let i = 0; i < m.length; i++) {
+    const v = m[i];
+    m[i] = v > 0 ? (v < 1 ? v : 1) : 0;
+  }
+  return m;
+}
