@@ -37,7 +37,7 @@ def quantise_alpha(alpha_in: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def apply_mask(rgba: np.ndarray, mask: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     """Straight-alpha cut-out: the input RGB, alpha = input alpha × mask (quantised once)."""
-    out = rgba if in_place else rgba.copy()
+    out = rgba if in_place and rgba.flags.writeable else rgba.copy()
     out[..., 3] = quantise_alpha(rgba[..., 3], mask)
     return out
 
