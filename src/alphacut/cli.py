@@ -32,6 +32,11 @@ app.add_typer(models_app, name="models")
 err = Console(stderr=True, highlight=False)
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class Fmt(str, Enum):
     png = "png"
     webp = "webp"
@@ -59,6 +64,8 @@ def remove(
     suffix: Annotated[str, typer.Option("--suffix", help="Text added to each output's file name stem.")] = "",
     max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Refuse images with more pixels than this (read from the header; default 120 MP).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors only.")] = False,
+    engine: Annotated[Engine, typer.Option("--engine", help="local: this process. ray: a Ray cluster (pip install alphacut[ray]) for very large batches.")] = Engine.local,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster address (with --engine ray); default: start a local Ray instance.")] = None,
 ) -> None:
     """Cut out the subject of each input and write it with a transparent background.
 
@@ -87,6 +94,18 @@ def remove(
     if overwrite and skip_existing:
         _fail("--overwrite and --skip-existing contradict each other; choose one")
     opts = batch.SaveOptions(format.value, mask_only, bg, quality, overwrite, skip_existing)
+    if engine is Engine.ray:
+        if output is None or str(output) == "-" or "-" in inputs:
+            _fail("--engine ray needs input directories or URIs and -o OUTPUT (a directory or URI)")
+        try:
+            from . import ray_engine
+        except ImportError as e:
+            _fail(f"--engine ray needs Ray: pip install 'alphacut[ray]' ({e})")
+        code = ray_engine.run_cli(
+            inputs, str(output), opts, model=model, address=ray_address, refine=refine,
+            threshold=threshold, max_pixels=max_pixels, quiet=quiet,
+        )
+        raise typer.Exit(code)
 
     to_stdout = output is not None and str(output) == "-"
     if inputs == ["-"]:
