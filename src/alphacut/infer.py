@@ -29,6 +29,10 @@ class Session:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Memory patterns pre-plan one big block per run: with them IS-Net peaks at 2.2 GiB
+        # RSS, without them at 1.4 GiB for the same CPU time (measured here, 2 cores). The
+        # arena stays on: turning it off saved a little more but cost ~25% CPU time.
+        opts.enable_mem_pattern = False
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
