@@ -1,0 +1,406 @@
+"""Quality harness: score cut-outs against ground truth (``alphacut eval SET_DIR``).
+
+A set directory holds ``manifest.json`` (a list of entries with at least ``name``,
+``image_file``, ``gt_file``, ``kind`` and ``category``), ``images/`` and ``gt/`` (8-bit grey,
+255 = foreground, same size as the image). Each *variant* turns an image into a float alpha in
+[0, 1]; it is scored with
+
+- ``kind == "alpha"`` (soft mattes): MAE, MSE and SAD (sum of |alpha - gt|, alpha in [0, 1],
+  in thousands);
+- ``kind == "mask"`` (binary): MAE, IoU and F-beta (beta² = 0.3) with both sides thresholded
+  at 0.5.
+
+MAE and IoU are also computed for every image (IoU on the ground truth thresholded at 0.5) so
+that an overall MAE and IoU can be reported; results are averaged per image, per kind, per
+(kind, category) and overall. Time per image is reported as inference and refinement
+separately, and refinement per megapixel.
+
+Raw model outputs are cached (``$ALPHACUT_EVAL_CACHE`` or ``/tmp/alphacut-evalcache``) keyed
+by image hash + model + preprocessing, so trying refinements never re-runs the network; the
+inference time recorded when an output was computed is reported with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import mask as mask_mod
+from . import preprocess, refine
+
+FBETA2 = 0.3
+
+
+# ----------------------------------------------------------------------------- the set
+
+
+@dataclass
+class Item:
+    name: str
+    kind: str
+    category: str
+    image: Path
+    gt: Path
+    sha: str
+
+
+def load_set(set_dir: Path) -> list[Item]:
+    set_dir = Path(set_dir)
+    entries = json.loads((set_dir / "manifest.json").read_text())
+    if isinstance(entries, dict):
+        entries = entries.get("items") or entries.get("images") or []
+    items = []
+    for e in entries:
+        img = set_dir / e.get("image_file", f"images/{e['name']}.png")
+        gt = set_dir / e.get("gt_file", f"gt/{e['name']}.png")
+        sha = e.get("sha256_image") or hashlib.sha256(img.read_bytes()).hexdigest()
+        items.append(Item(e["name"], e.get("kind", "mask"), e.get("category", "other"), img, gt, sha))
+    return items
+
+
+def load_image(path: Path) -> np.ndarray:
+    from .decode import decode
+
+    return decode(path).rgba
+
+
+def load_gt(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        g = np.asarray(im.convert("L"), dtype=np.float32)
+    return g / 255.0
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def score(alpha: np.ndarray, gt: np.ndarray, kind: str) -> dict[str, float]:
+    """Metrics for one image; alpha and gt float in [0, 1], same shape."""
+    if alpha.shape != gt.shape:
+        raise ValueError(f"prediction {alpha.shape} and ground truth {gt.shape} differ in size")
+    a = alpha.astype(np.float64)
+    g = gt.astype(np.float64)
+    d = np.abs(a - g)
+    out = {"mae": float(d.mean()), "mse": float((d * d).mean()), "sad": float(d.sum() / 1000.0)}
+    pb = a >= 0.5
+    gb = g >= 0.5
+    tp = float(np.count_nonzero(pb & gb))
+    fp = float(np.count_nonzero(pb & ~gb))
+    fn = float(np.count_nonzero(~pb & gb))
+    union = tp + fp + fn
+    out["iou"] = tp / union if union else 1.0
+    prec = tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0)
+    rec = tp / (tp + fn) if tp + fn else 1.0
+    den = FBETA2 * prec + rec
+    out["fbeta"] = (1 + FBETA2) * prec * rec / den if den else 0.0
+    return out
+
+
+#: Metrics shown per kind (all are computed; these are the ones that kind is judged by).
+KIND_METRICS = {"alpha": ["mae", "mse", "sad"], "mask": ["mae", "iou", "fbeta"]}
+OVERALL_METRICS = ["mae", "iou"]
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+
+def browser_resize(rgb: np.ndarray, new_w: int, new_h: int) -> np.ndarray:
+    """The common browser pipeline's resize: bilinear, no antialiasing, src = dst * scale
+    (top-left aligned), rounded to uint8. Works on (H, W) or (H, W, C) uint8."""
+    src = rgb.astype(np.float32)
+    h, w = src.shape[:2]
+    sx = np.arange(new_w, dtype=np.float64) * (w / new_w)
+    sy = np.arange(new_h, dtype=np.float64) * (h / new_h)
+    x1 = np.floor(sx).astype(np.intp)
+    y1 = np.floor(sy).astype(np.intp)
+    x2 = np.minimum(np.ceil(sx).astype(np.intp), w - 1)
+    y2 = np.minimum(np.ceil(sy).astype(np.intp), h - 1)
+    dx = (sx - x1).astype(np.float32)
+    dy = (sy - y1).astype(np.float32)
+    if src.ndim == 3:
+        dx = dx[:, None]
+    top = src[y1][:, x1] * (1 - dx) + src[y1][:, x2] * dx
+    bot = src[y2][:, x1] * (1 - dx) + src[y2][:, x2] * dx
+    dyb = dy[:, None, None] if src.ndim == 3 else dy[:, None]
+    out = top * (1 - dyb) + bot * dyb
+    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+
+
+def _prep_pipeline(rgba, spec):
+    return preprocess.preprocess(rgba, spec)
+
+
+def _prep_browser(rgba, spec):
+    w, h = spec.input_size
+    return preprocess.to_tensor(browser_resize(rgba[..., :3], w, h), spec)
+
+
+def _prep_flip(rgba, spec):
+    return preprocess.preprocess(np.ascontiguousarray(rgba[:, ::-1]), spec)
+
+
+#: name -> (tensor maker, un-flip the output horizontally)
+PREPS: dict[str, tuple[Callable, bool]] = {
+    "pipeline": (_prep_pipeline, False),
+    "browser": (_prep_browser, False),
+    "flip": (_prep_flip, True),
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ALPHACUT_EVAL_CACHE", "/tmp/alphacut-evalcache"))
+
+
+class Outputs:
+    """Raw model outputs, (h, w) float32 at the model's size, cached on disk."""
+
+    def __init__(self, model: str = "isnet", cache: Path | None = None):
+        from . import store
+
+        self.model = model
+        self.spec, self.model_path = store.resolve(model)
+        self.cache = Path(cache) if cache else cache_dir()
+        self._session = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            from . import infer
+
+            self._session = infer.get_session(self.model_path, self.spec)
+        return self._session
+
+    def get(self, item: Item, rgba: np.ndarray, prep: str) -> tuple[np.ndarray, float]:
+        """(raw output at model size, seconds the inference took when it was computed)."""
+        key = f"{item.sha[:24]}-{self.model}-{prep}"
+        npy = self.cache / f"{key}.npy"
+        meta = self.cache / f"{key}.json"
+        if npy.is_file() and meta.is_file():
+            return np.load(npy), float(json.loads(meta.read_text())["infer_s"])
+        make, unflip = PREPS[prep]
+        t = time.perf_counter()
+        tensor = make(rgba, self.spec)
+        t_pre = time.perf_counter() - t
+        t = time.perf_counter()
+        raw = np.asarray(self.session.run(tensor), np.float32)
+        t_inf = time.perf_counter() - t
+        while raw.ndim > 2:
+            raw = raw[0]
+        if unflip:
+            raw = raw[:, ::-1]
+        raw = np.ascontiguousarray(raw)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        tmp = npy.with_suffix(".tmp.npy")
+        np.save(tmp, raw)
+        os.replace(tmp, npy)
+        meta.write_text(json.dumps({"infer_s": t_inf, "preprocess_s": t_pre, "name": item.name}))
+        return raw, t_inf
+
+
+# ----------------------------------------------------------------------------- variants
+
+
+def baseline_mask(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Browser post-processing: trunc(m * 255) to uint8 at model size, 8-bit bilinear resize
+    (rounded), / 255."""
+    m = np.clip(raw, 0.0, 1.0)
+    m8 = (m * np.float32(255)).astype(np.uint8)  # truncation, as a Uint8Array assignment
+    big = browser_resize(m8, size[0], size[1])
+    return big.astype(np.float32) / np.float32(255)
+
+
+@dataclass
+class Variant:
+    name: str
+    preps: tuple[str, ...]
+    refine: str | None  # None: browser post-processing (baseline)
+    note: str = ""
+
+
+def variants_available() -> dict[str, Variant]:
+    v = {
+        "baseline": Variant("baseline", ("browser",), None, "browser pipeline: no-AA resize, 8-bit mask"),
+        "float": Variant("float", ("pipeline",), "none", "AA resize, float mask, no refinement"),
+    }
+    for name in refine.REFINERS:
+        if name != "none":
+            v[name] = Variant(name, ("pipeline",), name, f"float + refine {name}")
+    v["flip"] = Variant("flip", ("pipeline", "flip"), "none", "mirrored-photo averaging, no refinement")
+    v["best"] = Variant("best", ("pipeline", "flip"), refine.DEFAULT_REFINE, f"flip + refine {refine.DEFAULT_REFINE}")
+    return v
+
+
+DEFAULT_VARIANTS = ["baseline", "float", refine.DEFAULT_REFINE, "best"]
+
+
+@dataclass
+class Result:
+    variant: str
+    item: Item
+    metrics: dict[str, float]
+    infer_s: float
+    refine_s: float
+    megapixels: float
+
+
+def run_variant(v: Variant, item: Item, rgba: np.ndarray, outputs: Outputs) -> tuple[np.ndarray, float, float]:
+    """(alpha, inference seconds, refinement seconds)."""
+    h, w = rgba.shape[:2]
+    raws, infer_s = [], 0.0
+    for p in v.preps:
+        r, t = outputs.get(item, rgba, p)
+        raws.append(r)
+        infer_s += t
+    if v.refine is None:
+        t = time.perf_counter()
+        a = baseline_mask(raws[0], (w, h))
+        return a, infer_s, time.perf_counter() - t
+    small = [mask_mod.from_output(r, outputs.spec) for r in raws]
+    small = small[0] if len(small) == 1 else np.mean(small, axis=0, dtype=np.float32)
+    full = mask_mod.upscale(small, (w, h))
+    t = time.perf_counter()
+    a = refine.refine(v.refine, rgba, full)
+    return a, infer_s, time.perf_counter() - t
+
+
+def evaluate(
+    set_dir: Path,
+    model: str = "isnet",
+    variants: list[str] | None = None,
+    outputs: Outputs | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Result]:
+    items = load_set(set_dir)
+    avail = variants_available()
+    names = variants or DEFAULT_VARIANTS
+    names = list(dict.fromkeys(names))
+    unknown = [n for n in names if n not in avail]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(avail)}")
+    outputs = outputs or Outputs(model)
+    results = []
+    for it in items:
+        rgba = load_image(it.image)
+        gt = load_gt(it.gt)
+        for n in names:
+            a, ti, tr = run_variant(avail[n], it, rgba, outputs)
+            results.append(Result(n, it, score(a, gt, it.kind), ti, tr, rgba.shape[0] * rgba.shape[1] / 1e6))
+        if progress:
+            progress(it.name)
+    return results
+
+
+# ----------------------------------------------------------------------------- aggregation
+
+
+def aggregate(results: list[Result]) -> list[dict]:
+    """Rows {group, variant, n, metrics..., infer_s, refine_s, refine_ms_per_mp} per group:
+    overall, kind=K, kind=K/category=C."""
+    groups: dict[str, Callable[[Item], bool]] = {"overall": lambda it: True}
+    kinds = sorted({r.item.kind for r in results})
+    for k in kinds:
+        groups[f"{k}"] = lambda it, k=k: it.kind == k
+        for c in sorted({r.item.category for r in results if r.item.kind == k}):
+            groups[f"{k}/{c}"] = lambda it, k=k, c=c: it.kind == k and it.category == c
+    variants = list(dict.fromkeys(r.variant for r in results))
+    rows = []
+    for g, pred in groups.items():
+        for v in variants:
+            rs = [r for r in results if r.variant == v and pred(r.item)]
+            if not rs:
+                continue
+            row = {"group": g, "variant": v, "n": len(rs)}
+            for m in rs[0].metrics:
+                row[m] = float(np.mean([r.metrics[m] for r in rs]))
+            row["infer_s"] = float(np.mean([r.infer_s for r in rs]))
+            row["refine_s"] = float(np.mean([r.refine_s for r in rs]))
+            mp = sum(r.megapixels for r in rs)
+            row["refine_ms_per_mp"] = 1000.0 * sum(r.refine_s for r in rs) / mp if mp else 0.0
+            row["megapixels"] = mp / len(rs)
+            rows.append(row)
+    return rows
+
+
+def _metrics_for_group(group: str) -> list[str]:
+    kind = group.split("/")[0]
+    return KIND_METRICS.get(kind, OVERALL_METRICS)
+
+
+def print_tables(rows: list[dict], console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    fmt = {"mae": "{:.4f}", "mse": "{:.4f}", "sad": "{:.1f}", "iou": "{:.4f}", "fbeta": "{:.4f}"}
+    for g in dict.fromkeys(r["group"] for r in rows):
+        grows = [r for r in rows if r["group"] == g]
+        ms = _metrics_for_group(g)
+        t = Table(title=f"{g} (n={grows[0]['n']})", title_justify="left")
+        t.add_column("variant")
+        for m in ms:
+            t.add_column(m.upper() if m != "fbeta" else "F-beta", justify="right")
+        for col in ("infer s/img", "refine ms/img", "refine ms/MP"):
+            t.add_column(col, justify="right")
+        for r in grows:
+            t.add_row(
+                r["variant"],
+                *[fmt[m].format(r[m]) for m in ms],
+                f"{r['infer_s']:.2f}",
+                f"{1000 * r['refine_s']:.1f}",
+                f"{r['refine_ms_per_mp']:.1f}",
+            )
+        console.print(t)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One Markdown table (group × variant) for docs/quality.md."""
+    lines = [
+        "| group | n | variant | MAE | MSE | SAD (k) | IoU | F-beta | infer s/img | refine ms/img | refine ms/MP |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['group']} | {r['n']} | {r['variant']} | {r['mae']:.4f} | {r['mse']:.4f} | {r['sad']:.1f} | "
+            f"{r['iou']:.4f} | {r['fbeta']:.4f} | {r['infer_s']:.2f} | {1000 * r['refine_s']:.1f} | "
+            f"{r['refine_ms_per_mp']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(
+    set_dir: Path,
+    model: str = "isnet",
+    variants: list[str] | None = None,
+    json_out: Path | None = None,
+) -> int:
+    """Entry point for ``alphacut eval``; returns the exit code."""
+    from rich.console import Console
+
+    console = Console(stderr=False)
+    err = Console(stderr=True)
+    set_dir = Path(set_dir)
+    if not (set_dir / "manifest.json").is_file():
+        err.print(f"[red]{set_dir}: no manifest.json (expected manifest.json, images/, gt/)[/red]")
+        return 2
+    try:
+        results = evaluate(set_dir, model, variants, progress=lambda n: err.print(f"  scored {n}", highlight=False))
+    except (ValueError, FileNotFoundError) as e:
+        err.print(f"[red]{e}[/red]")
+        return 2
+    rows = aggregate(results)
+    print_tables(rows, console)
+    if json_out is not None:
+        per_image = [
+            {"variant": r.variant, "name": r.item.name, "kind": r.item.kind, "category": r.item.category,
+             **r.metrics, "infer_s": r.infer_s, "refine_s": r.refine_s, "megapixels": r.megapixels}
+            for r in results
+        ]
+        Path(json_out).write_text(json.dumps({"summary": rows, "images": per_image}, indent=1))
+    return 0
