@@ -231,7 +231,7 @@ def estimate_foreground(rgba: np.ndarray, alpha: np.ndarray, radius: int | None 
     """
     h, w = alpha.shape
     if radius is None:
-        radius = max(8, int(round(90 * max(h, w) / 1024)))
+        radius = max(32, int(round(90 * max(h, w) / 1024)))
     small = max(2, radius // 15)
     out = rgba[..., :3].copy()
     halo = radius + small + 2

@@ -1,0 +1,165 @@
+"""The quality harness on a tiny set the tests make (expected metrics computed by hand), and
+on the shared dev set when it is present (skipped cleanly otherwise)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alphacut import evaluate as ev
+from alphacut.catalog import CATALOG
+
+DEV = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "dev"
+
+
+def make_set(root: Path) -> Path:
+    """Three 40x30 images: GT left half foreground (one soft-matte, two binary masks)."""
+    (root / "images").mkdir(parents=True)
+    (root / "gt").mkdir()
+    manifest = []
+    for name, kind, cat in [("a1", "alpha", "object"), ("m1", "mask", "person"), ("m2", "mask", "animal")]:
+        rgb = np.zeros((30, 40, 3), np.uint8)
+        rgb[:, :20] = (200, 40, 40)
+        rgb[:, 20:] = (30, 30, 200)
+        Image.fromarray(rgb).save(root / "images" / f"{name}.png")
+        gt = np.zeros((30, 40), np.uint8)
+        gt[:, :20] = 255
+        Image.fromarray(gt).save(root / "gt" / f"{name}.png")
+        manifest.append({"name": name, "kind": kind, "category": cat,
+                         "image_file": f"images/{name}.png", "gt_file": f"gt/{name}.png"})
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+class ConstantOutputs:
+    """Stands in for the model: every raw output is a constant 1024x1024 map."""
+
+    def __init__(self, value: float):
+        self.spec = CATALOG["isnet"]
+        self.value = value
+        self.calls: list[str] = []
+
+    def get(self, item, rgba, prep):
+        self.calls.append(prep)
+        return np.full((1024, 1024), self.value, np.float32), 0.25
+
+
+def test_score_by_hand():
+    gt = np.zeros((10, 10), np.float32)
+    gt[:, :5] = 1
+    s = ev.score(np.full((10, 10), 0.5, np.float32), gt, "mask")
+    assert s["mae"] == pytest.approx(0.5) and s["mse"] == pytest.approx(0.25)
+    assert s["sad"] == pytest.approx(50 * 0.5 * 2 / 1000)  # 100 px × 0.5, in thousands
+    # Predicted all foreground at 0.5: IoU = 50/100, precision 0.5, recall 1.
+    assert s["iou"] == pytest.approx(0.5)
+    assert s["fbeta"] == pytest.approx(1.3 * 0.5 / (0.3 * 0.5 + 1))
+    perfect = ev.score(gt, gt, "alpha")
+    assert perfect["mae"] == 0 and perfect["iou"] == 1 and perfect["fbeta"] == pytest.approx(1)
+    empty = ev.score(np.zeros_like(gt), np.zeros_like(gt), "mask")
+    assert empty["iou"] == 1.0 and empty["mae"] == 0
+    with pytest.raises(ValueError):
+        ev.score(np.zeros((3, 3)), np.zeros((3, 4)), "mask")
+
+
+def test_harness_on_tiny_set(tmp_path):
+    set_dir = make_set(tmp_path / "set")
+    outs = ConstantOutputs(0.5)
+    results = ev.evaluate(set_dir, variants=["baseline", "float", "cwgf"], outputs=outs)
+    assert len(results) == 9 and set(outs.calls) == {"browser", "pipeline"}
+    rows = {(r["group"], r["variant"]): r for r in ev.aggregate(results)}
+    assert {g for g, _ in rows} == {"overall", "alpha", "alpha/object", "mask", "mask/animal", "mask/person"}
+    f = rows["overall", "float"]
+    # A constant 0.5 against a half-foreground GT: MAE 0.5, everything predicted foreground.
+    assert f["n"] == 3 and f["mae"] == pytest.approx(0.5, abs=1e-6) and f["iou"] == pytest.approx(0.5)
+    assert rows["alpha", "float"]["sad"] == pytest.approx(1200 * 0.5 / 1000, abs=1e-5)
+    # Baseline truncates 0.5·255 to 127: 127/255 < 0.5, so nothing is foreground.
+    b = rows["mask", "baseline"]
+    assert b["iou"] == 0.0 and b["mae"] == pytest.approx(0.5, abs=1e-6)
+    assert f["infer_s"] == pytest.approx(0.25) and rows["overall", "cwgf"]["refine_s"] > 0
+    # A flat 0.5 in a two-colour photo is no evidence for either side: no change of IoU.
+    assert rows["overall", "cwgf"]["iou"] == pytest.approx(0.5)
+
+
+def test_best_averages_a_mirrored_run(tmp_path):
+    set_dir = make_set(tmp_path / "set")
+    outs = ConstantOutputs(0.9)
+    ev.evaluate(set_dir, variants=["best"], outputs=outs)
+    assert outs.calls.count("pipeline") == 3 and outs.calls.count("flip") == 3
+
+
+def test_unknown_variant(tmp_path):
+    with pytest.raises(ValueError, match="unknown variant"):
+        ev.evaluate(make_set(tmp_path / "s"), variants=["nope"], outputs=ConstantOutputs(0.5))
+
+
+def test_main_tables_json_and_exit_codes(tmp_path, monkeypatch, capsys):
+    set_dir = make_set(tmp_path / "set")
+    monkeypatch.setattr(ev, "Outputs", lambda model="isnet": ConstantOutputs(0.75))
+    out = tmp_path / "r.json"
+    assert ev.main(set_dir, variants=["baseline", "float"], json_out=out) == 0
+    text = capsys.readouterr().out
+    assert "overall" in text and "mask/person" in text and "baseline" in text
+    data = json.loads(out.read_text())
+    assert len(data["images"]) == 6 and data["summary"][0]["group"] == "overall"
+    assert ev.main(tmp_path / "missing") == 2
+    assert ev.main(set_dir, variants=["nope"]) == 2
+    md = ev.markdown_table(data["summary"])
+    assert md.count("\n") == len(data["summary"]) + 1
+
+
+def test_browser_resize_matches_reference_formula():
+    src = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    out = ev.browser_resize(src, 8, 6)
+    # x = 3 → srcX = 1.5: halfway between columns 1 and 2 (top-left aligned sampling).
+    assert out[0, 3] == round((src[0, 1] + src[0, 2]) / 2)
+    assert out[0, 0] == src[0, 0] and out[-1, -1] == src[-1, -1]
+
+
+def test_outputs_cache_roundtrip(tmp_path, monkeypatch):
+    """The disk cache is keyed by image hash, model and preprocessing; a hit skips the model."""
+    o = ev.Outputs.__new__(ev.Outputs)
+    o.model, o.spec, o.cache = "isnet", CATALOG["isnet"], tmp_path / "c"
+
+    class Sess:
+        n = 0
+
+        def run(self, t):
+            Sess.n += 1
+            assert t.shape == (1, 3, 1024, 1024)
+            return np.ones((1, 1, 1024, 1024), np.float32) * 0.25
+
+    o._session = Sess()
+    item = ev.Item("x", "mask", "c", Path("x"), Path("y"), "ab" * 32)
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    r1, _ = o.get(item, rgba, "flip")
+    r2, t2 = o.get(item, rgba, "flip")
+    assert Sess.n == 1 and r1.shape == (1024, 1024) and np.array_equal(r1, r2) and t2 >= 0
+
+
+@pytest.mark.model
+def test_dev_set_two_images(tmp_path):
+    """Real model on the two smallest dev images (cached runs are fast)."""
+    if not (DEV / "manifest.json").is_file():
+        pytest.skip(f"dev evaluation set not present at {DEV}")
+    from alphacut import store
+
+    try:
+        store.resolve("isnet")
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"IS-Net not installed: {e}")
+    items = json.loads((DEV / "manifest.json").read_text())
+    small = sorted(items, key=lambda e: e["width"] * e["height"])[:2]
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    for e in small:
+        e["image_file"] = str((DEV / e["image_file"]).resolve())
+        e["gt_file"] = str((DEV / e["gt_file"]).resolve())
+    (sub / "manifest.json").write_text(json.dumps(small))
+    rows = ev.aggregate(ev.evaluate(sub, variants=["baseline", "float", "cwgf"]))
+    overall = {r["variant"]: r for r in rows if r["group"] == "overall"}
+    for v in overall.values():
+        assert 0 <= v["mae"] < 0.2 and 0.5 < v["iou"] <= 1

@@ -1,0 +1,160 @@
+"""Refinement: synthetic cases (sharper edges across colour edges, flat regions kept, range and
+dtype, tile invariance, bounded memory on a 48 MP call) and colour decontamination."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from alphacut import refine as rf
+
+
+def _edge_case(h=48, w=1024, width=6.0):
+    """Red | blue with a sharp vertical edge at w/2, and a mask blurred across it (about as
+    wide as an upscaled model mask's transition)."""
+    x = np.arange(w, dtype=np.float32) - (w / 2 - 0.5)
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[:, : w // 2, 0] = 220  # subject: red
+    rgba[:, w // 2 :, 2] = 200  # background: blue
+    rgba[:, : w // 2, 1] = 40
+    step = np.broadcast_to((x < 0).astype(np.float32), (h, w))
+    blurred = np.broadcast_to(1 / (1 + np.exp(np.clip(x / (width / 4), -50, 50))), (h, w)).astype(np.float32)
+    return rgba, np.ascontiguousarray(blurred), step
+
+
+@pytest.mark.parametrize("method", ["cwgf", "cwgf-grey"])
+def test_blurred_edge_across_colour_edge_gets_sharper(method):
+    rgba, m, step = _edge_case()
+    out = rf.refine(method, rgba, m)
+    before = np.abs(m - step).sum()
+    after = np.abs(out - step).sum()
+    assert after < 0.8 * before, (method, before, after)
+    # Steeper across the edge, and the 0.5 crossing stays on the colour edge.
+    assert np.array_equal(out >= 0.5, step >= 0.5)
+    c = m.shape[1] // 2
+    assert out[0, c - 1] - out[0, c] > 1.5 * (m[0, c - 1] - m[0, c])
+
+
+def test_plain_guided_filter_is_not_worse_on_the_edge():
+    rgba, m, step = _edge_case()
+    out = rf.refine("gf-colour", rgba, m)
+    assert np.abs(out - step).sum() <= np.abs(m - step).sum()
+
+
+def test_default_is_measured_method_and_none_kept():
+    assert rf.DEFAULT_REFINE == "cwgf"
+    rgba, m, _ = _edge_case()
+    assert rf.refine("none", rgba, m) is m
+    with pytest.raises(ValueError):
+        rf.refine("nope", rgba, m)
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, 0.002, 0.999])
+def test_confident_regions_unchanged(value):
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (64, 80, 4), dtype=np.uint8)
+    m = np.full((64, 80), value, np.float32)
+    out = rf.refine(rf.DEFAULT_REFINE, rgba, m)
+    assert np.array_equal(out, m)
+
+
+def test_flat_image_keeps_a_flat_uncertain_mask():
+    rgba = np.full((40, 50, 4), 128, np.uint8)
+    m = np.full((40, 50), 0.3, np.float32)
+    out = rf.refine(rf.DEFAULT_REFINE, rgba, m)
+    assert np.allclose(out, 0.3, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (57, 33), (300, 450), (1500, 700)])
+def test_range_dtype_shape(shape):
+    rng = np.random.default_rng(sum(shape))
+    rgba = rng.integers(0, 256, (*shape, 4), dtype=np.uint8)
+    m = rng.random(shape, dtype=np.float32)
+    for method in rf.REFINERS:
+        out = rf.refine(method, rgba, m)
+        assert out.shape == shape and out.dtype == np.float32
+        assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
+
+
+@pytest.mark.parametrize("shape", [(300, 420), (2300, 900)])  # cell 1 and cell 2
+def test_tiles_do_not_change_the_result(shape):
+    rng = np.random.default_rng(7)
+    h, w = shape
+    yy, xx = np.mgrid[:h, :w]
+    m = np.clip(0.5 + (np.sin(xx / 37.0) + np.cos(yy / 23.0)) * 0.8, 0, 1).astype(np.float32)
+    rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    rgba[..., 0] = (m * 200).astype(np.uint8)
+    p = rf.CWGF
+    one = rf.guided_refine(rgba, m, rf.GuidedParams(**{**p.__dict__, "tile": 4096}))
+    many = rf.guided_refine(rgba, m, rf.GuidedParams(**{**p.__dict__, "tile": 16}))
+    assert np.abs(one - many).max() < 1e-5
+
+
+def test_48mp_call_has_bounded_memory():
+    """A 48 MP photo (8000x6000): beyond the output mask, memory is bounded by the tile size."""
+    h, w = 6000, 8000
+    x = np.arange(w, dtype=np.float32)
+    row = np.clip((4000.5 - x) / 24.0 + 0.5, 0, 1).astype(np.float32)  # one soft vertical edge
+    mask = np.broadcast_to(row, (h, w))  # no memory of its own
+    px = np.array([[200, 30, 30, 255]], np.uint8)
+    rgba = np.broadcast_to(px, (h, w, 4))
+    stats: dict = {}
+    tracemalloc.start()
+    try:
+        out = rf.guided_refine(rgba, mask, stats=stats)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    extra = peak - out.nbytes
+    assert stats["cell"] == 8 and 0 < stats["tiles_refined"] < stats["tiles"]
+    assert extra < 160 * 2**20, f"{extra / 2**20:.0f} MiB beyond the output"
+    assert out.shape == (h, w) and out.dtype == np.float32
+
+
+def test_cost_is_linear_band_only():
+    """Tiles without an uncertain pixel are skipped: cost follows the band, not the photo."""
+    stats: dict = {}
+    m = np.zeros((2048, 2048), np.float32)
+    m[:, :1024] = 1.0
+    m[:, 1020:1028] = 0.5
+    rgba = np.zeros((2048, 2048, 4), np.uint8)
+    rf.guided_refine(rgba, m, stats=stats)
+    assert stats["tiles_refined"] <= stats["tiles"] // 2 + 1
+
+
+# ----------------------------------------------------------------------------- foreground
+
+
+def _composite(h=256, w=384, seed=3):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    F = np.stack([np.full((h, w), 230.0), 120 + 40 * np.sin(yy / 9), np.full((h, w), 20.0)], -1)
+    B = np.stack([20 + 30 * np.cos(xx / 11), np.full((h, w), 60.0), np.full((h, w), 210.0)], -1)
+    alpha = np.clip((w / 2 - xx) / 12 + 0.5, 0, 1).astype(np.float32)  # a soft band
+    alpha = np.clip(alpha + rng.normal(0, 0.02, alpha.shape).astype(np.float32) * (alpha > 0) * (alpha < 1), 0, 1)
+    I = alpha[..., None] * F + (1 - alpha[..., None]) * B
+    rgba = np.concatenate([np.clip(np.rint(I), 0, 255), np.full((h, w, 1), 255)], -1).astype(np.uint8)
+    return rgba, alpha, F
+
+
+def test_estimate_foreground_recovers_true_colour_in_the_band():
+    rgba, alpha, F = _composite()
+    est = rf.estimate_foreground(rgba, alpha)
+    assert est.shape == rgba.shape[:2] + (3,) and est.dtype == np.uint8
+    band = (alpha > 0.1) & (alpha < 0.9)
+    err_in = np.abs(rgba[..., :3].astype(float) - F)[band].mean()
+    err_est = np.abs(est.astype(float) - F)[band].mean()
+    assert err_est < 0.5 * err_in, (err_in, err_est)
+    # Opaque and fully transparent pixels keep their colour.
+    keep = (alpha == 0) | (alpha == 1)
+    assert np.array_equal(est[keep], rgba[..., :3][keep])
+
+
+def test_estimate_foreground_without_band_is_identity():
+    rgba = np.random.default_rng(0).integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    alpha = np.zeros((20, 30), np.float32)
+    alpha[:, :10] = 1
+    assert np.array_equal(rf.estimate_foreground(rgba, alpha), rgba[..., :3])
