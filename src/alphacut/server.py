@@ -193,8 +193,10 @@ def _not_found() -> Response:
 
 
 def api_routes(model: str = "isnet") -> list[BaseRoute]:
-    """Routes of the HTTP API (``/api/v1/...``); added by the HTTP-API feature."""
-    return []
+    """Routes of the HTTP API (``/api/v1/...``, ``/api/docs``): see ``alphacut.api``."""
+    from . import api
+
+    return api.routes(model)
 
 
 def web_routes(model: str = "isnet") -> list[BaseRoute]:
@@ -203,12 +205,15 @@ def web_routes(model: str = "isnet") -> list[BaseRoute]:
 
 def create_app(model: str = "isnet", token: str | None = None, host: str = "127.0.0.1") -> Starlette:
     """The ASGI app: API routes first, then the browser app; headers and guards on all."""
+    from . import api
+
     return Starlette(
         routes=[*api_routes(model), *web_routes(model)],
         middleware=[
             Middleware(SecurityHeaders, headers=site.SECURITY_HEADERS),
             Middleware(Guard, host=host, token=token),
         ],
+        lifespan=api.lifespan(model),  # loads the API's model session before requests arrive
     )
 
 
