@@ -158,3 +158,24 @@ def test_estimate_foreground_without_band_is_identity():
     alpha = np.zeros((20, 30), np.float32)
     alpha[:, :10] = 1
     assert np.array_equal(rf.estimate_foreground(rgba, alpha), rgba[..., :3])
+
+
+def test_js_vectors_are_current():
+    """tests/js/refine_vectors.json (checked by the JS port) still matches this implementation."""
+    import base64
+    import json
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent / "js"
+    data = json.loads((here / "refine_vectors.json").read_text())
+    sys.path.insert(0, str(here))
+    try:
+        import make_refine_vectors as mk
+    finally:
+        sys.path.pop(0)
+    by_name = {c["name"]: c for c in data["cases"]}
+    for name, h, w, seed, params, _ in mk.cases():
+        rgba, m = mk.scene(h, w, seed)
+        stored = np.frombuffer(base64.b64decode(by_name[name]["expected_f32_b64"]), "<f4").reshape(h, w)
+        assert np.abs(rf.guided_refine(rgba, m, params) - stored).max() < 1e-6, name

@@ -31,6 +31,7 @@ float32.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -58,9 +59,9 @@ class GuidedParams:
 def grid_geometry(h: int, w: int, p: GuidedParams) -> tuple[int, int]:
     """(cell size s in full-res pixels, radius on the coarse grid)."""
     long_side = max(h, w)
-    s = max(1, int(round(long_side / 1024)))
+    s = max(1, math.floor(long_side / 1024 + 0.5))  # half up, as JavaScript's Math.round
     r_full = max(float(p.min_radius), p.radius * long_side / 1024)
-    r = max(1, int(round(r_full / s)))
+    r = max(1, math.floor(r_full / s + 0.5))
     return s, r
 
 
@@ -211,7 +212,7 @@ def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedPa
             q -= mt
             q *= _blend_weight(mt, p)
             q += mt
-            out[y0:y1, x0:x1] = q
+            out[y0:y1, x0:x1] = np.clip(q, 0.0, 1.0, out=q)
     if stats is not None:
         stats.update(tiles=tiles, tiles_refined=done, cell=s, radius=r)
     return out
