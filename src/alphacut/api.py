@@ -50,7 +50,7 @@ from starlette.routing import BaseRoute, Route
 
 from . import compose, decode as decode_module, store
 from .catalog import CATALOG
-from .errors import AlphacutError, ImageTooLargeError, InputError, ModelError, OutputError
+from .errors import AlphacutError, ImageTooLargeError, InputError, ModelError, OutputError, VerifyError
 
 log = logging.getLogger("alphacut.api")
 
@@ -151,7 +151,10 @@ def error_response(status: int, error: str, detail: str, headers: dict[str, str]
     return JSONResponse({"error": error, "detail": detail}, status, headers=h)
 
 
-def _from_pipeline(e: Exception) -> ApiError:
+def _from_pipeline(e: Exception, params: "Params | None" = None) -> ApiError:
+    if isinstance(e, VerifyError) and params is not None and params.quality is not None and params.quality < 100:
+        # lossy AVIF drifting past the verify stage's tolerance: the client's quality is too low
+        return ApiError(422, "cannot_encode", f"{e}; use a higher quality (or none: lossless)")
     if isinstance(e, ImageTooLargeError):
         return ApiError(422, "image_too_large", str(e))
     if isinstance(e, InputError):
@@ -427,7 +430,7 @@ class Api:
             except ApiError:
                 raise
             except Exception as e:
-                raise _from_pipeline(e) from None
+                raise _from_pipeline(e, params) from None
         except TimeoutError:
             return error_response(504, "timeout", f"the body did not arrive within {self.limits.timeout:g} s")
         except ApiError as e:
@@ -517,7 +520,7 @@ _ERROR_CODES = {
     "409": "The model is in the catalog but not installed here (error: model_not_installed).",
     "413": "The body is over the size limit, by Content-Length or while streaming (error: request_too_large).",
     "415": "The Content-Type is not image/*, application/octet-stream or multipart/form-data (error: unsupported_media_type).",
-    "422": "The body is not a usable image: empty, corrupt, unsupported (bad_image), over the pixel limit read from its header (image_too_large), or cannot be encoded in the chosen format (cannot_encode).",
+    "422": "The body is not a usable image: empty, corrupt, unsupported (bad_image), over the pixel limit read from its header (image_too_large), or cannot be encoded in the chosen format (cannot_encode; also a lossy AVIF quality so low that the result fails verification).",
     "503": "All workers and queue places are taken (error: busy), or the model cannot be loaded (model_unavailable). Retry after the Retry-After seconds.",
     "504": "No result within the per-request timeout (error: timeout).",
     "500": "An internal error (error: internal).",
@@ -560,7 +563,7 @@ def openapi(api: Api) -> dict:
             "type": "integer",
             "minimum": 0,
             "maximum": 100,
-            "description": "AVIF only: below 100 is lossy (smaller); absent or 100 is lossless.",
+            "description": "AVIF only: below 100 is lossy (smaller); absent or 100 is lossless. The result is verified: a quality so low that it drifts past the tolerance (typically below about 70) is refused with 422.",
         },
     }
     parameters = [
