@@ -1,10 +1,11 @@
 """Batch runner: many inputs → many outputs with one model session, stages overlapped.
 
-Three stages run concurrently over bounded queues: a reader thread decodes the next image
-while the main thread runs inference on the current one, and a writer thread encodes,
-verifies and writes the previous one. NumPy, Pillow, imagecodecs and ONNX Runtime release
-the GIL, so the stages overlap for real; the queues hold at most one image each, so memory
-stays bounded on large photos. A failure is recorded for its file and the batch goes on.
+Three stages run concurrently over one-slot queues: a reader thread decodes the next image
+and builds its model input while the main thread runs inference on the current one, and a
+finisher thread upscales, refines and composes the previous one, then encodes, verifies and
+writes it. NumPy, Pillow, imagecodecs and ONNX Runtime release the GIL, so the stages overlap
+for real. Large photos are not held during inference (see ``Remover.prepare``), so memory
+stays bounded. A failure is recorded for its file and the batch goes on.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .decode import DecodedImage
 from .errors import AlphacutError, OutputError
-from .pipeline import CutOut, Remover
+from .pipeline import Remover
 
 
 @dataclass
@@ -58,7 +58,6 @@ def run_batch(
     on_done: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Process every job; return one Outcome per job, in completion order."""
-    decoded: queue.Queue = queue.Queue(maxsize=1)
     finished: queue.Queue = queue.Queue(maxsize=1)
     outcomes: list[Outcome] = []
     lock = threading.Lock()
@@ -78,54 +77,55 @@ def run_batch(
                     report(Outcome(job, False, f"{job.target}: exists (use --overwrite or --skip-existing)"))
                 continue
             try:
-                image = remover.decode(job.source, job.label)
+                prepared = remover.prepare(job.source, job.label, keep_pixels=False)
             except AlphacutError as e:
                 report(Outcome(job, False, str(e)))
                 continue
             except MemoryError:
                 report(Outcome(job, False, f"{job.label}: not enough memory to decode"))
                 continue
-            decoded.put((job, image))
-        decoded.put(_DONE)
+            inferred.put((job, prepared))
+            del prepared
+        inferred.put(_DONE)
 
-    def writer() -> None:
+    def finisher() -> None:
         while (item := finished.get()) is not _DONE:
-            job, cut = item
+            job, prepared, raw = item
+            del item
             try:
+                cut = remover.finish(prepared, raw)
+                del prepared, raw
+                save_kw = {"mask_only": opts.mask_only, "background": opts.background, "quality": opts.quality}
                 if job.target is None:
-                    data = cut.encode(opts.format, mask_only=opts.mask_only, background=opts.background, quality=opts.quality)
-                    report(Outcome(job, True, "", data=data))
+                    report(Outcome(job, True, "", data=cut.encode(opts.format, **save_kw)))
                 else:
                     protect = job.source if isinstance(job.source, Path) else None
-                    cut.save(
-                        job.target, opts.format, overwrite=opts.overwrite, protect=protect,
-                        mask_only=opts.mask_only, background=opts.background, quality=opts.quality,
-                    )
-                    msg = cut.notice or ""
-                    report(Outcome(job, True, msg))
+                    cut.save(job.target, opts.format, overwrite=opts.overwrite, protect=protect, **save_kw)
+                    report(Outcome(job, True, cut.notice or ""))
+                del cut
             except AlphacutError as e:
                 report(Outcome(job, False, str(e)))
             except MemoryError:
-                report(Outcome(job, False, f"{job.label}: not enough memory to encode"))
+                report(Outcome(job, False, f"{job.label}: not enough memory to finish the cut-out"))
 
-    threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
+    inferred: queue.Queue = queue.Queue(maxsize=1)
+    threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=finisher, daemon=True)]
     for t in threads:
         t.start()
     try:
-        while (item := decoded.get()) is not _DONE:
-            job, image = item
+        while (item := inferred.get()) is not _DONE:
+            job, prepared = item
+            del item
             try:
-                cut: CutOut = remover.process(image, job.label)
+                raw = remover.infer(prepared)
             except AlphacutError as e:
                 report(Outcome(job, False, str(e)))
                 continue
             except MemoryError:
-                report(Outcome(job, False, f"{job.label}: not enough memory"))
+                report(Outcome(job, False, f"{job.label}: not enough memory for inference"))
                 continue
-            finally:
-                del image
-            finished.put((job, cut))
-            del cut
+            finished.put((job, prepared, raw))
+            del prepared, raw
     finally:
         finished.put(_DONE)
         for t in threads:

@@ -283,6 +283,9 @@ def build_site(
 
 
 def main() -> None:
+    from ._memory import release_large_buffers
+
+    release_large_buffers()
     app()
 
 

@@ -56,10 +56,15 @@ class Session:
             except IndexError:
                 raise ModelError(f"{path}: no output #{spec.output} (has {len(names)})") from None
         self.lock = threading.Lock()
+        # Give the arena's free blocks back after each run: the full-resolution stages that
+        # follow inference (upscale, refine, compose, encode) then do not stack on top of
+        # the model's working memory.
+        self.run_options = ort.RunOptions()
+        self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         with self.lock:  # ORT sessions are thread-safe, but two runs at once only fight for cores
-            return self.session.run([self.output_name], {self.input_name: tensor})[0]
+            return self.session.run([self.output_name], {self.input_name: tensor}, self.run_options)[0]
 
 
 def get_session(path: Path, spec: ModelSpec, threads: int | None = None) -> Session:

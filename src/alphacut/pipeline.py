@@ -98,6 +98,22 @@ class CutOut:
         return path
 
 
+#: Above this many pixels a batch decodes the photo twice rather than hold it during inference.
+LOW_MEMORY_PIXELS = 16_000_000
+
+
+@dataclass
+class Prepared:
+    """An image between stages: its model input, and its pixels unless they were dropped."""
+
+    source: Source
+    name: str
+    tensor: np.ndarray | None
+    size: tuple[int, int]
+    image: DecodedImage | None
+    timings: dict[str, float]
+
+
 class Remover:
     """Holds one model session and cuts out any number of images with it."""
 
@@ -125,15 +141,49 @@ class Remover:
     def decode(self, source: Source, name: str | None = None) -> DecodedImage:
         return decode(source, name=name, max_pixels=self.max_pixels)
 
-    def predict_mask(self, rgba: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
-        """Full-resolution float32 mask for straight RGBA pixels (input alpha not applied)."""
-        timings = {} if timings is None else timings
+    def prepare(self, source: Source, name: str | None = None, *, keep_pixels: bool = True) -> Prepared:
+        """Decode and build the model's input tensor.
+
+        With ``keep_pixels=False`` a large image (over ``LOW_MEMORY_PIXELS``) given as a path
+        or bytes drops its full-resolution pixels until ``finish`` decodes them again, so the
+        model's working memory and the photo are never held at the same time.
+        """
+        label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
+        timings: dict[str, float] = {}
         t = time.perf_counter()
-        tensor = preprocess.preprocess(rgba, self.spec)
+        image = self.decode(source, label)
+        timings["decode"] = time.perf_counter() - t
+        t = time.perf_counter()
+        tensor = preprocess.preprocess(image.rgba, self.spec)
         timings["preprocess"] = time.perf_counter() - t
+        w, h = image.size
+        if not keep_pixels and w * h > LOW_MEMORY_PIXELS and isinstance(source, (str, os.PathLike, bytes)):
+            image = None
+        return Prepared(source, label, tensor, (w, h), image, timings)
+
+    def infer(self, prepared: Prepared) -> np.ndarray:
         t = time.perf_counter()
-        raw = self.session.run(tensor)
-        timings["infer"] = time.perf_counter() - t
+        raw = self.session.run(prepared.tensor)
+        prepared.timings["infer"] = time.perf_counter() - t
+        prepared.tensor = None  # not needed any more; frees 12 MB per queued image
+        return raw
+
+    def finish(self, prepared: Prepared, raw: np.ndarray) -> CutOut:
+        """Mask at full resolution, refined, applied to the photo: the cut-out."""
+        timings = prepared.timings
+        image = prepared.image
+        prepared.image = None
+        if image is None:
+            t = time.perf_counter()
+            image = self.decode(prepared.source, prepared.name)
+            timings["decode"] += time.perf_counter() - t
+        m = self.mask_from_output(raw, image.rgba, timings)
+        t = time.perf_counter()
+        rgba = compose.apply_mask(image.rgba, m, in_place=True)
+        timings["compose"] = time.perf_counter() - t
+        return CutOut(m, rgba, image.icc_profile, prepared.name, image.notice, timings)
+
+    def mask_from_output(self, raw: np.ndarray, rgba: np.ndarray, timings: dict[str, float]) -> np.ndarray:
         t = time.perf_counter()
         small = mask.from_output(raw, self.spec)
         full = mask.upscale(small, (rgba.shape[1], rgba.shape[0]))
@@ -145,6 +195,17 @@ class Remover:
         timings["refine"] = time.perf_counter() - t
         return full
 
+    def predict_mask(self, rgba: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
+        """Full-resolution float32 mask for straight RGBA pixels (input alpha not applied)."""
+        timings = {} if timings is None else timings
+        t = time.perf_counter()
+        tensor = preprocess.preprocess(rgba, self.spec)
+        timings["preprocess"] = time.perf_counter() - t
+        t = time.perf_counter()
+        raw = self.session.run(tensor)
+        timings["infer"] = time.perf_counter() - t
+        return self.mask_from_output(raw, rgba, timings)
+
     def process(self, image: DecodedImage, name: str = "image") -> CutOut:
         timings: dict[str, float] = {}
         m = self.predict_mask(image.rgba, timings)
@@ -154,13 +215,8 @@ class Remover:
         return CutOut(m, rgba, image.icc_profile, name, image.notice, timings)
 
     def remove(self, source: Source, name: str | None = None) -> CutOut:
-        label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
-        t = time.perf_counter()
-        image = self.decode(source, label)
-        decode_time = time.perf_counter() - t
-        result = self.process(image, label)
-        result.timings = {"decode": decode_time, **result.timings}
-        return result
+        prepared = self.prepare(source, name)
+        return self.finish(prepared, self.infer(prepared))
 
 
 refine_module = refine  # the stage module, under a name the Remover's attribute does not shadow

@@ -19,41 +19,67 @@ from .errors import VerifyError
 LOSSY_MEAN_TOLERANCE = 4.0
 
 
-def decode_bytes(data: bytes, channels: int) -> np.ndarray:
+def decode_image(data: bytes, channels: int) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
-    if img.mode != mode:
-        img = img.convert(mode)
-    return np.asarray(img)
+    return img if img.mode == mode else img.convert(mode)
+
+
+def decode_bytes(data: bytes, channels: int) -> np.ndarray:
+    return np.asarray(decode_image(data, channels))
+
+
+def _bands(img: Image.Image, rows: int):
+    """(y0, pixels of rows y0..y0+rows) from a Pillow image, without a full-size NumPy copy."""
+    w, h = img.size
+    for y in range(0, h, rows):
+        yield y, np.asarray(img.crop((0, y, w, min(h, y + rows))))
 
 
 def verify(data: bytes, expected: np.ndarray, *, lossless: bool, label: str = "output") -> None:
     channels = 1 if expected.ndim == 2 else expected.shape[2]
     try:
-        got = decode_bytes(data, channels)
+        img = decode_image(data, channels)
     except Exception as e:
         raise VerifyError(f"{label}: the written file does not decode: {e}") from None
-    if got.shape != expected.shape:
-        raise VerifyError(f"{label}: decoded size {got.shape} differs from {expected.shape}")
+    if (img.size[1], img.size[0]) != expected.shape[:2]:
+        raise VerifyError(f"{label}: decoded size {img.size} differs from {expected.shape[1::-1]}")
+    rows = max(1, (1 << 22) // max(1, expected.shape[1] * channels))  # ~4 MB bands
     if lossless:
-        if not np.array_equal(got, expected):
-            diff = np.argwhere(got != expected)
-            y, x = diff[0][:2]
+        bad = 0
+        first = None
+        for y, got in _bands(img, rows):
+            want = expected[y : y + got.shape[0]].reshape(got.shape)
+            if not np.array_equal(got, want):
+                diff = np.argwhere(got != want)
+                bad += len(diff)
+                if first is None:
+                    first = (int(diff[0][1]), y + int(diff[0][0]))
+        if bad:
             raise VerifyError(
-                f"{label}: decoded pixels differ from the intended ones at {len(diff)} samples "
-                f"(first at x={x}, y={y})"
+                f"{label}: decoded pixels differ from the intended ones at {bad} samples "
+                f"(first at x={first[0]}, y={first[1]})"
             )
         return
-    err = np.abs(got.astype(np.int16) - expected.astype(np.int16))
+    err_sum = np.zeros(channels, np.float64)
+    visible = 0
+    for y, got in _bands(img, rows):
+        want = expected[y : y + got.shape[0]].reshape(got.shape)
+        err = np.abs(got.astype(np.int16) - want.astype(np.int16)).reshape(-1, channels)
+        if channels == 4:
+            # Colour under alpha 0 is invisible and lossy codecs may change it; alpha may not drift.
+            vis = want.reshape(-1, 4)[:, 3] > 0
+            err_sum[:3] += err[vis, :3].sum(axis=0)
+            err_sum[3] += err[:, 3].sum()
+            visible += int(vis.sum())
+        else:
+            err_sum += err.sum(axis=0)
+    n = expected.shape[0] * expected.shape[1]
     if channels == 4:
-        # Colour under alpha 0 is invisible and lossy codecs may change it; alpha may not drift.
-        visible = expected[..., 3] > 0
-        rgb_err = err[..., :3][visible].mean() if visible.any() else 0.0
-        alpha_err = err[..., 3].mean()
-        worst = max(rgb_err, alpha_err)
+        worst = max(err_sum[:3].sum() / max(1, 3 * visible), err_sum[3] / n)
     else:
-        worst = err.mean()
+        worst = err_sum.sum() / (n * channels)
     if worst > LOSSY_MEAN_TOLERANCE:
         raise VerifyError(
             f"{label}: lossy output drifts by {worst:.2f} on average, over the tolerance "
