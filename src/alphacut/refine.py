@@ -59,7 +59,7 @@ class GuidedParams:
 def grid_geometry(h: int, w: int, p: GuidedParams) -> tuple[int, int]:
     """(cell size s in full-res pixels, radius on the coarse grid)."""
     long_side = max(h, w)
-    s = max(1, math.floor(long_side / 1024 + 0.5))  # half up, as JavaScript's Math.round
+    s = max(1, math.ceil(long_side / 1024))  # the coarse grid never exceeds the model grid
     r_full = max(float(p.min_radius), p.radius * long_side / 1024)
     r = max(1, math.floor(r_full / s + 0.5))
     return s, r
@@ -71,20 +71,28 @@ def _box(x: np.ndarray, r: int) -> np.ndarray:
     return uniform_filter(x, size=size, mode="reflect")
 
 
+def _block_sum_axis0(x: np.ndarray, s: int, n: int) -> np.ndarray:
+    """Sums of s consecutive rows (axis 0) into n rows, float32; rows past the end repeat the
+    last row. Exact for uint8 input (integer sums below 2^24)."""
+    acc = np.zeros((n, *x.shape[1:]), np.float32)
+    last = x[-1].astype(np.float32)
+    for j in range(s):
+        rows = x[j::s]
+        k = rows.shape[0]
+        acc[:k] += rows
+        if k < n:
+            acc[k:] += last
+    return acc
+
+
 def _downsample(x: np.ndarray, s: int, ny: int, nx: int) -> np.ndarray:
     """Block means of s×s cells of x (H, W[, C]) (uint8 or float), float64 (ny, nx[, C]); the
-    last partial cells repeat the edge pixels. Sums are exact for uint8 input."""
+    last partial cells repeat the edge pixels."""
     if s == 1:
         return x.astype(np.float64)
-    hh, ww = x.shape[:2]
-    if ny * s != hh:
-        x = x[np.minimum(np.arange(ny * s), hh - 1)]
-    if nx * s != ww:
-        x = x[:, np.minimum(np.arange(nx * s), ww - 1)]
-    acc = np.uint32 if x.dtype == np.uint8 else np.float64
-    rows = x.reshape(ny, s, *x.shape[1:]).sum(axis=1, dtype=acc)  # (ny, W, [C])
-    cells = rows.reshape(ny, nx, s, *x.shape[2:]).sum(axis=2, dtype=acc)
-    return cells.astype(np.float64) / (s * s)
+    rows = _block_sum_axis0(x, s, ny)
+    cells = _block_sum_axis0(np.swapaxes(rows, 0, 1), s, nx)
+    return np.swapaxes(cells, 0, 1).astype(np.float64) / (s * s)
 
 
 def _upsample(c: np.ndarray, s: int, iy: int, ix: int, hh: int, ww: int) -> np.ndarray:

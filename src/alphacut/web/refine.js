@@ -32,7 +32,7 @@ export const DEFAULT_PARAMS = Object.freeze({
 export function gridGeometry(height, width, params = DEFAULT_PARAMS) {
   const p = { ...DEFAULT_PARAMS, ...params };
   const longSide = Math.max(height, width);
-  const s = Math.max(1, Math.floor(longSide / 1024 + 0.5));
+  const s = Math.max(1, Math.ceil(longSide / 1024));
   const rFull = Math.max(p.minRadius, (p.radius * longSide) / 1024);
   const r = Math.max(1, Math.floor(rFull / s + 0.5));
   return [s, r];
