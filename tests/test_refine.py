@@ -179,3 +179,23 @@ def test_js_vectors_are_current():
         rgba, m = mk.scene(h, w, seed)
         stored = np.frombuffer(base64.b64decode(by_name[name]["expected_f32_b64"]), "<f4").reshape(h, w)
         assert np.abs(rf.guided_refine(rgba, m, params) - stored).max() < 1e-6, name
+
+
+def test_estimate_foreground_48mp_memory_is_bounded():
+    """Colour decontamination on 8000x6000 works in bands: memory beyond the output is bounded."""
+    h, w = 6000, 8000
+    y = np.arange(h, dtype=np.float32)
+    col = np.clip((3000.5 - y) / 40.0 + 0.5, 0, 1).astype(np.float32)  # one soft horizontal edge
+    alpha = np.broadcast_to(col[:, None], (h, w))
+    rgba = np.broadcast_to(np.array([[180, 90, 40, 255]], np.uint8), (h, w, 4))
+    tracemalloc.start()
+    try:
+        out = rf.estimate_foreground(rgba, alpha)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (h, w, 3)
+    extra = peak - out.nbytes
+    assert extra < 400 * 2**20, f"{extra / 2**20:.0f} MiB beyond the output"
+    # A flat colour is its own foreground everywhere.
+    assert np.array_equal(out[2900:3100, ::500], np.broadcast_to([180, 90, 40], (200, 16, 3)))

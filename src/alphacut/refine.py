@@ -232,43 +232,59 @@ def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedPa
 def estimate_foreground(rgba: np.ndarray, alpha: np.ndarray, radius: int | None = None) -> np.ndarray:
     """Foreground colours for semi-transparent pixels (colour decontamination).
 
-    Blur-fusion estimator (Germer, Uelwer, Conrad & Harmeling, 2021), applied twice: a large
-    window to estimate smooth foreground and background colours, then a small one. ``alpha``
-    float in [0, 1] (H, W); returns (H, W, 3) uint8. Pixels with alpha 0 or 1 keep their
-    colour; in between, the colour moves from the observed mixture toward the estimated
-    foreground. Cost linear in pixels (box filters); processed in row bands.
+    Blur-fusion estimator (Germer, Uelwer, Conrad & Harmeling, "Fast multi-level foreground
+    estimation" / blur fusion, 2021), two passes: a large window estimates smooth foreground
+    and background colours, a small one refines them. The large pass is smooth by nature, so it
+    runs on the coarse grid (cells of ceil(long side / 1024) pixels) and is upsampled; the
+    small pass runs at full resolution in row bands: cost linear in pixels, memory bounded.
+    ``alpha`` float in [0, 1] (H, W); returns (H, W, 3) uint8. Pixels with alpha 0 or 1 keep
+    their colour exactly; in between, the colour becomes the estimated foreground.
     """
     h, w = alpha.shape
     if radius is None:
         radius = max(32, int(round(90 * max(h, w) / 1024)))
     small = max(2, radius // 15)
     out = rgba[..., :3].copy()
-    halo = radius + small + 2
-    band = max(256, (1 << 21) // max(w, 1))
+    inner_all = (alpha > 0) & (alpha < 1)
+    if not inner_all.any():
+        return out
+    # Pass 1 on the coarse grid: smooth foreground / background colour estimates.
+    s = max(1, math.ceil(max(h, w) / 1024))
+    ny, nx = -(-h // s), -(-w // s)
+    img_c = (_downsample(rgba[..., :3], s, ny, nx) / 255.0).astype(np.float32)
+    a_c = np.clip(_downsample(alpha.astype(np.float32), s, ny, nx), 0, 1).astype(np.float32)[..., None]
+    r_c = max(1, int(round(radius / s)))
+    bF, bB = _blur_means(img_c, img_c, a_c, r_c)
+    coarse = np.moveaxis(np.concatenate([bF, bB], -1), -1, 0)  # (6, ny, nx)
+    # Pass 2 at full resolution, in row bands aligned to the coarse cells.
+    halo = -(-(small + 1) // s) * s
+    band = max(s, ((1 << 20) // max(w, 1)) // s * s)
     for y0 in range(0, h, band):
         y1 = min(h, y0 + band)
-        a_t = alpha[y0:y1]
-        if not ((a_t > 0) & (a_t < 1)).any():
+        inner = inner_all[y0:y1]
+        if not inner.any():
             continue
         cy0, cy1 = max(0, y0 - halo), min(h, y1 + halo)
         img = rgba[cy0:cy1, :, :3].astype(np.float32) * np.float32(1 / 255)
         a = np.clip(alpha[cy0:cy1].astype(np.float32), 0, 1)[..., None]
-        F, Bb = _blur_fusion(img, img, img, a, radius)
-        F, _ = _blur_fusion(img, F, Bb, a, small)
+        up = np.moveaxis(_upsample(coarse, s, cy0 // s, 0, cy1 - cy0, w), 0, -1)
+        bF1, bB1 = up[..., :3], up[..., 3:]
+        F1 = np.clip(bF1 + a * (img - a * bF1 - (1 - a) * bB1), 0, 1)
+        bF2, bB2 = _blur_means(F1, bB1, a, small)
+        F2 = np.clip(bF2 + a * (img - a * bF2 - (1 - a) * bB2), 0, 1)
         sl = slice(y0 - cy0, y1 - cy0)
-        inner = (a_t > 0) & (a_t < 1)
-        res = np.clip(np.floor(F[sl] * 255 + 0.5), 0, 255).astype(np.uint8)
+        res = np.floor(F2[sl] * 255 + 0.5).astype(np.uint8)
         out[y0:y1][inner] = res[inner]
     return out
 
 
-def _blur_fusion(img, F, B, a, r):
+def _blur_means(F, B, a, r):
+    """Alpha-weighted local means of F and (1 - alpha)-weighted local means of B."""
     size = (2 * r + 1, 2 * r + 1, 1)
     ba = uniform_filter(a, size=size, mode="reflect")
     bF = uniform_filter(F * a, size=size, mode="reflect") / (ba + 1e-5)
     bB = uniform_filter(B * (1 - a), size=size, mode="reflect") / ((1 - ba) + 1e-5)
-    F = bF + a * (img - a * bF - (1 - a) * bB)
-    return np.clip(F, 0, 1), bB
+    return bF, bB
 
 
 # ----------------------------------------------------------------------------- registry
