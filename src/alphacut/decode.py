@@ -76,6 +76,8 @@ def open_image(source: str | os.PathLike | bytes | Image.Image, name: str | None
         raise InputError(f"{label}: not an image Pillow can identify (unsupported format or not an image)") from None
     except OSError as e:
         raise InputError(f"{label}: cannot read: {e.strerror or e}") from None
+    except Exception as e:  # a malformed header can make a plugin raise anything
+        raise InputError(f"{label}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 def check_pixels(img: Image.Image, label: str, max_pixels: int | None) -> None:
@@ -147,10 +149,10 @@ def decode(
         raise InputError(f"{label}: format {fmt} is not supported")
     check_pixels(img, label, max_pixels)
     notice = None
-    if getattr(img, "n_frames", 1) > 1:
-        notice = f"{label}: animated {fmt} with {img.n_frames} frames; only the first frame was cut out"
-        img.seek(0)
     try:
+        if getattr(img, "n_frames", 1) > 1:
+            notice = f"{label}: animated {fmt} with {img.n_frames} frames; only the first frame was cut out"
+            img.seek(0)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img.load()
@@ -158,11 +160,11 @@ def decode(
             rgba, has_alpha, icc = _to_rgba(img)
     except InputError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as e:
+    except MemoryError:
+        raise ImageTooLargeError(f"{label}: not enough memory to decode {img.size[0]}x{img.size[1]}") from None
+    except Exception as e:  # codec plugins raise OSError, SyntaxError, RuntimeError, struct.error…
         reason = str(e) or type(e).__name__
         if "truncated" in reason.lower() or isinstance(e, EOFError):
             reason = f"truncated or corrupt file ({reason})"
         raise InputError(f"{label}: cannot decode {fmt}: {reason}") from None
-    except MemoryError:
-        raise ImageTooLargeError(f"{label}: not enough memory to decode {img.size[0]}x{img.size[1]}") from None
     return DecodedImage(rgba=rgba, has_alpha=has_alpha, icc_profile=icc, format=fmt, notice=notice)

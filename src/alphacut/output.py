@@ -3,7 +3,9 @@
 Bytes go to a temporary file beside the target, are flushed and fsynced, then renamed over
 the target in one step: a crash, a full disk or a kill leaves either the complete old state
 or the complete new file. Inputs are never overwritten, and existing outputs are kept unless
-the caller asks to overwrite them.
+the caller asks to overwrite them. A temporary file is named after the process that writes
+it (``.<name>.<pid>.<random>.part``), so one left behind by a killed run is removed by the
+next write to the same target once its process is gone.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ def write_atomic(path: Path, data: bytes, *, overwrite: bool = False, protect: P
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"{parent}: cannot create output directory: {e.strerror or e}") from None
+    _remove_stale_parts(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -48,5 +51,31 @@ def write_atomic(path: Path, data: bytes, *, overwrite: bool = False, protect: P
         if tmp is not None:
             try:
                 os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_parts(path: Path) -> None:
+    """Delete temporary files for ``path`` left by processes that no longer exist."""
+    prefix = f".{path.name}."
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".part")]
+    except OSError:
+        return
+    for p in candidates:
+        pid_text = p.name[len(prefix) :].split(".", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
+            try:
+                p.unlink()
             except OSError:
                 pass
