@@ -267,6 +267,23 @@ def serve(
         _fail(str(e))
 
 
+@app.command("eval")
+def eval_command(
+    set_dir: Annotated[Path, typer.Argument(help="Evaluation set: manifest.json, images/, gt/ (see docs/quality.md).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id.")] = "isnet",
+    variant: Annotated[Optional[list[str]], typer.Option("--variant", help="Pipeline variant to score (repeatable): baseline, float, a refinement name, best.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the per-image scores and aggregates as JSON.")] = None,
+) -> None:
+    """Score cut-outs against ground truth: MAE, MSE, SAD for mattes; MAE, IoU, F-beta for masks."""
+    from . import evaluate
+
+    try:
+        code = evaluate.main(set_dir, model=model, variants=variant, json_out=json_out)
+    except AlphacutError as e:
+        _fail(str(e))
+    raise typer.Exit(code)
+
+
 @app.command("build-site")
 def build_site(
     out_dir: Annotated[Path, typer.Argument(help="Directory to write the static site into.")],
