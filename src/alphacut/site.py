@@ -201,6 +201,9 @@ def model_config(model: str = "isnet") -> tuple[dict, Path]:
             "activation": spec.activation,
             "normalize": spec.normalize,
             "licence": spec.licence,
+            # fp16 graphs (IS-Net's embedded weights) compute in f16 on WebGPU: the adapter
+            # must offer shader-f16, or the page skips WebGPU and says why.
+            "webgpu_needs_f16": "fp16" in f.name,
         },
     }
     return cfg, path

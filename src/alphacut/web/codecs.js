@@ -58,6 +58,16 @@ export function sniff(bytes) {
 /** Decode any supported file to {width, height, data: Uint8ClampedArray RGBA (straight)}. */
 export async function decode(bytes, type) {
   const kind = sniff(bytes);
+  try {
+    return await decodeKind(bytes, type, kind);
+  } catch (e) {
+    if (!kind) throw e;
+    const why = e?.message && !/unwrap|unreachable|RuntimeError/i.test(e.message) ? `: ${e.message}` : '';
+    throw new Error(`cannot decode this ${kind.toUpperCase()} file (damaged or unsupported)${why}`);
+  }
+}
+
+async function decodeKind(bytes, type, kind) {
   if (kind === 'png') {
     // IHDR bit depth at byte 24: 16-bit PNGs are scaled as round(v / 257) like the Python side.
     if (bytes[24] === 16) {

@@ -10,7 +10,7 @@ import { ORT } from './vendor.js';
 const LABELS = { webgpu: 'WebGPU', 'wasm-threads': 'WASM (multi-threaded)', wasm: 'WASM (single thread)' };
 
 /** What this browser offers; `prefs` = {backend: 'auto'|'webgpu'|'wasm', threads: number|null}. */
-export async function capabilities(prefs = {}) {
+export async function capabilities(prefs = {}, model = {}) {
   const caps = { candidates: [], skipped: [], warnings: [] };
   const cores = navigator.hardwareConcurrency || 1;
   const isolated = !!self.crossOriginIsolated;
@@ -33,9 +33,14 @@ export async function capabilities(prefs = {}) {
       caps.skipped.push({ backend: 'webgpu', reason: 'no WebGPU adapter (requestAdapter() returned null: no usable GPU, or WebGPU is disabled)' });
     } else {
       const fallback = adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter;
-      if (fallback && prefs.backend !== 'webgpu') {
+      const f16 = adapter.features?.has('shader-f16');
+      caps.webgpuAdapter = { fallback: !!fallback, f16: !!f16 };
+      if (model.webgpu_needs_f16 && !f16 && prefs.backend !== 'webgpu') {
+        caps.skipped.push({ backend: 'webgpu', reason: `the ${fallback ? 'software (fallback) ' : ''}WebGPU adapter lacks shader-f16, which this fp16 model needs on the GPU` });
+      } else if (fallback && prefs.backend !== 'webgpu') {
         caps.skipped.push({ backend: 'webgpu', reason: 'only a software (fallback) WebGPU adapter; WASM on the CPU is faster' });
       } else {
+        // (backend=webgpu forces an attempt even without shader-f16; its failure is reported)
         caps.candidates.push({ backend: 'webgpu', adapter, fallback: !!fallback });
       }
     }
@@ -65,7 +70,8 @@ export function label(c) {
 }
 
 export class Engine {
-  constructor(caps, modelCfg, onStatus) {
+  constructor(caps, modelCfg, onStatus, prefs = {}) {
+    this.prefs = prefs;
     this.queue = [...caps.candidates];
     this.skipped = [...caps.skipped];
     this.model = modelCfg;
@@ -103,7 +109,9 @@ export class Engine {
       try { ort.env.webgpu.adapter = c.adapter; } catch (e) { /* older builds pick their own */ }
     }
     const opts = {
-      executionProviders: [c.backend === 'webgpu' ? 'webgpu' : 'wasm'],
+      // NCHW on WebGPU: the NHWC layout transform would insert Transposes of the fp16
+      // weights that run in f16, which adapters without shader-f16 (SwiftShader) cannot.
+      executionProviders: [c.backend === 'webgpu' ? { name: 'webgpu', preferredLayout: 'NCHW' } : 'wasm'],
       graphOptimizationLevel: 'all',
     };
     this.ort = ort;

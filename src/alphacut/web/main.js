@@ -8,6 +8,7 @@ const params = new URLSearchParams(location.search);
 const prefs = {
   backend: ['webgpu', 'wasm'].includes(params.get('backend')) ? params.get('backend') : 'auto',
   threads: params.get('threads') ? Math.max(1, parseInt(params.get('threads'), 10) || 1) : null,
+  refine: params.get('refine') === 'none' ? 'none' : 'cwgf',
   retryDelay: params.get('retry-delay') ? Number(params.get('retry-delay')) : undefined,
 };
 

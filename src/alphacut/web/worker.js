@@ -1,10 +1,12 @@
 // The worker: everything heavy happens here, so the page never freezes.
 // decode → resize to the model size → ONNX Runtime → float mask upscaled at full
-// resolution → alpha = round(alpha_in × mask) on the original pixels → encode → decode again
+// resolution → edge refinement (cwgf, as the Python default) → alpha = round(alpha_in × mask)
+// on the original pixels → encode → decode again
 // and compare → hand the verified bytes to the page. No 2D canvas holds output pixels.
 
 import { applyMask } from './contract.js';
 import { resizeRGB, toTensor, resizeFloat, clip01 } from './resize.js';
+import { refineMask } from './refine.js';
 import * as codecs from './codecs.js';
 import { loadModel } from './model.js';
 import { Engine, capabilities, label } from './engine.js';
@@ -32,7 +34,7 @@ async function init(msg) {
   config = msg.config;
   prefs = msg.prefs || {};
   base = msg.base;
-  caps = await capabilities(prefs);
+  caps = await capabilities(prefs, config.model);
   post({ type: 'caps', caps: describeCaps() });
   // Everything the pipeline will need, except the model and ONNX Runtime, is loaded now.
   await codecs.preload();
@@ -50,7 +52,7 @@ function ensureModel() {
         baseDelay: prefs.retryDelay ?? 1000,
       });
       const t1 = now();
-      engine = new Engine(caps, config.model, status);
+      engine = new Engine(caps, config.model, status, prefs);
       engine.onBackendChange = () => post({ type: 'caps', caps: describeCaps() });
       await engine.start(bytes);
       const t2 = now();
@@ -113,9 +115,16 @@ async function processImage(msg) {
   t = now();
   stage('upscaling the mask');
   const lowMask = maskFromOutput(raw);
-  const mask = clip01(resizeFloat(lowMask, mw, mh, width, height));
+  let mask = clip01(resizeFloat(lowMask, mw, mh, width, height));
   timings.upscale = now() - t;
   t = now();
+  if (prefs.refine !== 'none') {
+    // the default refinement of the Python pipeline (cwgf), guided by the original pixels
+    stage('refining edges');
+    mask = clip01(refineMask(img.data, width, height, mask));
+    timings.refine = now() - t;
+    t = now();
+  }
   // RGB untouched; alpha quantised once. In place: the decoded pixels become the output.
   const rgba = applyMask(img.data, mask, img.data);
   timings.compose = now() - t;

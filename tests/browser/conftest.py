@@ -1,0 +1,143 @@
+"""Fixtures for the browser tests: Debian's Chromium through Playwright, a real server on a
+free port, and small sample photos. With ``CI`` set, a missing Chromium fails the tests
+(install it with ``apt-get install -y chromium``); otherwise they are skipped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CHROMIUM = os.environ.get("ALPHACUT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _require_chromium() -> None:
+    if Path(CHROMIUM).is_file():
+        return
+    msg = f"Chromium not found at {CHROMIUM}: apt-get install -y chromium"
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StripIsolation:
+    """ASGI wrapper that removes COOP/COEP: a page served like this is not cross-origin
+    isolated, so WASM threads are unavailable (what a misconfigured static host gives)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        async def send2(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    (k, v) for k, v in message["headers"]
+                    if k.lower() not in (b"cross-origin-opener-policy", b"cross-origin-embedder-policy")
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send2)
+
+
+class Server:
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        end = time.time() + 30
+        while not self.server.started:
+            if time.time() > end:
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def server():
+    _require_chromium()
+    from alphacut.server import create_app
+
+    s = Server(create_app())
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def server_not_isolated():
+    _require_chromium()
+    from alphacut.server import create_app
+
+    s = Server(StripIsolation(create_app()))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright_instance():
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance):
+    b = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory) -> dict[str, Path]:
+    """Small real photos (scikit-image): PNGs, one with semi-transparent input alpha and
+    hidden RGB under alpha 0, a JPEG, and a corrupt file."""
+    from skimage import data, transform
+
+    d = tmp_path_factory.mktemp("browser-samples")
+    out = {}
+    astro = data.astronaut()  # 512x512
+    Image.fromarray(astro).save(d / "astronaut.png")
+    out["astronaut"] = d / "astronaut.png"
+    cat = data.chelsea()  # 451x300
+    Image.fromarray(cat).save(d / "chelsea.png")
+    out["chelsea"] = d / "chelsea.png"
+    coffee = (transform.resize(data.coffee(), (300, 400), anti_aliasing=True) * 255).round().astype(np.uint8)
+    rgba = np.dstack([coffee, np.full(coffee.shape[:2], 255, np.uint8)])
+    rgba[:, :40, 3] = 0  # hidden RGB: must survive untouched
+    rgba[:, 40:80, 3] = 128  # input alpha multiplies the mask
+    Image.fromarray(rgba, "RGBA").save(d / "coffee-rgba.png")
+    out["coffee_rgba"] = d / "coffee-rgba.png"
+    Image.fromarray(data.coffee()).save(d / "coffee.jpg", quality=92)
+    out["coffee_jpg"] = d / "coffee.jpg"
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40 + b"not really a png")
+    out["broken"] = d / "broken.png"
+    return out

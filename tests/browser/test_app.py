@@ -1,0 +1,313 @@
+"""The browser app end to end in Debian's Chromium (headless), driven by Playwright.
+
+One page on a cross-origin-isolated server is shared by the first tests (IS-Net takes
+10-20 s per image on two cores with threaded WASM), so the order of the tests matters:
+single download → batch ZIP → privacy → offline → parity; then a second visit on the same
+origin (model from Cache Storage, single thread), a server without COOP/COEP, and WebGPU on
+SwiftShader. Playwright's wait_for_function evaluates strings, which the app's CSP forbids,
+so waits poll with page.evaluate (which CDP runs outside the page's CSP).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.browser
+
+IMAGE_TIMEOUT = 240  # seconds for one image, model load included
+
+
+def wait_js(page, expr: str, timeout: float = IMAGE_TIMEOUT):
+    end = time.time() + timeout
+    while time.time() < end:
+        if page.evaluate(expr):
+            return
+        time.sleep(0.25)
+    events = page.evaluate("window.alphacut && window.alphacut.events")
+    raise AssertionError(f"timed out waiting for {expr}; events: {events}")
+
+
+def finished(page) -> int:
+    return page.evaluate(
+        "window.alphacut.events.filter(e => e.type === 'done' || e.type === 'error').length"
+    )
+
+
+def add_and_wait(page, paths, timeout: float | None = None):
+    before = finished(page)
+    page.set_input_files("#files", [str(p) for p in paths])
+    wait_js(page, f"window.alphacut.events.filter(e => e.type === 'done' || e.type === 'error').length >= {before + len(paths)}",
+            timeout or IMAGE_TIMEOUT * len(paths))
+    if page.evaluate("window.alphacut.events.some(e => e.type === 'fatal')"):
+        raise AssertionError(page.evaluate("window.alphacut.events"))
+
+
+def card(page, name: str):
+    return page.locator("li.card", has=page.locator(".name", has_text=name)).last
+
+
+def download(page, card_locator, dest: Path) -> Path:
+    with page.expect_download() as d:
+        card_locator.get_by_role("link", name="Download").click()
+    dl = d.value
+    path = dest / dl.suggested_filename
+    dl.save_as(path)
+    return path
+
+
+def rgba_of(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGBA"))
+
+
+def check_cutout(out: np.ndarray, src_path: Path) -> None:
+    """RGB equals the input everywhere (alpha 0 included), alpha ≤ input alpha, alpha has
+    partial values, size unchanged."""
+    src = rgba_of(src_path)
+    assert out.shape == src.shape, (out.shape, src.shape)
+    assert np.array_equal(out[..., :3], src[..., :3]), "RGB changed"
+    a = out[..., 3]
+    assert (a <= src[..., 3]).all(), "alpha exceeds the input alpha"
+    partial = ((a > 0) & (a < 255)).mean()
+    assert partial > 0.001, f"no soft edge: {partial:.5f} of pixels partial"
+    assert (a == 0).any() and (a == 255).any()
+
+
+class Recorder:
+    """Every request the page and its workers make, with the time it was seen."""
+
+    def __init__(self, context):
+        self.requests = []
+        context.on("request", lambda r: self.requests.append((time.monotonic(), r.url, r.method, r.post_data_buffer)))
+
+
+@pytest.fixture(scope="module")
+def main_page(browser, server):
+    context = browser.new_context(accept_downloads=True)
+    rec = Recorder(context)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url)
+    wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+    yield {"page": page, "context": context, "rec": rec, "errors": errors, "results": {}}
+    context.close()
+
+
+def test_file_input_to_download(main_page, samples, tmp_path):
+    page = main_page["page"]
+    t = time.time()
+    add_and_wait(page, [samples["astronaut"]])
+    main_page["cold_s"] = time.time() - t
+    c = card(page, "astronaut.png")
+    assert c.locator(".status").inner_text() == "done"
+    out_path = download(page, c, tmp_path)
+    assert out_path.name == "astronaut.png"
+    assert Image.open(out_path).format == "PNG" and Image.open(out_path).mode == "RGBA"
+    out = rgba_of(out_path)
+    check_cutout(out, samples["astronaut"])
+    main_page["results"]["astronaut"] = out
+    # capability panel: threaded WASM, and why WebGPU was skipped
+    assert page.locator("#cap-backend").get_attribute("data-backend") == "wasm-threads"
+    assert "WASM (multi-threaded), 2 threads" in page.locator("#cap-backend").inner_text() or \
+        "WASM (multi-threaded)" in page.locator("#cap-backend").inner_text()
+    assert "webgpu: no WebGPU adapter" in page.locator("#cap-skipped").inner_text()
+    assert page.locator("#cap-threads").inner_text().find("cross-origin isolated (threads") >= 0
+    assert not main_page["errors"], main_page["errors"]
+
+
+def test_batch_of_three_as_one_zip_and_a_corrupt_file_gets_its_own_card(main_page, samples, tmp_path):
+    page = main_page["page"]
+    page.select_option("#format", "webp")
+    add_and_wait(page, [samples["chelsea"], samples["broken"], samples["coffee_rgba"]])
+    page.select_option("#format", "png")
+    add_and_wait(page, [samples["coffee_jpg"]])
+    bad = card(page, "broken.png")
+    assert bad.locator(".status").inner_text() == "error"
+    assert "cannot decode this PNG file" in bad.locator(".info").inner_text()
+    assert bad.get_by_role("link", name="Download").count() == 0 or not bad.get_by_role("link", name="Download").is_visible()
+    with page.expect_download() as d:
+        page.get_by_role("button", name="Download all").click()
+    zpath = tmp_path / d.value.suggested_filename
+    d.value.save_as(zpath)
+    with zipfile.ZipFile(zpath) as z:
+        names = sorted(z.namelist())
+        assert names == ["astronaut.png", "chelsea.webp", "coffee-rgba.webp", "coffee.png"], names
+        for info in z.infolist():
+            assert info.compress_type == zipfile.ZIP_STORED  # level 0: stored as encoded
+        files = {n: z.read(n) for n in names}
+    check_cutout(rgba_of(io.BytesIO(files["chelsea.webp"])), samples["chelsea"])
+    assert Image.open(io.BytesIO(files["chelsea.webp"])).format == "WEBP"
+    coffee = rgba_of(io.BytesIO(files["coffee-rgba.webp"]))
+    check_cutout(coffee, samples["coffee_rgba"])  # hidden RGB under alpha 0 kept by exact WebP
+    assert (coffee[:, :40, 3] == 0).all() and (coffee[:, 40:80, 3] <= 128).all()
+    assert np.array_equal(rgba_of(io.BytesIO(files["astronaut.png"])), main_page["results"]["astronaut"])
+    # JPEG: decoded by the browser; Chromium and Pillow both use libjpeg-turbo's default
+    # (islow IDCT, fancy upsampling), so the RGB is expected to match Pillow's exactly.
+    jpg = rgba_of(io.BytesIO(files["coffee.png"]))
+    src = rgba_of(samples["coffee_jpg"])
+    assert jpg.shape == src.shape
+    diff = np.abs(jpg[..., :3].astype(int) - src[..., :3].astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.999, f"JPEG RGB differs from Pillow's: max {diff.max()}"
+
+
+def test_privacy_every_request_is_local_and_none_carries_images(main_page, samples, server):
+    page = main_page["page"]
+    reqs = main_page["rec"].requests
+    assert reqs, "no requests recorded"
+    host = urlparse(server.url).netloc
+    names = [p.name for p in samples.values()] + [p.stem for p in samples.values()]
+    raw = [p.read_bytes()[8:40] for p in samples.values() if p.suffix == ".png"]
+    for _, url, method, body in reqs:
+        u = urlparse(url)
+        if u.scheme in ("blob", "data"):
+            continue
+        assert u.scheme == "http" and u.netloc == host, f"request left the local server: {url}"
+        assert method in ("GET", "HEAD"), (method, url)
+        assert not body, f"request with a body: {url}"
+        for n in names:
+            assert n not in url, f"file name in a URL: {url}"
+        for chunk in raw:
+            assert chunk.hex() not in url
+    model = [r for r in reqs if r[1].endswith("/models/isnet.onnx")]
+    assert len(model) == 1, "the model is downloaded exactly once"
+    # After the model is ready, nothing is requested: the next image makes no network
+    # request at all (the previews' blob: URLs are objects in this page's memory).
+    n = len(reqs)
+    add_and_wait(page, [samples["chelsea"]])
+    later = [r[1] for r in reqs[n:] if not r[1].startswith(("blob:", "data:"))]
+    assert not later, later
+
+
+def test_offline_after_first_run(main_page, samples, tmp_path):
+    page, context = main_page["page"], main_page["context"]
+    context.set_offline(True)
+    try:
+        add_and_wait(page, [samples["astronaut"]])
+        c = card(page, "astronaut.png")
+        assert c.locator(".status").inner_text() == "done"
+        out_path = download(page, c, tmp_path)
+        # same photo, same backend: the same bytes as the first run
+        assert np.array_equal(rgba_of(out_path), main_page["results"]["astronaut"])
+        assert out_path.name == "astronaut (2).png"
+    finally:
+        context.set_offline(False)
+
+
+@pytest.mark.model
+def test_parity_with_alphacut_remove(main_page, samples):
+    """Browser vs `alphacut.remove()` on the same photo: alpha within ±1 on ≥ 99.9 % of pixels.
+
+    Resize (Pillow's fixed-point BILINEAR), normalisation, the float mask upscale and the
+    alpha quantisation are exact ports (tests/js proves them byte for byte against Pillow and
+    the contract vectors), so the model sees the same tensor. What remains is ONNX Runtime
+    itself: ORT Web's WASM SIMD kernels and the native CPU kernels (MLAS) sum in different
+    orders and pick different convolution algorithms, so the float mask differs by about
+    1e-6..1e-4; where A_in × m lands near a .5 boundary, that flips alpha by one level.
+    """
+    import alphacut
+
+    ref = alphacut.remove(samples["astronaut"]).rgba
+    got = main_page["results"]["astronaut"]
+    assert np.array_equal(ref[..., :3], got[..., :3])
+    d = np.abs(ref[..., 3].astype(int) - got[..., 3].astype(int))
+    within = (d <= 1).mean()
+    print(f"parity: {within:.5%} within ±1, {(d == 0).mean():.5%} identical, max diff {d.max()}")
+    assert within >= 0.999, f"only {within:.4%} within ±1 (max {d.max()})"
+
+
+def test_second_visit_uses_the_cached_model_and_single_thread(main_page, samples, server, tmp_path):
+    """Same origin, new page: the model comes from Cache Storage (no download), and with
+    threads=1 the panel says single-thread WASM and why threads were skipped."""
+    context = main_page["context"]
+    rec = main_page["rec"]
+    n = len(rec.requests)
+    page = context.new_page()
+    try:
+        page.goto(server.url + "?backend=wasm&threads=1")
+        wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+        add_and_wait(page, [samples["chelsea"]])
+        ready = page.evaluate("window.alphacut.events.find(e => e.type === 'ready')")
+        assert ready["fromCache"] is True
+        assert not [r for r in rec.requests[n:] if "models/" in r[1]], "model downloaded again"
+        assert page.locator("#cap-backend").get_attribute("data-backend") == "wasm"
+        skipped = page.locator("#cap-skipped").inner_text()
+        assert "webgpu: turned off (backend=wasm)" in skipped
+        assert "wasm-threads: turned off (threads=1)" in skipped
+        out = rgba_of(download(page, card(page, "chelsea.png"), tmp_path))
+        check_cutout(out, samples["chelsea"])
+    finally:
+        page.close()
+
+
+def test_not_cross_origin_isolated_still_works(browser, server_not_isolated, samples, tmp_path):
+    """A host without COOP/COEP: no SharedArrayBuffer, so no WASM threads; the app falls back
+    to one thread and the panel says why."""
+    context = browser.new_context(accept_downloads=True)
+    try:
+        page = context.new_page()
+        page.goto(server_not_isolated.url)
+        wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+        assert page.evaluate("crossOriginIsolated") is False
+        add_and_wait(page, [samples["astronaut"]])
+        assert page.locator("#cap-backend").get_attribute("data-backend") == "wasm"
+        assert "not cross-origin isolated" in page.locator("#cap-skipped").inner_text()
+        assert "Not cross-origin isolated" in page.locator("#cap-warnings").inner_text()
+        out = rgba_of(download(page, card(page, "astronaut.png"), tmp_path))
+        check_cutout(out, samples["astronaut"])
+    finally:
+        context.close()
+
+
+def test_webgpu_backend_and_fallback(playwright_instance, server, samples, main_page, tmp_path):
+    """Chromium with --enable-unsafe-webgpu gets SwiftShader's fallback adapter.
+
+    The embedded IS-Net graph computes in fp16 on a GPU, so WebGPU needs the adapter's
+    shader-f16 feature, which SwiftShader lacks: the default chain skips WebGPU and says so.
+    Forcing it (?backend=webgpu) makes ONNX Runtime's WebGPU session creation fail, and the
+    app falls back to threaded WASM, reports why, and produces exactly the WASM result. On an
+    adapter with shader-f16 the WebGPU result is compared with the WASM one instead (alpha
+    within ±2 on ≥ 99.5 % of pixels; GPU kernels round differently, RGB must be identical)."""
+    b = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--enable-unsafe-webgpu"])
+    try:
+        context = b.new_context(accept_downloads=True)
+        page = context.new_page()
+        page.goto(server.url)
+        wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+        caps = page.evaluate("window.alphacut.caps")
+        adapter = page.evaluate("window.alphacut.caps.skipped.find(s => s.backend === 'webgpu')")
+        f16 = False
+        if adapter is not None:
+            assert "lacks shader-f16" in adapter["reason"] or "software (fallback)" in adapter["reason"], adapter
+            f16 = "lacks shader-f16" not in adapter["reason"]
+        assert "webgpu" in page.locator("#cap-skipped").inner_text() or caps["backend"] is None
+        page.goto(server.url + "?backend=webgpu")
+        wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+        add_and_wait(page, [samples["astronaut"]], timeout=400)
+        caps = page.evaluate("window.alphacut.caps")
+        out = rgba_of(download(page, card(page, "astronaut.png"), tmp_path))
+        ref = main_page["results"]["astronaut"]
+        assert np.array_equal(out[..., :3], ref[..., :3])
+        if caps["backend"]["backend"] == "webgpu":
+            assert "WebGPU" in page.locator("#cap-backend").inner_text()
+            d = np.abs(out[..., 3].astype(int) - ref[..., 3].astype(int))
+            print(f"webgpu vs wasm: {(d <= 1).mean():.5%} within ±1, max {d.max()}")
+            assert (d <= 2).mean() >= 0.995
+        else:
+            assert not f16
+            reason = [s["reason"] for s in caps["skipped"] if s["backend"] == "webgpu"]
+            assert reason and "session creation failed" in reason[0] and "f16" in reason[0], reason
+            assert caps["backend"]["backend"] == "wasm-threads"
+            assert "webgpu: session creation failed" in page.locator("#cap-skipped").inner_text()
+            assert np.array_equal(out, ref), "the fallback must give exactly the WASM result"
+    finally:
+        b.close()
