@@ -129,8 +129,8 @@ def test_cli_never_overwrites_input(photos, tmp_path):
 
 
 def test_cli_usage_errors(photos, tmp_path):
-    r = runner.invoke(app, ["remove", str(photos["chelsea"]), "--quality", "50"])
-    assert r.exit_code == 2 and "--quality applies to --format avif" in r.output
+    r = runner.invoke(app, ["remove", str(photos["chelsea"]), "--avif-quality", "50"])
+    assert r.exit_code == 2 and "--avif-quality applies to --format avif" in r.output
     r = runner.invoke(app, ["remove", str(photos["chelsea"]), "--background", "nocolour"])
     assert r.exit_code == 2 and "bad colour" in r.output
     blocker = tmp_path / "file"
@@ -160,3 +160,17 @@ def test_models_commands():
     assert r.exit_code == 0 and r.output.strip().endswith("isnet-fp16.onnx")
     r = runner.invoke(app, ["models", "install", "rmbg-2.0"], env={"HF_TOKEN": ""})
     assert r.exit_code == 1 and "gated" in r.output and "--token" in r.output
+
+
+def test_quality_best_is_mirror_symmetric(photos, tmp_path):
+    """`--quality best` averages the photo's mask with the mirrored photo's, so cutting out
+    the mirrored photo gives the mirrored mask (one inference alone does not have this)."""
+    from alphacut import Remover
+
+    r = Remover("isnet", quality="best", refine="none")
+    src = np.asarray(Image.open(photos["chelsea"]).convert("RGB"))
+    a = r.remove(Image.fromarray(src)).mask
+    b = r.remove(Image.fromarray(np.ascontiguousarray(src[:, ::-1]))).mask
+    assert np.abs(a - b[:, ::-1]).max() < 2e-3
+    single = Remover("isnet", refine="none").remove(Image.fromarray(src)).mask
+    assert np.abs(single - a).max() > 1e-3  # best really is a different (averaged) mask

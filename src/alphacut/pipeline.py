@@ -98,6 +98,9 @@ class CutOut:
         return path
 
 
+#: "default": one inference; "best": also the mirrored photo, masks averaged (twice the time).
+QUALITIES = ("default", "best")
+
 #: Above this many pixels a batch decodes the photo twice rather than hold it during inference.
 LOW_MEMORY_PIXELS = 16_000_000
 
@@ -124,12 +127,16 @@ class Remover:
         refine: str | None = None,
         threshold: float | None = None,
         max_pixels: int | None = None,
+        quality: str = "default",
     ):
         self.spec: ModelSpec
         self.spec, self.model_path = store.resolve(model)
         self.refine = refine or refine_module.DEFAULT_REFINE
         self.threshold = threshold
         self.max_pixels = max_pixels
+        if quality not in QUALITIES:
+            raise ValueError(f"unknown quality {quality!r}; choose {' or '.join(QUALITIES)}")
+        self.quality = quality
         self._session: infer.Session | None = None
 
     @property
@@ -161,14 +168,22 @@ class Remover:
             image = None
         return Prepared(source, label, tensor, (w, h), image, timings)
 
-    def infer(self, prepared: Prepared) -> np.ndarray:
+    def run_model(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Raw model outputs: one, or with quality "best" also the mirrored photo's, un-mirrored."""
+        raws = [self.session.run(tensor)]
+        if self.quality == "best":
+            mirrored = self.session.run(np.ascontiguousarray(tensor[..., ::-1]))
+            raws.append(np.ascontiguousarray(mirrored[..., ::-1]))
+        return raws
+
+    def infer(self, prepared: Prepared) -> list[np.ndarray]:
         t = time.perf_counter()
-        raw = self.session.run(prepared.tensor)
+        raw = self.run_model(prepared.tensor)
         prepared.timings["infer"] = time.perf_counter() - t
         prepared.tensor = None  # not needed any more; frees 12 MB per queued image
         return raw
 
-    def finish(self, prepared: Prepared, raw: np.ndarray) -> CutOut:
+    def finish(self, prepared: Prepared, raw: list[np.ndarray]) -> CutOut:
         """Mask at full resolution, refined, applied to the photo: the cut-out."""
         timings = prepared.timings
         image = prepared.image
@@ -183,9 +198,10 @@ class Remover:
         timings["compose"] = time.perf_counter() - t
         return CutOut(m, rgba, image.icc_profile, prepared.name, image.notice, timings)
 
-    def mask_from_output(self, raw: np.ndarray, rgba: np.ndarray, timings: dict[str, float]) -> np.ndarray:
+    def mask_from_output(self, raws: list[np.ndarray], rgba: np.ndarray, timings: dict[str, float]) -> np.ndarray:
         t = time.perf_counter()
-        small = mask.from_output(raw, self.spec)
+        masks = [mask.from_output(r, self.spec) for r in raws]
+        small = masks[0] if len(masks) == 1 else np.mean(masks, axis=0, dtype=np.float32)
         full = mask.upscale(small, (rgba.shape[1], rgba.shape[0]))
         timings["upscale"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -202,9 +218,9 @@ class Remover:
         tensor = preprocess.preprocess(rgba, self.spec)
         timings["preprocess"] = time.perf_counter() - t
         t = time.perf_counter()
-        raw = self.session.run(tensor)
+        raws = self.run_model(tensor)
         timings["infer"] = time.perf_counter() - t
-        return self.mask_from_output(raw, rgba, timings)
+        return self.mask_from_output(raws, rgba, timings)
 
     def process(self, image: DecodedImage, name: str = "image") -> CutOut:
         timings: dict[str, float] = {}
