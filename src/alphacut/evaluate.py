@@ -233,6 +233,10 @@ def variants_available() -> dict[str, Variant]:
         if name != "none":
             v[name] = Variant(name, ("pipeline",), name, f"float + refine {name}")
     v["flip"] = Variant("flip", ("pipeline", "flip"), "none", "mirrored-photo averaging, no refinement")
+    v["browser-input"] = Variant(
+        "browser-input", ("browser",), refine.DEFAULT_REFINE,
+        f"the browser's model input (no-AA, top-left aligned) + float mask + {refine.DEFAULT_REFINE}",
+    )
     v["best"] = Variant("best", ("pipeline", "flip"), refine.DEFAULT_REFINE, f"flip + refine {refine.DEFAULT_REFINE}")
     return v
 
