@@ -27,7 +27,7 @@ from PIL import Image
 from alphacut import api, infer
 
 TOKEN = "s3cret-token"
-LOAD_REQUESTS = 12
+LOAD_REQUESTS = 8  # bench/api_load.py runs more
 LOAD_THREADS = 4
 
 
@@ -437,40 +437,8 @@ def test_openapi_document_and_docs_page(real):
 
 
 @pytest.mark.model
-def test_schemathesis_against_the_openapi_document(real):
-    """Property-based requests generated from the document; every answer must conform to it."""
-    import schemathesis
-    from hypothesis import HealthCheck, given, settings
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_headers_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
-
-    doc = httpx.get(f"{real.url}/api/v1/openapi.json").json()
-    schema = schemathesis.openapi.from_dict(doc)
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
-              response_headers_conformance, response_schema_conformance]
-    ran = 0
-    for result in schema.get_all_operations():
-        op = result.ok()
-
-        @settings(max_examples=30, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
-        @given(case=op.as_strategy())
-        def run(case):
-            case.call_and_validate(base_url=real.url, checks=checks, timeout=120)
-
-        run()
-        ran += 1
-    assert ran == 3
-
-
-@pytest.mark.model
 def test_load_each_response_matches_its_own_input(real):
-    """12 distinct images from 4 threads at once: none lost, none mixed up; prints throughput."""
+    """8 distinct images from 4 threads at once: none lost, none mixed up; prints throughput."""
     rng = np.random.default_rng(6)
     images = [rng.integers(0, 256, (40 + i, 64, 3), np.uint8) for i in range(LOAD_REQUESTS)]
     bodies = [png_bytes(a) for a in images]
@@ -508,6 +476,42 @@ def test_load_each_response_matches_its_own_input(real):
 
 
 # ----------------------------------------------------------------------------- no model needed
+
+
+def test_schemathesis_against_the_openapi_document(fake):
+    """Property-based requests generated from the document; every answer must conform to it.
+
+    Against the stand-in server (with its token): schemathesis sends valid tiny images too, and
+    the HTTP contract, not the model, is what this checks; the model's answers are checked above.
+    """
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    doc = httpx.get(f"{fake.url}/api/v1/openapi.json", headers=auth()).json()
+    schema = schemathesis.openapi.from_dict(doc)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
+              response_headers_conformance, response_schema_conformance]
+    statuses: dict[int, int] = {}
+    for result in schema.get_all_operations():
+        op = result.ok()
+
+        @settings(max_examples=25, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=op.as_strategy())
+        def run(case):
+            r = case.call_and_validate(base_url=fake.url, headers=auth(), checks=checks, timeout=30)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+        run()
+    print(f"\nschemathesis: status codes seen {dict(sorted(statuses.items()))}")
+    assert 200 in statuses and any(400 <= s < 500 for s in statuses)
 
 
 def test_token_is_required_on_every_api_call(fake):

@@ -306,7 +306,11 @@ def split_multipart(body: bytes, content_type: str) -> tuple[bytes | None, dict[
 
 @dataclass
 class _Ticket:
-    abandoned: bool = False
+    """Who gives the request's slot back: the job once it has begun, else the request."""
+
+    abandoned: bool = False  # the request stopped waiting (timeout)
+    begun: bool = False  # the job started in its thread
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -349,6 +353,10 @@ class Api:
     # --- the job, in a worker thread ---------------------------------------------------
 
     def _job(self, ticket: _Ticket, body: bytes, params: Params, deadline: float) -> tuple[bytes, dict]:
+        with ticket.lock:
+            if ticket.abandoned:  # the request timed out before this thread picked the job up
+                raise TimeoutError
+            ticket.begun = True
         try:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._run.acquire(timeout=remaining):
@@ -398,7 +406,7 @@ class Api:
         except ApiError as e:
             return e.response()
 
-        started = False
+        submitted = False
         ticket = _Ticket()
         try:
             deadline = time.monotonic() + self.limits.timeout
@@ -418,25 +426,28 @@ class Api:
                 img.close()
             except InputError as e:
                 raise _from_pipeline(e) from None
-            started = True
+            submitted = True
             try:
                 with anyio.fail_after(max(0.0, deadline - time.monotonic())):
                     data, timings = await anyio.to_thread.run_sync(
                         self._job, ticket, body, params, deadline, abandon_on_cancel=True, limiter=self._threads
                     )
-            except TimeoutError:
-                ticket.abandoned = True
-                raise ApiError(504, "timeout", f"no result within {self.limits.timeout:g} s (ALPHACUT_API_TIMEOUT)") from None
-            except ApiError:
+            except BaseException as e:  # timeout, cancellation, or the job's own error
+                with ticket.lock:
+                    ticket.abandoned = True
+                    if not ticket.begun:  # the job will never run (or will return at once)
+                        self._leave()
+                if isinstance(e, TimeoutError):
+                    raise ApiError(504, "timeout", f"no result within {self.limits.timeout:g} s (ALPHACUT_API_TIMEOUT)") from None
+                if isinstance(e, Exception):
+                    raise _from_pipeline(e, params) from None
                 raise
-            except Exception as e:
-                raise _from_pipeline(e, params) from None
         except TimeoutError:
             return error_response(504, "timeout", f"the body did not arrive within {self.limits.timeout:g} s")
         except ApiError as e:
             return e.response()
         finally:
-            if not started:
+            if not submitted:
                 self._leave()
         headers = {
             "Content-Disposition": f'inline; filename="{params.filename}"',
