@@ -81,12 +81,16 @@ export class Engine {
     this.proven = false; // a run succeeded: no more fallback
   }
 
-  async start(modelBytes) {
-    this.modelBytes = modelBytes;
+  /** `modelBytes` is used once; a later fallback gets the bytes again from `reload()`
+   *  (Cache Storage), so no copy of the model stays in this worker's memory. */
+  async start(modelBytes, reload) {
+    if (reload) this.reload = reload;
+    let bytes = modelBytes;
     while (this.queue.length) {
       const c = this.queue.shift();
       try {
-        await this._create(c);
+        bytes = bytes || (await this.reload());
+        await this._create(c, bytes);
         this.current = c;
         return c;
       } catch (e) {
@@ -97,7 +101,7 @@ export class Engine {
     throw new Error('no backend could load the model');
   }
 
-  async _create(c) {
+  async _create(c, bytes) {
     this.onStatus(`Starting ONNX Runtime (${label(c)})…`);
     const bundle = c.backend === 'webgpu' ? 'dist/ort.webgpu.min.mjs' : 'dist/ort.wasm.min.mjs';
     const ort = await import(`${ORT}${bundle}?instance=${c.backend}`);
@@ -115,7 +119,7 @@ export class Engine {
       graphOptimizationLevel: 'all',
     };
     this.ort = ort;
-    this.session = await ort.InferenceSession.create(this.modelBytes, opts);
+    this.session = await ort.InferenceSession.create(bytes, opts);
     const out = this.model.output;
     this.outputName = typeof out === 'string' ? out : this.session.outputNames.at(out);
     if (!this.session.outputNames.includes(this.outputName)) {
@@ -133,10 +137,7 @@ export class Engine {
         const t = res[this.outputName];
         const out = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
         if (out.length !== w * h) throw new Error(`output has ${out.length} values, expected ${w * h}`);
-        if (!this.proven) {
-          this.proven = true;
-          this.modelBytes = null; // no more fallback: let the copy go
-        }
+        this.proven = true;
         return out;
       } catch (e) {
         if (this.proven || !this.queue.length) throw e;
@@ -144,7 +145,7 @@ export class Engine {
         this.onStatus(`${label(this.current)} failed on its first run; trying the next backend`);
         try { await this.session?.release(); } catch (_) { /* ignore */ }
         this.session = null;
-        await this.start(this.modelBytes);
+        await this.start(null);
         this.onBackendChange?.(this.current);
       }
     }

@@ -54,7 +54,8 @@ function ensureModel() {
       const t1 = now();
       engine = new Engine(caps, config.model, status, prefs);
       engine.onBackendChange = () => post({ type: 'caps', caps: describeCaps() });
-      await engine.start(bytes);
+      const reload = async () => (await loadModel(config.model, base, { onStatus: status })).bytes;
+      await engine.start(bytes, reload);
       const t2 = now();
       post({ type: 'caps', caps: describeCaps() });
       post({ type: 'ready', fromCache, timings: { model: t1 - t0, session: t2 - t1 } });
