@@ -35,7 +35,6 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background
 
 
 def make_photos(d: Path, sizes) -> dict[int, Path]:
-    import numpy as np
     from PIL import Image
     from skimage import data
 
@@ -156,13 +155,13 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
+    from browser.conftest import CHROMIUM, Server
     from playwright.sync_api import sync_playwright
 
     from alphacut.server import create_app
-    from browser.conftest import CHROMIUM, Server
 
     tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
-    photos = make_photos(tmp, sorted(set([1, *sizes])))
+    photos = make_photos(tmp, sorted({1, *sizes}))
     server = Server(create_app())
     res: dict = {"browser": {}, "python": {}, "load_before": round(os.getloadavg()[0], 1)}
     mem = MemorySampler()

@@ -13,15 +13,17 @@ import pytest
 from alphacut import site, store
 from alphacut.catalog import CATALOG
 
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-pytestmark_filter = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
 try:
-    from starlette.testclient import TestClient
-except Exception:  # pragma: no cover - httpx missing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Starlette's notice about httpx
+        from starlette.testclient import TestClient
+except ImportError:  # pragma: no cover - httpx missing
     TestClient = None
 
-pytestmark = pytest.mark.skipif(TestClient is None, reason="starlette.testclient needs httpx")
+pytestmark = [
+    pytest.mark.skipif(TestClient is None, reason="starlette.testclient needs httpx"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
 
 BASE = "http://127.0.0.1:8000"
 
@@ -64,7 +66,7 @@ def test_index_is_html_no_cache_and_has_no_inline_script(client, app_hash):
         _check_security_headers(r)
         assert r.headers["content-type"].startswith("text/html")
         assert r.headers["cache-control"] == "no-cache"
-        scripts = re.findall(r"<script([^>]*)>(.*?)</script>", r.text, re.S)
+        scripts = re.findall(r"<script([^>]*)>(.*?)</script>", r.text, re.DOTALL)
         assert scripts and all("src=" in attrs and not body.strip() for attrs, body in scripts)
         assert 'type="file" multiple' in r.text
         assert "__APP__" not in r.text
@@ -161,8 +163,11 @@ def test_model_route_bytes_hash_to_the_catalog_value(client):
     assert h.hexdigest() == CATALOG["isnet"].main_file.sha256
 
 
-def test_api_prefix_is_free_for_the_http_api(client):
-    assert client.get("/api/v1/remove").status_code == 404
+def test_api_routes_come_before_the_app(client):
+    """The HTTP API (alphacut.api) shares the app and its headers; the app's routes stay."""
+    r = client.get("/api/v1/remove")
+    assert r.status_code != 200
+    _check_security_headers(r)
 
 
 def test_token_guard():

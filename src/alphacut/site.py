@@ -77,7 +77,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 NO_CACHE = "no-cache"
 
 #: Content Security Policy: nothing but this origin, no inline script, WASM allowed.
-CSP = "; ".join(
+CSP = "; ".join(  # noqa: FLY002
     [
         "default-src 'self'",
         "script-src 'self' 'wasm-unsafe-eval'",
@@ -244,10 +244,6 @@ def _netlify_headers(rules) -> str:
         out.append(pattern)
         out.extend(f"  {k}: {v}" for k, v in headers.items())
     return "\n".join(out) + "\n"
-
-
-def _json_rules(rules, wasm: bool = True) -> list[dict]:
-    return [{"source": p, "headers": [{"key": k, "value": v} for k, v in h.items()]} for p, h in rules]
 
 
 def _firebase(rules) -> dict:
