@@ -422,7 +422,7 @@ def test_openapi_document_and_docs_page(real):
     assert doc["openapi"] == "3.0.3"
     assert set(doc["paths"]) == {"/api/v1/remove", "/api/v1/models", "/api/v1/openapi.json"}
     responses = doc["paths"]["/api/v1/remove"]["post"]["responses"]
-    for code in ("400", "401", "403", "409", "413", "415", "422", "500", "503", "504"):
+    for code in ("400", "401", "403", "405", "409", "413", "415", "422", "500", "503", "504"):
         assert code in responses
     assert "Retry-After" in responses["503"]["headers"]
     assert set(responses["200"]["content"]) == {"image/png", "image/webp", "image/avif"}
@@ -602,3 +602,35 @@ def test_multipart_is_split_in_memory():
     )
     image, fields = api.split_multipart(body, 'multipart/form-data; boundary="XyZ"')
     assert image == b"\x89PNG\r\n--not-the-boundary\r\n" and fields == {"format": "webp"}
+
+
+@pytest.mark.browser
+def test_docs_page_renders_and_tries_the_api_in_chromium(fake, tmp_path):
+    """The docs page under the real CSP, opened with ?token= (then the cookie carries it)."""
+    import os
+    import shutil
+
+    chromium = os.environ.get("ALPHACUT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.isfile(chromium):
+        pytest.skip("Chromium not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    image = tmp_path / "try.png"
+    image.write_bytes(png_bytes(np.full((20, 30, 3), 90, np.uint8)))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+            page.goto(f"{fake.url}/api/docs?token={TOKEN}")
+            page.wait_for_selector("section.op", timeout=20_000)
+            assert page.locator("section.op").count() >= 3
+            assert "isnet" in " ".join(page.locator("#f-model option").all_inner_texts())
+            page.set_input_files("#f-image", str(image))
+            page.click("#try-form button[type=submit]")
+            page.wait_for_selector("#try-out img", timeout=30_000)
+            assert page.inner_text("#try-status").startswith("200: image/png")
+            assert problems == []
+        finally:
+            browser.close()

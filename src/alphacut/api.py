@@ -528,6 +528,7 @@ def routes(model: str = "isnet", limits: Limits | None = None) -> list[BaseRoute
 _ERROR_CODES = {
     "400": "A parameter or the body is malformed (error: bad_parameter, bad_request) or the model is unknown (unknown_model).",
     "403": "A cross-site browser request (error: cross_origin). A Host header that is not loopback on a loopback bind gets a plain-text 403.",
+    "405": "The method is not allowed on this path (error: method_not_allowed).",
     "409": "The model is in the catalog but not installed here (error: model_not_installed).",
     "413": "The body is over the size limit, by Content-Length or while streaming (error: request_too_large).",
     "415": "The Content-Type is not image/*, application/octet-stream or multipart/form-data (error: unsupported_media_type).",
@@ -624,6 +625,7 @@ def openapi(api: Api) -> dict:
             "400": err("400"),
             "401": unauthorized,
             "403": err("403"),
+            "405": err("405", {"Allow": {"description": "The allowed methods.", "schema": {"type": "string"}}}),
             "409": err("409"),
             "413": err("413"),
             "415": err("415"),
