@@ -35,7 +35,7 @@ LOAD_THREADS = 4
 
 
 class Server:
-    def __init__(self, app):
+    def __init__(self, app, lifespan: str = "on"):
         import uvicorn
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -44,7 +44,7 @@ class Server:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = app
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=30)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan=lifespan, timeout_keep_alive=30)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
@@ -531,6 +531,38 @@ def test_token_is_required_on_every_api_call(fake):
     assert np.asarray(decode(r.content))[..., 3].max() == 128  # the stand-in's mask
     r = httpx.post(u + "/api/v1/remove", params={"token": TOKEN}, files={"image": ("a.png", body, "image/png")})
     assert r.status_code == 200
+
+
+def test_host_check_applies_to_the_api(fake):
+    """A DNS-rebinding page reaches a loopback server under a foreign Host name: refused."""
+    r = httpx.get(fake.url + "/api/v1/models", headers=auth({"Host": f"evil.example:{fake.port}"}))
+    assert r.status_code == 403
+
+
+def test_serving_beyond_loopback_makes_a_token_the_api_requires(monkeypatch, capsys):
+    """``serve --host 0.0.0.0`` without --token invents one; API calls without it get 401."""
+    import uvicorn
+
+    from alphacut import server
+
+    captured = {}
+    from alphacut import store
+
+    monkeypatch.setattr(store, "resolve", lambda m: None)  # serve() checks the model first
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(app=app, **kw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server.serve(host="0.0.0.0", port=8123)
+    printed = capsys.readouterr().out
+    assert "?token=" in printed and captured["host"] == "0.0.0.0"
+    token = printed.split("?token=")[1].split()[0]
+    with Server(captured["app"], lifespan="off") as s:  # the app serve() built; no model load
+        host = {"Host": f"192.168.1.20:{s.port}"}  # as reached from another machine
+        assert httpx.get(s.url + "/api/v1/models", headers=host).status_code == 401
+        r = httpx.post(s.url + "/api/v1/remove", content=b"x", headers={**host, "Content-Type": "image/png"})
+        assert r.status_code == 401
+        r = httpx.get(s.url + "/api/v1/models", headers={**host, "Authorization": f"Bearer {token}"})
+        assert r.status_code == 200
 
 
 def _wait_for(pred, timeout=10.0):
