@@ -12,6 +12,7 @@ Two servers per module run:
 from __future__ import annotations
 
 import io
+import os
 import socket
 import struct
 import threading
@@ -119,7 +120,7 @@ def raw_http(port: int, head: bytes, body_chunks=()) -> tuple[int, dict[str, str
                     n = int(headers.get("content-length", -1))
                     if n >= 0 and len(data) >= head_end + 4 + n:
                         break
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             pass
     head_end = data.index(b"\r\n\r\n")
     status = int(data.split(b" ", 2)[1])
@@ -151,11 +152,12 @@ _session_inits: list[str] = []
 def real():
     """The real model behind a real server; counts model-session creations around start-up."""
     from alphacut import store
+    from alphacut.errors import ModelError
     from alphacut.server import create_app
 
     try:
         store.resolve("isnet")
-    except Exception as e:  # pragma: no cover - model missing
+    except ModelError as e:  # pragma: no cover - model missing
         pytest.skip(f"IS-Net not installable here: {e}")
     mp = pytest.MonkeyPatch()
     # A cold process: no cached session, no shared Remover; count every Session made from here.
@@ -397,7 +399,7 @@ def test_request_too_large_while_streaming(real):
     piece = b"\0" * 65536
     chunks = [b"%x\r\n" % len(piece) + piece + b"\r\n"] * 24 + [b"0\r\n\r\n"]  # 1.5 MB > 1 MB
     status, headers, body = raw_http(real.port, head, chunks)
-    assert status == 413
+    assert status == 413 and headers["content-type"] == "application/json"
     import json
 
     assert json.loads(body)["error"] == "request_too_large"
@@ -483,7 +485,12 @@ def test_schemathesis_against_the_openapi_document(fake):
     Against the stand-in server (with its token): schemathesis sends valid tiny images too, and
     the HTTP contract, not the model, is what this checks; the model's answers are checked above.
     """
-    import schemathesis
+    try:
+        import schemathesis
+    except ImportError:  # pragma: no cover - the test extra not installed
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("schemathesis not installed (pip install schemathesis)")
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (
@@ -638,7 +645,6 @@ def test_multipart_is_split_in_memory():
 @pytest.mark.browser
 def test_docs_page_renders_and_tries_the_api_in_chromium(fake, tmp_path):
     """The docs page under the real CSP, opened with ?token= (then the cookie carries it)."""
-    import os
     import shutil
 
     chromium = os.environ.get("ALPHACUT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

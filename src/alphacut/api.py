@@ -48,9 +48,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import compose, decode as decode_module, store
+from . import compose, store
+from . import decode as decode_module
 from .catalog import CATALOG
-from .errors import AlphacutError, ImageTooLargeError, InputError, ModelError, OutputError, VerifyError
+from .errors import (
+    AlphacutError,
+    ImageTooLargeError,
+    InputError,
+    ModelError,
+    OutputError,
+    VerifyError,
+)
 
 log = logging.getLogger("alphacut.api")
 
@@ -85,7 +93,7 @@ class Limits:
     timeout: float = 120.0  # seconds from admission to the answer
 
     @classmethod
-    def from_env(cls) -> "Limits":
+    def from_env(cls) -> Limits:
         d = cls()
         return cls(
             max_body=_env_number("ALPHACUT_API_MAX_BODY", d.max_body),
@@ -151,7 +159,7 @@ def error_response(status: int, error: str, detail: str, headers: dict[str, str]
     return JSONResponse({"error": error, "detail": detail}, status, headers=h)
 
 
-def _from_pipeline(e: Exception, params: "Params | None" = None) -> ApiError:
+def _from_pipeline(e: Exception, params: Params | None = None) -> ApiError:
     if isinstance(e, VerifyError) and params is not None and params.quality is not None and params.quality < 100:
         # lossy AVIF drifting past the verify stage's tolerance: the client's quality is too low
         return ApiError(422, "cannot_encode", f"{e}; use a higher quality (or none: lossless)")
