@@ -118,8 +118,8 @@ def browser(playwright_instance):
 
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory) -> dict[str, Path]:
-    """Small real photos (scikit-image): PNGs, one with semi-transparent input alpha and
-    hidden RGB under alpha 0, a JPEG, and a corrupt file."""
+    """Small real photos (scikit-image): PNGs, one with semi-transparent input alpha, hidden
+    RGB under alpha 0 and an sRGB ICC profile, a JPEG, and a corrupt file."""
     from skimage import data, transform
 
     d = tmp_path_factory.mktemp("browser-samples")
@@ -134,7 +134,10 @@ def samples(tmp_path_factory) -> dict[str, Path]:
     rgba = np.dstack([coffee, np.full(coffee.shape[:2], 255, np.uint8)])
     rgba[:, :40, 3] = 0  # hidden RGB: must survive untouched
     rgba[:, 40:80, 3] = 128  # input alpha multiplies the mask
-    Image.fromarray(rgba, "RGBA").save(d / "coffee-rgba.png")
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(rgba, "RGBA").save(d / "coffee-rgba.png", icc_profile=srgb)  # carried to the output
     out["coffee_rgba"] = d / "coffee-rgba.png"
     Image.fromarray(data.coffee()).save(d / "coffee.jpg", quality=92)
     out["coffee_jpg"] = d / "coffee.jpg"

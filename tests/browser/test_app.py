@@ -150,6 +150,10 @@ def test_batch_of_three_as_one_zip_and_a_corrupt_file_gets_its_own_card(main_pag
     coffee = rgba_of(io.BytesIO(files["coffee-rgba.webp"]))
     check_cutout(coffee, samples["coffee_rgba"])  # hidden RGB under alpha 0 kept by exact WebP
     assert (coffee[:, :40, 3] == 0).all() and (coffee[:, 40:80, 3] <= 128).all()
+    # contract rule 9: the input's RGB profile is carried to the WebP output
+    icc_in = Image.open(samples["coffee_rgba"]).info["icc_profile"]
+    assert Image.open(io.BytesIO(files["coffee-rgba.webp"])).info.get("icc_profile") == icc_in
+    assert "icc_profile" not in Image.open(io.BytesIO(files["chelsea.webp"])).info
     assert np.array_equal(rgba_of(io.BytesIO(files["astronaut.png"])), main_page["results"]["astronaut"])
     # JPEG: decoded by the browser; Chromium and Pillow both use libjpeg-turbo's default
     # (islow IDCT, fancy upsampling), so the RGB is expected to match Pillow's exactly.

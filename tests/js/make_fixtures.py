@@ -19,6 +19,26 @@ from alphacut.catalog import CATALOG
 OUT = Path(__file__).parent / "fixtures.json"
 
 
+def icc_cases() -> dict:
+    """Files with and without an sRGB profile, as Pillow writes them, base64-encoded."""
+    import base64
+    import io
+    import zlib
+
+    from PIL import Image, ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    img = Image.new("RGBA", (3, 2), (10, 20, 30, 128))
+    out = {"profile": base64.b64encode(icc).decode(), "crc_of_profile": zlib.crc32(icc)}
+    for fmt, kw in (("png", {}), ("webp", {"lossless": True, "exact": True}), ("jpeg", {})):
+        for with_icc in (True, False):
+            buf = io.BytesIO()
+            im = img.convert("RGB") if fmt == "jpeg" else img
+            im.save(buf, fmt.upper(), **({"icc_profile": icc} if with_icc else {}), **kw)
+            out[f"{fmt}{'_icc' if with_icc else ''}"] = base64.b64encode(buf.getvalue()).decode()
+    return out
+
+
 def main() -> None:
     rng = np.random.default_rng(3)
     rgb_cases = []
@@ -44,7 +64,7 @@ def main() -> None:
                             "mask": [float(f"{v:.9g}") for v in m.reshape(-1).tolist()],
                             "expected": [float(f"{v:.9g}") for v in up.reshape(-1).tolist()]})
     OUT.write_text(json.dumps({"resize_rgb": rgb_cases, "to_tensor": tensor_case,
-                               "resize_float": float_cases}, separators=(",", ":")))
+                               "resize_float": float_cases, "icc": icc_cases()}, separators=(",", ":")))
     print(f"wrote {OUT}")
 
 

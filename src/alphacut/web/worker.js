@@ -11,6 +11,7 @@ import * as codecs from './codecs.js';
 import { loadModel } from './model.js';
 import { Engine, capabilities, label } from './engine.js';
 import { FFLATE } from './vendor.js';
+import { extractIcc, pngWithIcc, webpWithIcc } from './icc.js';
 
 let config, prefs, base, caps, engine, fflate;
 let modelPromise = null;
@@ -95,6 +96,7 @@ async function processImage(msg) {
   const input = new Uint8Array(await file.arrayBuffer());
   stage('decoding');
   const img = await codecs.decode(input, file.type);
+  const icc = extractIcc(input, codecs.sniff(input), fflate.unzlibSync);
   const { width, height } = img;
   timings.decode = now() - t;
   const fmt = codecs.FORMATS[format] ? format : 'png';
@@ -131,7 +133,10 @@ async function processImage(msg) {
   timings.compose = now() - t;
   t = now();
   stage(`encoding ${fmt.toUpperCase()}`);
-  const out = codecs.encode(rgba, width, height, fmt);
+  let out = codecs.encode(rgba, width, height, fmt);
+  // contract rule 9: an RGB profile goes to PNG and WebP outputs (never converted)
+  if (icc && fmt === 'png') out = pngWithIcc(out, icc, fflate.zlibSync);
+  else if (icc && fmt === 'webp') out = webpWithIcc(out, icc, width, height);
   timings.encode = now() - t;
   t = now();
   stage('verifying');
@@ -146,7 +151,7 @@ async function processImage(msg) {
   const bytes = out.buffer.byteLength === out.byteLength ? out.buffer : out.slice().buffer;
   post({
     type: 'done', id, bytes, mime: codecs.FORMATS[fmt].mime, ext: codecs.FORMATS[fmt].ext, width, height,
-    timings, backend: label(engine.current), stats: { partial, clear, total: width * height },
+    timings, backend: label(engine.current), stats: { partial, clear, total: width * height }, icc: !!icc,
   }, [bytes]);
 }
 
