@@ -671,3 +671,13 @@ def test_docs_page_renders_and_tries_the_api_in_chromium(fake, tmp_path):
             assert problems == []
         finally:
             browser.close()
+
+
+def test_only_the_servers_own_model_may_be_a_path():
+    """`serve --model my.onnx` works through the API; a client can never name a file."""
+    assert api.parse_params({}, "/models/mine.onnx").model == "/models/mine.onnx"
+    assert api.parse_params({"model": "/models/mine.onnx"}, "/models/mine.onnx").model == "/models/mine.onnx"
+    assert api.parse_params({"model": "isnet"}, "/models/mine.onnx").model == "isnet"
+    with pytest.raises(api.ApiError) as e:
+        api.parse_params({"model": "/etc/other.onnx"}, "/models/mine.onnx")
+    assert e.value.status == 400 and e.value.error == "unknown_model"

@@ -195,10 +195,12 @@ def parse_params(raw: dict[str, str], default_model: str) -> Params:
     """Validate the request's parameters (query string merged with form fields)."""
     raw = {k: v.strip() for k, v in raw.items() if k in PARAMS and v.strip() != ""}
     model = raw.get("model", default_model)
-    if model not in CATALOG:
+    if model == default_model and model not in CATALOG:
+        model = default_model  # the server's own model, e.g. `serve --model my.onnx`: the operator chose it
+    elif model not in CATALOG:  # never a path from a client
         raise ApiError(400, "unknown_model", f"unknown model {model!r}; known: {', '.join(CATALOG)}")
-    spec = CATALOG[model]
-    if not spec.embedded and not _installed(model):
+    spec = CATALOG.get(model)
+    if spec is not None and not spec.embedded and not _installed(model):
         raise ApiError(409, "model_not_installed", f"model {model} is not installed here; run `alphacut models install {model}`")
     fmt = raw.get("format", "png").lower()
     if fmt not in MEDIA_TYPES:
@@ -473,6 +475,10 @@ class Api:
             row["available"] = bool(row["installed"] or row["embedded"])
             row["default"] = row["id"] == self.model
             out.append(row)
+        if self.model not in CATALOG:  # a model file the server was started with
+            out.append({"id": self.model, "title": Path(self.model).name, "size": None, "installed": True,
+                        "embedded": False, "gated": False, "licence": "as supplied by the user",
+                        "available": True, "default": True})
         return JSONResponse({"default": self.model, "models": out}, headers={"Cache-Control": "no-store"})
 
     async def openapi_json(self, request: Request) -> Response:
