@@ -374,11 +374,13 @@ class Api:
             try:
                 if ticket.abandoned:
                     raise TimeoutError
-                t = time.perf_counter()
                 remover = self.remover_for(params.model)
+                t = time.perf_counter()
                 image = decode_module.decode(body, name="image", max_pixels=self.limits.max_pixels)
+                decoded = time.perf_counter() - t
                 del body
                 cut = remover.process(image, "image")
+                cut.timings = {"decode": decoded, **cut.timings}
                 if ticket.abandoned:
                     raise TimeoutError
                 data = cut.encode(
