@@ -681,3 +681,14 @@ def test_only_the_servers_own_model_may_be_a_path():
     with pytest.raises(api.ApiError) as e:
         api.parse_params({"model": "/etc/other.onnx"}, "/models/mine.onnx")
     assert e.value.status == 400 and e.value.error == "unknown_model"
+
+
+def test_a_job_abandoned_before_its_thread_starts_never_runs():
+    """The request gave up (timeout) before a worker thread picked the job up: the job must not
+    run, and must not give the slot back a second time (the request already did)."""
+    a = api.Api("isnet", api.Limits(), remover_for=lambda model: pytest.fail("the job ran"))
+    a._admit()
+    params = api.parse_params({}, "isnet")
+    with pytest.raises(TimeoutError):
+        a._job(api._Ticket(abandoned=True), b"", params, time.monotonic() + 5)
+    assert a._in_flight == 1
