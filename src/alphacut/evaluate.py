@@ -35,6 +35,7 @@ from PIL import Image
 
 from . import mask as mask_mod
 from . import preprocess, refine
+from .errors import AlphacutError
 
 FBETA2 = 0.3
 
@@ -395,9 +396,12 @@ def main(
         return 2
     try:
         results = evaluate(set_dir, model, variants, progress=lambda n: err.print(f"  scored {n}", highlight=False))
-    except (ValueError, FileNotFoundError) as e:
-        err.print(f"[red]{e}[/red]")
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        err.print(f"[red]{set_dir}: {e}[/red]", highlight=False)
         return 2
+    except AlphacutError as e:  # model not installed, unreadable image, ...
+        err.print(f"[red]{e}[/red]", highlight=False)
+        return 1
     rows = aggregate(results)
     print_tables(rows, console)
     if json_out is not None:

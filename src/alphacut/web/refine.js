@@ -97,11 +97,141 @@ function boxMean(src, ny, nx, r, pool) {
   return out;
 }
 
+/** Box mean of x, weighted by wt (box mean of wt = W) when wt is given. */
+function weightedMean(x, wt, W, ny, nx, r, pool) {
+  if (!wt) return boxMean(x, ny, nx, r, pool);
+  const n = ny * nx;
+  const xw = pool.get();
+  for (let i = 0; i < n; i++) xw[i] = x[i] * wt[i];
+  const b = boxMean(xw, ny, nx, r, pool);
+  for (let i = 0; i < n; i++) b[i] /= W[i];
+  return b;
+}
+
+function product(x, y, n, pool) {
+  const o = pool.get();
+  for (let i = 0; i < n; i++) o[i] = x[i] * y[i];
+  return o;
+}
+
 function luma(r, g, b) {
   // float32 weights and products, as the Python side's float32 matrix product
   return Math.fround(
     Math.fround(r * Math.fround(0.299)) + Math.fround(g * Math.fround(0.587)) + Math.fround(b * Math.fround(0.114))
   );
+}
+
+function anyUncertain(mask, w, y0, y1, x0, x1, lo, hi) {
+  for (let y = y0; y < y1; y++) {
+    const o = y * w;
+    for (let x = x0; x < x1; x++) {
+      const v = mask[o + x];
+      if (v > lo && v < hi) return true;
+    }
+  }
+  return false;
+}
+
+/** Block means of the s×s cells of the crop: RGB (or luma) / 255 into I, the mask into m. */
+function blockMeans(rgba, w, h, mask, s, cy0, cx0, cny, cnx, I, m) {
+  const inv = 1 / (s * s);
+  const I0 = I[0];
+  const I1 = I.length === 3 ? I[1] : null;
+  const I2 = I.length === 3 ? I[2] : null;
+  for (let cy = 0; cy < cny; cy++) {
+    for (let cx = 0; cx < cnx; cx++) {
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let ms = 0;
+      for (let dy = 0; dy < s; dy++) {
+        const yy = Math.min((cy0 + cy) * s + dy, h - 1);
+        for (let dx = 0; dx < s; dx++) {
+          const xx = Math.min((cx0 + cx) * s + dx, w - 1);
+          const idx = yy * w + xx;
+          const j = idx * 4;
+          if (I1) {
+            s0 += rgba[j];
+            s1 += rgba[j + 1];
+            s2 += rgba[j + 2];
+          } else {
+            s0 += luma(rgba[j], rgba[j + 1], rgba[j + 2]);
+          }
+          ms += mask[idx];
+        }
+      }
+      const o = cy * cnx + cx;
+      I0[o] = (s0 * inv) / 255;
+      if (I1) {
+        I1[o] = (s1 * inv) / 255;
+        I2[o] = (s2 * inv) / 255;
+      }
+      m[o] = ms * inv;
+    }
+  }
+}
+
+/** q = a·RGB + b with bilinearly upsampled coefficients, blended into the uncertain band. */
+function applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0, cx0, cnx, lo, hi, k, v0) {
+  // Bilinear positions on the global coarse grid, clamped, relative to the crop.
+  const ya = new Int32Array(y1 - y0);
+  const yb = new Int32Array(y1 - y0);
+  const yf = new Float64Array(y1 - y0);
+  for (let y = y0; y < y1; y++) {
+    let yl = (y + 0.5) / s - 0.5;
+    yl = Math.min(Math.max(yl, 0), ny - 1);
+    const i0 = Math.floor(yl);
+    ya[y - y0] = i0 - cy0;
+    yb[y - y0] = Math.min(i0 + 1, ny - 1) - cy0;
+    yf[y - y0] = yl - i0;
+  }
+  const xa = new Int32Array(x1 - x0);
+  const xb = new Int32Array(x1 - x0);
+  const xf = new Float64Array(x1 - x0);
+  for (let x = x0; x < x1; x++) {
+    let xl = (x + 0.5) / s - 0.5;
+    xl = Math.min(Math.max(xl, 0), nx - 1);
+    const i0 = Math.floor(xl);
+    xa[x - x0] = i0 - cx0;
+    xb[x - x0] = Math.min(i0 + 1, nx - 1) - cx0;
+    xf[x - x0] = xl - i0;
+  }
+  const cv = new Float64Array(nc + 1);
+  for (let y = y0; y < y1; y++) {
+    const r0 = ya[y - y0] * cnx;
+    const r1 = yb[y - y0] * cnx;
+    const fy = yf[y - y0];
+    for (let x = x0; x < x1; x++) {
+      const idx = y * w + x;
+      const mv = mask[idx];
+      if (!(mv > lo && mv < hi)) continue; // u = 0: kept as it is
+      const c0 = xa[x - x0];
+      const c1 = xb[x - x0];
+      const fx = xf[x - x0];
+      for (let c = 0; c <= nc; c++) {
+        const f = coef[c];
+        const top = f[r0 + c0] * (1 - fx) + f[r0 + c1] * fx;
+        const bot = f[r1 + c0] * (1 - fx) + f[r1 + c1] * fx;
+        cv[c] = top * (1 - fy) + bot * fy;
+      }
+      let q = cv[nc];
+      if (nc === 3) {
+        q += cv[0] * rgba[idx * 4] + cv[1] * rgba[idx * 4 + 1] + cv[2] * rgba[idx * 4 + 2];
+      } else {
+        q += cv[0] * luma(rgba[idx * 4], rgba[idx * 4 + 1], rgba[idx * 4 + 2]);
+      }
+      q = Math.min(Math.max(q, 0), 1);
+      let u;
+      if (k === 0) {
+        u = 1;
+      } else {
+        u = 4 * mv * (1 - mv);
+        if (k !== 1) u = Math.pow(u, k);
+        u = Math.max(0, (u - v0) / (1 - v0));
+      }
+      out[idx] = Math.min(Math.max(mv + u * (q - mv), 0), 1);
+    }
+  }
 }
 
 /**
@@ -129,7 +259,6 @@ export function refineMask(rgba, width, height, mask, options = {}) {
   const k = p.k;
   const v0 = Math.fround(Math.pow(4 * p.lo * (1 - p.lo), k));
   const nc = p.colour ? 3 : 1;
-  const inv = 1 / (s * s);
   const eps = p.eps;
   const side = (Math.min(T, Math.max(ny, nx)) + 2 * halo);
   const pool = new Pool(side * side);
@@ -140,17 +269,7 @@ export function refineMask(rgba, width, height, mask, options = {}) {
       const y1 = Math.min(h, (ty + T) * s);
       const x0 = tx * s;
       const x1 = Math.min(w, (tx + T) * s);
-      let uncertain = false;
-      for (let y = y0; y < y1 && !uncertain; y++) {
-        for (let x = x0; x < x1; x++) {
-          const m = mask[y * w + x];
-          if (m > lo && m < hi) {
-            uncertain = true;
-            break;
-          }
-        }
-      }
-      if (!uncertain) continue;
+      if (!anyUncertain(mask, w, y0, y1, x0, x1, lo, hi)) continue;
 
       const cy0 = Math.max(0, ty - halo);
       const cy1 = Math.min(ny, ty + T + halo);
@@ -165,40 +284,7 @@ export function refineMask(rgba, width, height, mask, options = {}) {
       const I = [];
       for (let c = 0; c < nc; c++) I.push(pool.get());
       const m = pool.get();
-      const I0 = I[0];
-      const I1 = nc === 3 ? I[1] : null;
-      const I2 = nc === 3 ? I[2] : null;
-      for (let cy = 0; cy < cny; cy++) {
-        for (let cx = 0; cx < cnx; cx++) {
-          let s0 = 0;
-          let s1 = 0;
-          let s2 = 0;
-          let ms = 0;
-          for (let dy = 0; dy < s; dy++) {
-            const yy = Math.min((cy0 + cy) * s + dy, h - 1);
-            for (let dx = 0; dx < s; dx++) {
-              const xx = Math.min((cx0 + cx) * s + dx, w - 1);
-              const idx = yy * w + xx;
-              const j = idx * 4;
-              if (I1) {
-                s0 += rgba[j];
-                s1 += rgba[j + 1];
-                s2 += rgba[j + 2];
-              } else {
-                s0 += luma(rgba[j], rgba[j + 1], rgba[j + 2]);
-              }
-              ms += mask[idx];
-            }
-          }
-          const o = cy * cnx + cx;
-          I0[o] = (s0 * inv) / 255;
-          if (I1) {
-            I1[o] = (s1 * inv) / 255;
-            I2[o] = (s2 * inv) / 255;
-          }
-          m[o] = ms * inv;
-        }
-      }
+      blockMeans(rgba, w, h, mask, s, cy0, cx0, cny, cnx, I, m);
 
       // Weighted means.
       let wt = null;
@@ -208,19 +294,8 @@ export function refineMask(rgba, width, height, mask, options = {}) {
         for (let i = 0; i < n; i++) wt[i] = Math.pow(Math.abs(2 * m[i] - 1), p.gamma) + p.weightFloor;
         W = boxMean(wt, cny, cnx, r, pool);
       }
-      const mean = (x) => {
-        if (!wt) return boxMean(x, cny, cnx, r, pool);
-        const xw = pool.get();
-        for (let i = 0; i < n; i++) xw[i] = x[i] * wt[i];
-        const b = boxMean(xw, cny, cnx, r, pool);
-        for (let i = 0; i < n; i++) b[i] /= W[i];
-        return b;
-      };
-      const prod = (a, b) => {
-        const o = pool.get();
-        for (let i = 0; i < n; i++) o[i] = a[i] * b[i];
-        return o;
-      };
+      const mean = (x) => weightedMean(x, wt, W, cny, cnx, r, pool);
+      const prod = (x, y) => product(x, y, n, pool);
 
       const mI = I.map(mean);
       const mp = mean(m);
@@ -295,65 +370,7 @@ export function refineMask(rgba, width, height, mask, options = {}) {
       for (let q = 0; q < n; q++) fb[q] = B[q];
       coef.push(fb);
 
-      // Bilinear positions on the global coarse grid, clamped, relative to the crop.
-      const ya = new Int32Array(y1 - y0);
-      const yb = new Int32Array(y1 - y0);
-      const yf = new Float64Array(y1 - y0);
-      for (let y = y0; y < y1; y++) {
-        let yl = (y + 0.5) / s - 0.5;
-        yl = Math.min(Math.max(yl, 0), ny - 1);
-        const i0 = Math.floor(yl);
-        ya[y - y0] = i0 - cy0;
-        yb[y - y0] = Math.min(i0 + 1, ny - 1) - cy0;
-        yf[y - y0] = yl - i0;
-      }
-      const xa = new Int32Array(x1 - x0);
-      const xb = new Int32Array(x1 - x0);
-      const xf = new Float64Array(x1 - x0);
-      for (let x = x0; x < x1; x++) {
-        let xl = (x + 0.5) / s - 0.5;
-        xl = Math.min(Math.max(xl, 0), nx - 1);
-        const i0 = Math.floor(xl);
-        xa[x - x0] = i0 - cx0;
-        xb[x - x0] = Math.min(i0 + 1, nx - 1) - cx0;
-        xf[x - x0] = xl - i0;
-      }
-      const cv = new Float64Array(nc + 1);
-      for (let y = y0; y < y1; y++) {
-        const r0 = ya[y - y0] * cnx;
-        const r1 = yb[y - y0] * cnx;
-        const fy = yf[y - y0];
-        for (let x = x0; x < x1; x++) {
-          const idx = y * w + x;
-          const mv = mask[idx];
-          if (!(mv > lo && mv < hi)) continue; // u = 0: kept as it is
-          const c0 = xa[x - x0];
-          const c1 = xb[x - x0];
-          const fx = xf[x - x0];
-          for (let c = 0; c <= nc; c++) {
-            const f = coef[c];
-            const top = f[r0 + c0] * (1 - fx) + f[r0 + c1] * fx;
-            const bot = f[r1 + c0] * (1 - fx) + f[r1 + c1] * fx;
-            cv[c] = top * (1 - fy) + bot * fy;
-          }
-          let q = cv[nc];
-          if (nc === 3) {
-            q += cv[0] * rgba[idx * 4] + cv[1] * rgba[idx * 4 + 1] + cv[2] * rgba[idx * 4 + 2];
-          } else {
-            q += cv[0] * luma(rgba[idx * 4], rgba[idx * 4 + 1], rgba[idx * 4 + 2]);
-          }
-          q = Math.min(Math.max(q, 0), 1);
-          let u;
-          if (k === 0) {
-            u = 1;
-          } else {
-            u = 4 * mv * (1 - mv);
-            if (k !== 1) u = Math.pow(u, k);
-            u = Math.max(0, (u - v0) / (1 - v0));
-          }
-          out[idx] = Math.min(Math.max(mv + u * (q - mv), 0), 1);
-        }
-      }
+      applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0, cx0, cnx, lo, hi, k, v0);
     }
   }
   return out;
