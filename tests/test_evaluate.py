@@ -163,3 +163,13 @@ def test_dev_set_two_images(tmp_path):
     overall = {r["variant"]: r for r in rows if r["group"] == "overall"}
     for v in overall.values():
         assert 0 <= v["mae"] < 0.2 and 0.5 < v["iou"] <= 1
+
+
+def test_paired_counts_against_baseline(tmp_path):
+    set_dir = make_set(tmp_path / "set")
+    rows = ev.aggregate(ev.evaluate(set_dir, variants=["baseline", "float"], outputs=ConstantOutputs(0.5)))
+    f = next(r for r in rows if r["group"] == "overall" and r["variant"] == "float")
+    # float (0.5: everything foreground, IoU 0.5) beats baseline (127/255: nothing, IoU 0) on
+    # IoU on all three images; both have MAE 0.5 on a half-foreground GT, so neither wins MAE.
+    assert f["paired"] == 3 and f["better_iou"] == 3 and f["better_mae"] == 0
+    assert "paired" not in next(r for r in rows if r["variant"] == "baseline")

@@ -13,7 +13,9 @@ A set directory holds ``manifest.json`` (a list of entries with at least ``name`
 MAE and IoU are also computed for every image (IoU on the ground truth thresholded at 0.5) so
 that an overall MAE and IoU can be reported; results are averaged per image, per kind, per
 (kind, category) and overall. Time per image is reported as inference and refinement
-separately, and refinement per megapixel.
+separately, and refinement per megapixel. When ``baseline`` is among the variants, each other
+variant also reports on how many images it beats the baseline (MAE lower / IoU higher): a
+mean can hide a few large changes.
 
 Raw model outputs are cached (``$ALPHACUT_EVAL_CACHE`` or ``/tmp/alphacut-evalcache``) keyed
 by image hash + model + preprocessing, so trying refinements never re-runs the network; the
@@ -315,6 +317,7 @@ def aggregate(results: list[Result]) -> list[dict]:
         for c in sorted({r.item.category for r in results if r.item.kind == k}):
             groups[f"{k}/{c}"] = lambda it, k=k, c=c: it.kind == k and it.category == c
     variants = list(dict.fromkeys(r.variant for r in results))
+    base = {r.item.name: r.metrics for r in results if r.variant == "baseline"}
     rows = []
     for g, pred in groups.items():
         for v in variants:
@@ -329,6 +332,12 @@ def aggregate(results: list[Result]) -> list[dict]:
             mp = sum(r.megapixels for r in rs)
             row["refine_ms_per_mp"] = 1000.0 * sum(r.refine_s for r in rs) / mp if mp else 0.0
             row["megapixels"] = mp / len(rs)
+            if base and v != "baseline":
+                # Paired with the baseline, image by image: on how many is this variant better?
+                pairs = [(r.metrics, base[r.item.name]) for r in rs if r.item.name in base]
+                row["better_mae"] = sum(m["mae"] < b["mae"] for m, b in pairs)
+                row["better_iou"] = sum(m["iou"] > b["iou"] for m, b in pairs)
+                row["paired"] = len(pairs)
             rows.append(row)
     return rows
 
@@ -347,11 +356,12 @@ def print_tables(rows: list[dict], console=None) -> None:
     for g in dict.fromkeys(r["group"] for r in rows):
         grows = [r for r in rows if r["group"] == g]
         ms = _metrics_for_group(g)
-        t = Table(title=f"{g} (n={grows[0]['n']})", title_justify="left")
+        t = Table(title=f"{g} (n={grows[0]['n']})", title_justify="left",
+                  caption="wins: images where MAE is lower, IoU higher than baseline" if g == "overall" else None)
         t.add_column("variant")
         for m in ms:
             t.add_column(m.upper() if m != "fbeta" else "F-beta", justify="right")
-        for col in ("infer s/img", "refine ms/img", "refine ms/MP"):
+        for col in ("infer s/img", "refine ms/img", "refine ms/MP", "wins MAE,IoU"):
             t.add_column(col, justify="right")
         for r in grows:
             t.add_row(
@@ -360,6 +370,7 @@ def print_tables(rows: list[dict], console=None) -> None:
                 f"{r['infer_s']:.2f}",
                 f"{1000 * r['refine_s']:.1f}",
                 f"{r['refine_ms_per_mp']:.1f}",
+                f"{r['better_mae']},{r['better_iou']}/{r['paired']}" if "paired" in r else "",
             )
         console.print(t)
 
