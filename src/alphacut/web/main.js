@@ -160,9 +160,11 @@ function finishJob(msg) {
   $('.info', el).textContent = `${msg.width}×${msg.height} · ${(job.blob.size / 1048576).toFixed(2)} MB · ${(msg.timings.infer / 1000).toFixed(1)} s on ${msg.backend} · verified`;
   $('.info', el).title = `${pct}% of pixels partially transparent; ` + Object.entries(msg.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ');
   const compare = $('.compare', el);
-  job.beforeUrl = URL.createObjectURL(job.file);
+  // previews: the files themselves, or small PNGs the worker made for large photos
+  job.beforeUrl = URL.createObjectURL(msg.previews ? new Blob([msg.previews.before], { type: 'image/png' }) : job.file);
+  job.afterUrl = msg.previews ? URL.createObjectURL(new Blob([msg.previews.after], { type: 'image/png' })) : job.url;
   $('.before', compare).src = job.beforeUrl;
-  $('.after', compare).src = job.url;
+  $('.after', compare).src = job.afterUrl;
   $('.slider', compare).addEventListener('input', (e) => compare.style.setProperty('--pos', `${e.target.value}%`));
   compare.hidden = false;
   const a = $('.download', el);

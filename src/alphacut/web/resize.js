@@ -199,3 +199,42 @@ export function clip01(m) {
   }
   return m;
 }
+
+/**
+ * Small RGBA image for on-screen previews only (never for output files): box-filtered with
+ * alpha-weighted colour, so hidden RGB under alpha 0 does not bleed into visible edges.
+ * Returns {width, height, data} with the long side at most `maxSide`.
+ */
+export function previewRGBA(rgba, w, h, maxSide = 1024) {
+  const f = Math.max(w, h) / maxSide;
+  const pw = Math.max(1, Math.round(w / f)), ph = Math.max(1, Math.round(h / f));
+  const out = new Uint8ClampedArray(pw * ph * 4);
+  const acc = new Float64Array(pw * 4);
+  for (let py = 0; py < ph; py++) {
+    const y0 = Math.floor((py * h) / ph), y1 = Math.max(y0 + 1, Math.floor(((py + 1) * h) / ph));
+    acc.fill(0);
+    const counts = new Float64Array(pw);
+    for (let y = y0; y < y1; y++) {
+      const row = y * w * 4;
+      for (let px = 0; px < pw; px++) {
+        const x0 = Math.floor((px * w) / pw), x1 = Math.max(x0 + 1, Math.floor(((px + 1) * w) / pw));
+        let r = 0, g = 0, b = 0, a = 0;
+        for (let x = x0, p = row + x0 * 4; x < x1; x++, p += 4) {
+          const al = rgba[p + 3];
+          r += rgba[p] * al; g += rgba[p + 1] * al; b += rgba[p + 2] * al; a += al;
+        }
+        const o = px * 4;
+        acc[o] += r; acc[o + 1] += g; acc[o + 2] += b; acc[o + 3] += a;
+        counts[px] += x1 - x0;
+      }
+    }
+    for (let px = 0; px < pw; px++) {
+      const o = px * 4, q = (py * pw + px) * 4, a = acc[o + 3];
+      out[q] = a ? acc[o] / a : 0;
+      out[q + 1] = a ? acc[o + 1] / a : 0;
+      out[q + 2] = a ? acc[o + 2] / a : 0;
+      out[q + 3] = a / counts[px];
+    }
+  }
+  return { width: pw, height: ph, data: out };
+}

@@ -5,7 +5,7 @@
 // and compare → hand the verified bytes to the page. No 2D canvas holds output pixels.
 
 import { applyMask } from './contract.js';
-import { resizeRGB, toTensor, resizeFloat, clip01 } from './resize.js';
+import { resizeRGB, toTensor, resizeFloat, clip01, previewRGBA } from './resize.js';
 import { refineMask } from './refine.js';
 import * as codecs from './codecs.js';
 import { loadModel } from './model.js';
@@ -128,6 +128,10 @@ async function processImage(msg) {
     timings.refine = now() - t;
     t = now();
   }
+  // Large photos get small preview images (display only), so the page does not hold
+  // full-resolution bitmaps of the original and the cut-out.
+  const big = Math.max(width, height) > PREVIEW_SIDE;
+  const beforePreview = big ? previewPng(img.data, width, height) : null;
   // RGB untouched; alpha quantised once. In place: the decoded pixels become the output.
   const rgba = applyMask(img.data, mask, img.data);
   timings.compose = now() - t;
@@ -142,6 +146,7 @@ async function processImage(msg) {
   stage('verifying');
   await codecs.verify(out, rgba, width, height);
   timings.verify = now() - t;
+  const afterPreview = big ? previewPng(rgba, width, height) : null;
   // alpha statistics for the card
   let partial = 0, clear = 0;
   for (let i = 3; i < rgba.length; i += 4) {
@@ -149,10 +154,19 @@ async function processImage(msg) {
     if (a === 0) clear++; else if (a !== 255) partial++;
   }
   const bytes = out.buffer.byteLength === out.byteLength ? out.buffer : out.slice().buffer;
+  const previews = big ? { before: beforePreview.buffer, after: afterPreview.buffer } : null;
   post({
-    type: 'done', id, bytes, mime: codecs.FORMATS[fmt].mime, ext: codecs.FORMATS[fmt].ext, width, height,
+    type: 'done', id, bytes, previews, mime: codecs.FORMATS[fmt].mime, ext: codecs.FORMATS[fmt].ext, width, height,
     timings, backend: label(engine.current), stats: { partial, clear, total: width * height }, icc: !!icc,
-  }, [bytes]);
+  }, previews ? [bytes, previews.before, previews.after] : [bytes]);
+}
+
+const PREVIEW_SIDE = 1600;
+
+function previewPng(rgba, width, height) {
+  const p = previewRGBA(rgba, width, height, PREVIEW_SIDE);
+  const png = codecs.encode(p.data, p.width, p.height, 'png');
+  return png.buffer.byteLength === png.byteLength ? png : png.slice();
 }
 
 function zip(msg) {
