@@ -40,7 +40,7 @@ def refine_cost(set_dir: Path, sizes: list[float], methods: list[str], with_infe
           + "  band%" + ("  infer ms  refine/infer" if with_inference else ""))
     for mp in sizes:
         k = (mp * 1e6 / (w0 * h0)) ** 0.5
-        w, h = int(round(w0 * k)), int(round(h0 * k))
+        w, h = round(w0 * k), round(h0 * k)
         rgba = np.asarray(Image.fromarray(rgba0).resize((w, h), Image.Resampling.BICUBIC))
         full = mm.upscale(small, (w, h))
         band = float(((full > 0.004) & (full < 0.996)).mean())

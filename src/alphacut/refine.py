@@ -115,7 +115,7 @@ def _solve_coeffs(I: np.ndarray, m: np.ndarray, w: np.ndarray | None, r: int, ep
     k = I.shape[0]
     if w is None:
         W = None
-        mean = lambda x: _box(x, r)  # noqa: E731
+        mean = lambda x: _box(x, r)
     else:
         W = _box(w, r)
 
@@ -242,7 +242,7 @@ def estimate_foreground(rgba: np.ndarray, alpha: np.ndarray, radius: int | None 
     """
     h, w = alpha.shape
     if radius is None:
-        radius = max(32, int(round(90 * max(h, w) / 1024)))
+        radius = max(32, round(90 * max(h, w) / 1024))
     small = max(2, radius // 15)
     out = rgba[..., :3].copy()
     inner_all = (alpha > 0) & (alpha < 1)
@@ -253,7 +253,7 @@ def estimate_foreground(rgba: np.ndarray, alpha: np.ndarray, radius: int | None 
     ny, nx = -(-h // s), -(-w // s)
     img_c = (_downsample(rgba[..., :3], s, ny, nx) / 255.0).astype(np.float32)
     a_c = np.clip(_downsample(alpha.astype(np.float32), s, ny, nx), 0, 1).astype(np.float32)[..., None]
-    r_c = max(1, int(round(radius / s)))
+    r_c = max(1, round(radius / s))
     bF, bB = _blur_means(img_c, img_c, a_c, r_c)
     coarse = np.moveaxis(np.concatenate([bF, bB], -1), -1, 0)  # (6, ny, nx)
     # Pass 2 at full resolution, in row bands aligned to the coarse cells.
