@@ -666,8 +666,10 @@ def test_docs_page_renders_and_tries_the_api_in_chromium(fake, tmp_path):
             assert "isnet" in " ".join(page.locator("#f-model option").all_inner_texts())
             page.set_input_files("#f-image", str(image))
             page.click("#try-form button[type=submit]")
-            page.wait_for_selector("#try-out img", timeout=30_000)
-            assert page.inner_text("#try-status").startswith("200: image/png")
+            page.wait_for_selector("#try-out img, #try-out pre", timeout=30_000)  # an answer, good or bad
+            status = page.inner_text("#try-status")
+            assert status.startswith("200: image/png"), (status, page.inner_text("#try-out"), problems)
+            assert page.locator("#try-out img").count() == 1
             assert problems == []
         finally:
             browser.close()
