@@ -199,3 +199,16 @@ def test_estimate_foreground_48mp_memory_is_bounded():
     assert extra < 400 * 2**20, f"{extra / 2**20:.0f} MiB beyond the output"
     # A flat colour is its own foreground everywhere.
     assert np.array_equal(out[2900:3100, ::500], np.broadcast_to([180, 90, 40], (200, 16, 3)))
+
+
+def test_box_mean_without_scipy_matches(monkeypatch):
+    """The NumPy fallback box mean (an install without SciPy) gives the same refinement."""
+    rgba, m, _ = _edge_case(h=40, w=300)
+    x = np.random.default_rng(2).random((3, 7, 5))
+    for r in (1, 3, 9):  # 9: the window is wider than the array (repeated mirroring)
+        assert np.abs(rf._box(x, r) - rf._box_numpy(x, r)).max() < 1e-12
+    with_scipy = rf.refine("cwgf", rgba, m)
+    fg_scipy = rf.estimate_foreground(rgba, m)
+    monkeypatch.setattr(rf, "_uniform_filter", None)
+    assert np.abs(rf.refine("cwgf", rgba, m) - with_scipy).max() < 1e-6
+    assert np.abs(rf.estimate_foreground(rgba, m).astype(int) - fg_scipy).max() <= 1

@@ -38,7 +38,11 @@ from functools import partial
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import uniform_filter
+
+try:  # SciPy's running-sum box filter (C); a declared dependency
+    from scipy.ndimage import uniform_filter as _uniform_filter
+except ImportError:  # pragma: no cover - keeps an install without SciPy working, slower
+    _uniform_filter = None
 
 Refiner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -65,10 +69,30 @@ def grid_geometry(h: int, w: int, p: GuidedParams) -> tuple[int, int]:
     return s, r
 
 
-def _box(x: np.ndarray, r: int) -> np.ndarray:
-    """Mean over a (2r+1)² window, mirrored edges (…c b a | a b c…), on the last two axes."""
-    size = [1] * (x.ndim - 2) + [2 * r + 1, 2 * r + 1]
-    return uniform_filter(x, size=size, mode="reflect")
+def _box(x: np.ndarray, r: int, axes: tuple[int, int] = (-2, -1)) -> np.ndarray:
+    """Mean over a (2r+1)² window on two axes, mirrored edges (…c b a | a b c…), float64 for
+    float64 input."""
+    if _uniform_filter is not None:
+        size = [1] * x.ndim
+        for ax in axes:
+            size[ax] = 2 * r + 1
+        return _uniform_filter(x, size=size, mode="reflect")
+    return _box_numpy(x, r, axes)
+
+
+def _box_numpy(x: np.ndarray, r: int, axes: tuple[int, int] = (-2, -1)) -> np.ndarray:
+    """The same box mean with cumulative sums (used when SciPy is missing, and in tests)."""
+    size = 2 * r + 1
+    out = x
+    for ax in axes:
+        n = out.shape[ax]
+        j = np.mod(np.arange(-r - 1, n + r), 2 * n)
+        j = np.where(j >= n, 2 * n - 1 - j, j)
+        c = np.cumsum(np.take(out, j, axis=ax), axis=ax, dtype=np.float64)
+        hi = np.take(c, np.arange(size, size + n), axis=ax)
+        lo = np.take(c, np.arange(n), axis=ax)
+        out = ((hi - lo) / size).astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
+    return out
 
 
 def _block_sum_axis0(x: np.ndarray, s: int, n: int) -> np.ndarray:
@@ -279,11 +303,10 @@ def estimate_foreground(rgba: np.ndarray, alpha: np.ndarray, radius: int | None 
 
 
 def _blur_means(F, B, a, r):
-    """Alpha-weighted local means of F and (1 - alpha)-weighted local means of B."""
-    size = (2 * r + 1, 2 * r + 1, 1)
-    ba = uniform_filter(a, size=size, mode="reflect")
-    bF = uniform_filter(F * a, size=size, mode="reflect") / (ba + 1e-5)
-    bB = uniform_filter(B * (1 - a), size=size, mode="reflect") / ((1 - ba) + 1e-5)
+    """Alpha-weighted local means of F and (1 - alpha)-weighted local means of B (H, W, C)."""
+    ba = _box(a, r, (0, 1))
+    bF = _box(F * a, r, (0, 1)) / (ba + 1e-5)
+    bB = _box(B * (1 - a), r, (0, 1)) / ((1 - ba) + 1e-5)
     return bF, bB
 
 
