@@ -173,3 +173,13 @@ def test_paired_counts_against_baseline(tmp_path):
     # IoU on all three images; both have MAE 0.5 on a half-foreground GT, so neither wins MAE.
     assert f["paired"] == 3 and f["better_iou"] == 3 and f["better_mae"] == 0
     assert "paired" not in next(r for r in rows if r["variant"] == "baseline")
+
+
+def test_fuse_runs():
+    a = np.array([[0.9, 0.5]], np.float32)
+    b = np.array([[0.3, 0.5]], np.float32)
+    assert np.allclose(ev.fuse_runs([a, b]), [[0.6, 0.5]])
+    c = ev.fuse_runs([a, b], "conf")
+    # 0.9 (confidence 0.8) outweighs 0.3 (confidence 0.4): (0.72 + 0.12) / 1.2 = 0.7.
+    assert c[0, 0] == pytest.approx((0.9 * 0.801 + 0.3 * 0.401) / 1.202, abs=1e-6) and c[0, 1] == 0.5
+    assert c.dtype == np.float32

@@ -210,6 +210,15 @@ class Outputs:
 # ----------------------------------------------------------------------------- variants
 
 
+def fuse_runs(masks: list[np.ndarray], how: str = "mean") -> np.ndarray:
+    """Several float masks of one photo → one: the mean, or a per-pixel mean weighted by each
+    run's confidence |2m - 1| (a run that is sure outweighs one that is not)."""
+    if how == "mean":
+        return np.mean(masks, axis=0, dtype=np.float32)
+    w = [np.abs(2 * m - 1) + 1e-3 for m in masks]
+    return (sum(m * wi for m, wi in zip(masks, w)) / sum(w)).astype(np.float32)
+
+
 def baseline_mask(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Browser post-processing: trunc(m * 255) to uint8 at model size, 8-bit bilinear resize
     (rounded), / 255."""
@@ -225,6 +234,7 @@ class Variant:
     preps: tuple[str, ...]
     refine: str | None  # None: browser post-processing (baseline)
     note: str = ""
+    fuse: str = "mean"  # several runs: "mean", or "conf" (per pixel, weights |2m - 1|)
 
 
 def variants_available() -> dict[str, Variant]:
@@ -241,6 +251,10 @@ def variants_available() -> dict[str, Variant]:
         f"the browser's model input (no-AA, top-left aligned) + float mask + {refine.DEFAULT_REFINE}",
     )
     v["best"] = Variant("best", ("pipeline", "flip"), refine.DEFAULT_REFINE, f"flip + refine {refine.DEFAULT_REFINE}")
+    v["best-conf"] = Variant(
+        "best-conf", ("pipeline", "flip"), refine.DEFAULT_REFINE,
+        "flip, runs fused per pixel by confidence, + default refinement", fuse="conf",
+    )
     return v
 
 
@@ -270,7 +284,7 @@ def run_variant(v: Variant, item: Item, rgba: np.ndarray, outputs: Outputs) -> t
         a = baseline_mask(raws[0], (w, h))
         return a, infer_s, time.perf_counter() - t
     small = [mask_mod.from_output(r, outputs.spec) for r in raws]
-    small = small[0] if len(small) == 1 else np.mean(small, axis=0, dtype=np.float32)
+    small = small[0] if len(small) == 1 else fuse_runs(small, v.fuse)
     full = mask_mod.upscale(small, (w, h))
     t = time.perf_counter()
     a = refine.refine(v.refine, rgba, full)
