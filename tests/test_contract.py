@@ -121,3 +121,19 @@ def test_parse_color():
     assert compose.parse_color("red") == (255, 0, 0)
     with pytest.raises(ValueError):
         compose.parse_color("not-a-colour")
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp", "avif"])
+def test_one_pixel_mask_encodes(fmt):
+    """A 1x1 slice has strides codecs reject unless copied (found by the API's schemathesis run)."""
+    rgba = np.array([[[1, 2, 3, 200]]], np.uint8)
+    alpha = rgba[..., 3]
+    verify.verify(encode.encode(alpha, fmt), alpha, lossless=True)
+
+
+@pytest.mark.parametrize("q", [40, 60, 85])
+def test_lossy_avif_tolerance_follows_quality(q):
+    y, x = np.mgrid[0:64, 0:64]
+    rgba = np.dstack([x * 4, y * 4, (x + y) * 2, np.clip(x * 8, 0, 255)]).astype(np.uint8)
+    verify.verify(encode.encode(rgba, "avif", quality=q), rgba, lossless=False, quality=q)
+    assert verify.lossy_tolerance(q) == max(4.0, (100 - q) / 4)

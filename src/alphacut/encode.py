@@ -47,7 +47,12 @@ def encode(
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise OutputError(f"{label}: unknown format {fmt!r}; choose png, webp or avif")
-    pixels = np.ascontiguousarray(pixels)
+    # A fresh C-ordered copy when needed: slices with a side of 1 can be "contiguous" with
+    # strides the codecs reject (a 1x1 mask-only output did).
+    if min(pixels.shape[:2]) == 1:
+        pixels = np.array(pixels, dtype=np.uint8, order="C", copy=True)
+    else:
+        pixels = np.ascontiguousarray(pixels)
     h, w = pixels.shape[:2]
     try:
         if fmt == "png":

@@ -73,7 +73,7 @@ class CutOut:
         self.timings["encode"] = time.perf_counter() - t
         t = time.perf_counter()
         lossless = format.lower() != "avif" or quality is None or quality >= 100
-        verify.verify(data, px, lossless=lossless, label=self.name)
+        verify.verify(data, px, lossless=lossless, label=self.name, quality=quality or 100)
         self.timings["verify"] = time.perf_counter() - t
         return data
 

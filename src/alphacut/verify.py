@@ -15,8 +15,12 @@ from PIL import Image
 
 from .errors import VerifyError
 
-#: Lossy AVIF (quality < 100): largest allowed mean absolute error per channel, in 0..255.
-LOSSY_MEAN_TOLERANCE = 4.0
+def lossy_tolerance(quality: int) -> float:
+    """Largest mean absolute error (0..255 levels) allowed for lossy AVIF at ``quality``.
+
+    max(4, (100 - quality) / 4): 4 levels at quality 84 and above, 10 at 60, 15 at 40.
+    """
+    return max(4.0, (100 - quality) / 4)
 
 
 def decode_image(data: bytes, channels: int) -> Image.Image:
@@ -37,7 +41,9 @@ def _bands(img: Image.Image, rows: int):
         yield y, np.asarray(img.crop((0, y, w, min(h, y + rows))))
 
 
-def verify(data: bytes, expected: np.ndarray, *, lossless: bool, label: str = "output") -> None:
+def verify(
+    data: bytes, expected: np.ndarray, *, lossless: bool, label: str = "output", quality: int = 90
+) -> None:
     channels = 1 if expected.ndim == 2 else expected.shape[2]
     try:
         img = decode_image(data, channels)
@@ -80,8 +86,9 @@ def verify(data: bytes, expected: np.ndarray, *, lossless: bool, label: str = "o
         worst = max(err_sum[:3].sum() / max(1, 3 * visible), err_sum[3] / n)
     else:
         worst = err_sum.sum() / (n * channels)
-    if worst > LOSSY_MEAN_TOLERANCE:
+    tolerance = lossy_tolerance(quality)
+    if worst > tolerance:
         raise VerifyError(
-            f"{label}: lossy output drifts by {worst:.2f} on average, over the tolerance "
-            f"{LOSSY_MEAN_TOLERANCE}"
+            f"{label}: lossy output drifts by {worst:.2f} levels on average, over the tolerance "
+            f"{tolerance:g} for quality {quality}; use a higher quality"
         )
