@@ -41,25 +41,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class StripIsolation:
-    """ASGI wrapper that removes COOP/COEP: a page served like this is not cross-origin
-    isolated, so WASM threads are unavailable (what a misconfigured static host gives)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        async def send2(message):
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    (k, v) for k, v in message["headers"]
-                    if k.lower() not in (b"cross-origin-opener-policy", b"cross-origin-embedder-policy")
-                ]
-            await send(message)
-
-        await self.app(scope, receive, send2)
-
-
 class Server:
     def __init__(self, app):
         import uvicorn
@@ -91,13 +72,29 @@ def server():
 
 
 @pytest.fixture(scope="session")
-def server_not_isolated():
+def static_site(tmp_path_factory):
+    """`alphacut build-site` output under a path prefix (/sub/), served by Python's plain
+    http.server: no COOP/COEP, no CSP, only correct MIME types, like a bare static host."""
     _require_chromium()
-    from alphacut.server import create_app
+    import functools
+    import http.server
+    import mimetypes
 
-    s = Server(StripIsolation(create_app()))
-    yield s
-    s.stop()
+    from alphacut import site
+
+    root = tmp_path_factory.mktemp("www")
+    site.build_site(root / "sub")
+    mimetypes.add_type("text/javascript", ".mjs")
+    mimetypes.add_type("application/wasm", ".wasm")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/sub/"
+    httpd.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,10 @@
 One page on a cross-origin-isolated server is shared by the first tests (IS-Net takes
 10-20 s per image on two cores with threaded WASM), so the order of the tests matters:
 single download → batch ZIP → privacy → offline → parity; then a second visit on the same
-origin (model from Cache Storage, single thread), a server without COOP/COEP, and WebGPU on
-SwiftShader. Playwright's wait_for_function evaluates strings, which the app's CSP forbids,
-so waits poll with page.evaluate (which CDP runs outside the page's CSP).
+origin (model from Cache Storage, single thread), the static build on a bare host (no
+COOP/COEP), and WebGPU on SwiftShader. Playwright's wait_for_function evaluates strings,
+which the app's CSP forbids, so waits poll with page.evaluate (which CDP runs outside the
+page's CSP).
 """
 
 from __future__ import annotations
@@ -253,13 +254,14 @@ def test_second_visit_uses_the_cached_model_and_single_thread(main_page, samples
         page.close()
 
 
-def test_not_cross_origin_isolated_still_works(browser, server_not_isolated, samples, tmp_path):
-    """A host without COOP/COEP: no SharedArrayBuffer, so no WASM threads; the app falls back
-    to one thread and the panel says why."""
+def test_static_build_without_isolation_still_works(browser, static_site, samples, tmp_path):
+    """`alphacut build-site` output on a bare static host under a path prefix: no COOP/COEP,
+    so no SharedArrayBuffer and no WASM threads; the app falls back to one thread, the panel
+    says why, and the cut-out is still exact."""
     context = browser.new_context(accept_downloads=True)
     try:
         page = context.new_page()
-        page.goto(server_not_isolated.url)
+        page.goto(static_site)
         wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
         assert page.evaluate("crossOriginIsolated") is False
         add_and_wait(page, [samples["astronaut"]])
