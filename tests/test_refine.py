@@ -212,3 +212,13 @@ def test_box_mean_without_scipy_matches(monkeypatch):
     monkeypatch.setattr(rf, "_uniform_filter", None)
     assert np.abs(rf.refine("cwgf", rgba, m) - with_scipy).max() < 1e-6
     assert np.abs(rf.estimate_foreground(rgba, m).astype(int) - fg_scipy).max() <= 1
+
+
+def test_estimate_foreground_reads_uint8_alpha():
+    rgba, alpha, _ = _composite()
+    a8 = np.floor(alpha * 255 + 0.5).astype(np.uint8)
+    from_u8 = rf.estimate_foreground(rgba, a8)
+    from_f = rf.estimate_foreground(rgba, a8.astype(np.float32) / 255)
+    assert np.abs(from_u8.astype(int) - from_f).max() <= 1
+    keep = (a8 == 0) | (a8 == 255)
+    assert np.array_equal(from_u8[keep], rgba[..., :3][keep])

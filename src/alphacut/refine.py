@@ -261,22 +261,27 @@ def estimate_foreground(rgba: np.ndarray, alpha: np.ndarray, radius: int | None 
     and background colours, a small one refines them. The large pass is smooth by nature, so it
     runs on the coarse grid (cells of ceil(long side / 1024) pixels) and is upsampled; the
     small pass runs at full resolution in row bands: cost linear in pixels, memory bounded.
-    ``alpha`` float in [0, 1] (H, W); returns (H, W, 3) uint8. Pixels with alpha 0 or 1 keep
-    their colour exactly; in between, the colour becomes the estimated foreground.
+    ``alpha`` (H, W): float in [0, 1], or uint8 read as A / 255; returns (H, W, 3) uint8.
+    Pixels with alpha 0 or 1 (0 or 255) keep their colour exactly; in between, the colour
+    becomes the estimated foreground.
     """
     h, w = alpha.shape
     if radius is None:
         radius = max(32, round(90 * max(h, w) / 1024))
     small = max(2, radius // 15)
     out = rgba[..., :3].copy()
-    inner_all = (alpha > 0) & (alpha < 1)
+    # uint8 alpha (the cut-out's own alpha channel) is read as A / 255 band by band, so the
+    # caller needs no float copy of a large photo's alpha.
+    full_scale = 255 if alpha.dtype == np.uint8 else 1
+    inner_all = (alpha > 0) & (alpha < full_scale)
     if not inner_all.any():
         return out
     # Pass 1 on the coarse grid: smooth foreground / background colour estimates.
     s = max(1, math.ceil(max(h, w) / 1024))
     ny, nx = -(-h // s), -(-w // s)
     img_c = (_downsample(rgba[..., :3], s, ny, nx) / 255.0).astype(np.float32)
-    a_c = np.clip(_downsample(alpha.astype(np.float32), s, ny, nx), 0, 1).astype(np.float32)[..., None]
+    a_src = alpha if full_scale == 255 else alpha.astype(np.float32, copy=False)
+    a_c = np.clip(_downsample(a_src, s, ny, nx) / full_scale, 0, 1).astype(np.float32)[..., None]
     r_c = max(1, round(radius / s))
     bF, bB = _blur_means(img_c, img_c, a_c, r_c)
     coarse = np.moveaxis(np.concatenate([bF, bB], -1), -1, 0)  # (6, ny, nx)
@@ -290,7 +295,7 @@ def estimate_foreground(rgba: np.ndarray, alpha: np.ndarray, radius: int | None 
             continue
         cy0, cy1 = max(0, y0 - halo), min(h, y1 + halo)
         img = rgba[cy0:cy1, :, :3].astype(np.float32) * np.float32(1 / 255)
-        a = np.clip(alpha[cy0:cy1].astype(np.float32), 0, 1)[..., None]
+        a = np.clip(alpha[cy0:cy1].astype(np.float32) / np.float32(full_scale), 0, 1)[..., None]
         up = np.moveaxis(_upsample(coarse, s, cy0 // s, 0, cy1 - cy0, w), 0, -1)
         bF1, bB1 = up[..., :3], up[..., 3:]
         F1 = np.clip(bF1 + a * (img - a * bF1 - (1 - a) * bB1), 0, 1)
