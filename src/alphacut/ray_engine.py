@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import posixpath
+import secrets
 import socket
 import subprocess
 import sys
@@ -362,8 +363,9 @@ def _threads() -> int:
         return 1
 
 
-def _actors(threads: int) -> int | tuple[int, int]:
-    """Actor pool size: ``ALPHACUT_RAY_ACTORS`` or as many as the cluster's CPUs hold."""
+def _actors(threads: int, spare: int = 0) -> int | tuple[int, int]:
+    """Actor pool size: ``ALPHACUT_RAY_ACTORS`` or as many as the cluster's CPUs (less
+    ``spare``) hold."""
     env = os.environ.get(ACTORS_ENV, "").strip()
     if env:
         parts = [int(x) for x in env.replace("-", ",").split(",") if x.strip()]
@@ -371,7 +373,7 @@ def _actors(threads: int) -> int | tuple[int, int]:
             return max(1, parts[0])
         return (max(1, parts[0]), max(parts[0], parts[1], 1))
     cpus = ray.cluster_resources().get("CPU", 1) if ray.is_initialized() else (os.cpu_count() or 1)
-    return max(1, int(cpus // threads))
+    return max(1, int((cpus - spare) // threads))
 
 
 def _pool(size: int | tuple[int, int]) -> ray.data.ActorPoolStrategy:
@@ -424,8 +426,15 @@ def cut_out_dataset(
     options), ``mask`` (the 8-bit mask encoded in the same format, when ``masks=True``),
     ``error`` (None, or why this image failed; its ``cutout`` is then None) and ``note``.
     Each actor holds one ONNX Runtime session with ``threads`` threads (default:
-    ``$ALPHACUT_THREADS`` or 1) and asks Ray for as many CPUs; ``concurrency`` is the actor
-    pool (default: the cluster's CPUs / threads).
+    ``$ALPHACUT_THREADS`` or 1) and asks Ray for as many CPUs. ``concurrency`` is the actor
+    pool: a size or ``(min, max)``; by default as many actors as the cluster's CPUs hold,
+    less one CPU, which the stages before this one need: Ray Data starts the actors first,
+    and a read task asking for a CPU that the actors hold would wait for ever. To give the
+    actors every CPU, read with ``num_cpus=0`` (reading is I/O), as ``alphacut remove
+    --engine ray`` does::
+
+        ds = ray.data.read_binary_files("s3://bucket/photos/", include_paths=True, num_cpus=0)
+        out = cut_out_dataset(ds, format="webp", masks=True, concurrency=8)
     """
     from .compose import parse_color
     from .encode import FORMATS
@@ -436,7 +445,7 @@ def cut_out_dataset(
         background = parse_color(background)
     threads = threads or _threads()
     if concurrency is None:
-        concurrency = _actors(threads)
+        concurrency = _actors(threads, spare=1)
     kwargs = {
         "model": model, "refine": refine, "threshold": threshold, "max_pixels": max_pixels,
         "threads": threads, "format": format, "mask_only": mask_only, "background": background,
@@ -537,6 +546,14 @@ def run_cli(
         lost: list[str] = []
         try:
             if not ray.is_initialized():
+                if not address and "RAY_AUTH_MODE" not in os.environ and "RAY_AUTH_TOKEN" not in os.environ:
+                    # A private instance: its own token, in its processes' environment only
+                    # (Ray would otherwise create and keep one in ~/.ray/auth_token).
+                    os.environ["RAY_AUTH_MODE"] = "token"
+                    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+                    from ray._raylet import Config
+
+                    Config.initialize("")  # Ray read its config at import; as Ray itself does here
                 level = logging.ERROR if quiet else logging.INFO
                 if quiet:
                     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
@@ -544,7 +561,8 @@ def run_cli(
                 if address:
                     ray.init(address=address, log_to_driver=not quiet, logging_level=level)
                 else:
-                    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=not quiet,
+                    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                             log_to_driver=not quiet,
                              logging_level=level)
                 started = True
             if quiet:
@@ -650,8 +668,9 @@ class LocalCluster:
 
     Ray on Linux binds a node to the host's routable address; in the loopback mode it uses
     on macOS every address is 127.0.0.1 but a second node may not join. ``LOOPBACK_ENV``
-    (below) selects that mode for every process of the cluster (and must be set in the
-    driver's environment too), and a few-line shim lets ``ray start --address`` join.
+    (below) selects that mode for every process of the cluster, and a few-line shim lets
+    ``ray start --address`` join. The cluster has its own random token (Ray's token
+    authentication); drivers need ``driver_env`` in their environment.
     """
 
     LOOPBACK_ENV: ClassVar[dict[str, str]] = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -661,7 +680,9 @@ class LocalCluster:
         self.temp_dir = tempfile.mkdtemp(prefix="acray", dir="/tmp")  # unix socket paths are short
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, **self.LOOPBACK_ENV, **(env or {})}
+        #: What a driver's environment needs to use this cluster (loopback mode, its token).
+        self.driver_env = {**self.LOOPBACK_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        self.env = {**os.environ, **self.driver_env, **(env or {})}
         self.pgids: list[int] = []
         self.timeout = timeout
         try:
