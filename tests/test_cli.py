@@ -174,3 +174,15 @@ def test_quality_best_is_mirror_symmetric(photos, tmp_path):
     assert np.abs(a - b[:, ::-1]).max() < 2e-3
     single = Remover("isnet", refine="none").remove(Image.fromarray(src)).mask
     assert np.abs(single - a).max() > 1e-3  # best really is a different (averaged) mask
+
+
+def test_decontaminate_changes_only_the_soft_band(photos, remover):
+    from alphacut import Remover
+
+    plain = remover.remove(photos["astronaut"])
+    dec = Remover("isnet", decontaminate=True).remove(photos["astronaut"])
+    assert np.array_equal(plain.alpha, dec.alpha)
+    hard = (plain.alpha == 0) | (plain.alpha == 255)
+    assert np.array_equal(plain.rgba[..., :3][hard], dec.rgba[..., :3][hard])  # rule 4 holds there
+    soft = ~hard
+    assert soft.sum() > 100 and (plain.rgba[..., :3][soft] != dec.rgba[..., :3][soft]).any()

@@ -65,6 +65,7 @@ def remove(
     quality: Annotated[Quality, typer.Option("--quality", help="default: one inference and edge refinement. best: also the mirrored photo, masks averaged (twice the inference time).")] = Quality.default,
     threshold: Annotated[Optional[float], typer.Option("--threshold", min=0.0, max=1.0, help="Make the mask hard: pixels with mask >= T become opaque, the rest transparent. Off by default.")] = None,
     refine: Annotated[Optional[str], typer.Option("--refine", help="Edge refinement method (see docs/architecture.md); default: the measured best.")] = None,
+    decontaminate: Annotated[bool, typer.Option("--decontaminate", help="Estimate the subject's own colour in semi-transparent edges, so no background colour bleeds onto a new background (changes RGB there; off by default).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files (inputs are never overwritten).")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave existing outputs alone and count them as done (resume a batch).")] = False,
     suffix: Annotated[str, typer.Option("--suffix", help="Text added to each output's file name stem.")] = "",
@@ -140,7 +141,8 @@ def remove(
         raise typer.Exit(1 if errors else 0)
 
     try:
-        remover = Remover(model, refine=refine, threshold=threshold, max_pixels=max_pixels, quality=quality.value)
+        remover = Remover(model, refine=refine, threshold=threshold, max_pixels=max_pixels, quality=quality.value,
+                          decontaminate=decontaminate)
     except (AlphacutError, ValueError) as e:
         _fail(str(e))
 

@@ -128,6 +128,7 @@ class Remover:
         threshold: float | None = None,
         max_pixels: int | None = None,
         quality: str = "default",
+        decontaminate: bool = False,
     ):
         self.spec: ModelSpec
         self.spec, self.model_path = store.resolve(model)
@@ -137,6 +138,7 @@ class Remover:
         if quality not in QUALITIES:
             raise ValueError(f"unknown quality {quality!r}; choose {' or '.join(QUALITIES)}")
         self.quality = quality
+        self.decontaminate = decontaminate
         self._session: infer.Session | None = None
 
     @property
@@ -193,10 +195,18 @@ class Remover:
             image = self.decode(prepared.source, prepared.name)
             timings["decode"] += time.perf_counter() - t
         m = self.mask_from_output(raw, image.rgba, timings)
+        return CutOut(m, self.compose(image.rgba, m, timings), image.icc_profile, prepared.name, image.notice, timings)
+
+    def compose(self, rgba: np.ndarray, m: np.ndarray, timings: dict[str, float]) -> np.ndarray:
+        """Apply the mask (the one quantisation); optionally decontaminate edge colours."""
         t = time.perf_counter()
-        rgba = compose.apply_mask(image.rgba, m, in_place=True)
+        out = compose.apply_mask(rgba, m, in_place=True)
         timings["compose"] = time.perf_counter() - t
-        return CutOut(m, rgba, image.icc_profile, prepared.name, image.notice, timings)
+        if self.decontaminate:
+            t = time.perf_counter()
+            out[..., :3] = refine_module.estimate_foreground(out, out[..., 3])
+            timings["decontaminate"] = time.perf_counter() - t
+        return out
 
     def mask_from_output(self, raws: list[np.ndarray], rgba: np.ndarray, timings: dict[str, float]) -> np.ndarray:
         t = time.perf_counter()
@@ -225,10 +235,7 @@ class Remover:
     def process(self, image: DecodedImage, name: str = "image") -> CutOut:
         timings: dict[str, float] = {}
         m = self.predict_mask(image.rgba, timings)
-        t = time.perf_counter()
-        rgba = compose.apply_mask(image.rgba, m, in_place=True)
-        timings["compose"] = time.perf_counter() - t
-        return CutOut(m, rgba, image.icc_profile, name, image.notice, timings)
+        return CutOut(m, self.compose(image.rgba, m, timings), image.icc_profile, name, image.notice, timings)
 
     def remove(self, source: Source, name: str | None = None) -> CutOut:
         prepared = self.prepare(source, name)
