@@ -75,23 +75,32 @@ class MemorySampler(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
         self.peak_rss = self.peak_pss = 0
+        self.peak_parts: dict[str, int] = {}
         self.stop = threading.Event()
 
     def sample(self):
         rss = pss = 0
+        parts: dict[str, int] = {}
         for pid in descendants(os.getpid()):
             try:
                 with open(f"/proc/{pid}/comm") as f:
                     if not f.read().startswith("chrom"):
                         continue
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    args = f.read().replace(b"\0", b" ").split()  # Chromium rewrites its title
+                kind = next((a[7:].decode() for a in args if a.startswith(b"--type=")), "browser")
+                before = pss
                 with open(f"/proc/{pid}/smaps_rollup") as f:
                     for line in f:
                         if line.startswith("Rss:"):
                             rss += int(line.split()[1]) * 1024
                         elif line.startswith("Pss:"):
                             pss += int(line.split()[1]) * 1024
+                parts[kind] = parts.get(kind, 0) + pss - before
             except OSError:
                 continue
+        if pss > self.peak_pss:
+            self.peak_parts = parts
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_pss = max(self.peak_pss, pss)
 
@@ -185,6 +194,7 @@ def main() -> None:
             print(f"browser {mp} MP: {res['browser'][f'{mp}mp']['wall_s']:.1f} s", flush=True)
         res["browser"]["peak_rss_gib"] = mem.peak_rss / 2**30
         res["browser"]["peak_pss_gib"] = mem.peak_pss / 2**30
+        res["browser"]["peak_pss_by_process_gib"] = {k: round(v / 2**30, 2) for k, v in mem.peak_parts.items()}
         # second visit (the first page closed): model from Cache Storage
         page.close()
         page2 = ctx.new_page()
@@ -213,7 +223,8 @@ def main() -> None:
         st = ", ".join(f"{k} {v:.2f}" for k, v in bb["stages_s"].items())
         w, h = SIZES[mp]
         print(f"{w * h / 1e6:>6.1f}MP {bb['wall_s']:>10.1f} {py:>9.1f} {bb['max_main_thread_stall_ms']:>9.0f}  {st}")
-    print(f"Chromium peak memory: RSS sum {b['peak_rss_gib']:.2f} GiB, PSS sum {b['peak_pss_gib']:.2f} GiB")
+    print(f"Chromium peak memory: RSS sum {b['peak_rss_gib']:.2f} GiB, PSS sum {b['peak_pss_gib']:.2f} GiB "
+          f"(PSS by process type at the peak: {b['peak_pss_by_process_gib']})")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
 

@@ -93,10 +93,11 @@ async function processImage(msg) {
   let t = now();
   const stage = (s) => post({ type: 'stage', id, stage: s });
   stage('reading');
-  const input = new Uint8Array(await file.arrayBuffer());
+  let input = new Uint8Array(await file.arrayBuffer());
   stage('decoding');
   const img = await codecs.decode(input, file.type);
   const icc = extractIcc(input, codecs.sniff(input), fflate.unzlibSync);
+  input = null;
   const { width, height } = img;
   timings.decode = now() - t;
   const fmt = codecs.FORMATS[format] ? format : 'png';
@@ -134,6 +135,7 @@ async function processImage(msg) {
   const beforePreview = big ? previewPng(img.data, width, height) : null;
   // RGB untouched; alpha quantised once. In place: the decoded pixels become the output.
   const rgba = applyMask(img.data, mask, img.data);
+  mask = null; // let the full-resolution float mask go before the encoder needs memory
   timings.compose = now() - t;
   t = now();
   stage(`encoding ${fmt.toUpperCase()}`);
