@@ -145,6 +145,33 @@ def _prep_browser(rgba, spec):
     return preprocess.to_tensor(browser_resize(rgba[..., :3], w, h), spec)
 
 
+def centre_resize(rgb: np.ndarray, new_w: int, new_h: int) -> np.ndarray:
+    """The model's training-code resize: bilinear, no antialiasing, pixel centres aligned
+    (PyTorch ``interpolate(mode="bilinear", align_corners=False)``), float, not rounded."""
+    src = rgb.astype(np.float32)
+    h, w = src.shape[:2]
+
+    def axis(n_out, n_in):
+        c = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+        c = np.clip(c, 0, n_in - 1)
+        i0 = np.floor(c).astype(np.intp)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        return i0, i1, (c - i0).astype(np.float32)
+
+    x0, x1, dx = axis(new_w, w)
+    y0, y1, dy = axis(new_h, h)
+    rows = src[y0] * (1 - dy)[:, None, None] + src[y1] * dy[:, None, None]
+    return rows[:, x0] * (1 - dx)[None, :, None] + rows[:, x1] * dx[None, :, None]
+
+
+def _prep_centre(rgba, spec):
+    w, h = spec.input_size
+    x = centre_resize(rgba[..., :3], w, h)
+    x -= np.asarray(spec.mean, np.float32)
+    x /= np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
 def _prep_flip(rgba, spec):
     return preprocess.preprocess(np.ascontiguousarray(rgba[:, ::-1]), spec)
 
@@ -154,6 +181,7 @@ PREPS: dict[str, tuple[Callable, bool]] = {
     "pipeline": (_prep_pipeline, False),
     "browser": (_prep_browser, False),
     "flip": (_prep_flip, True),
+    "centre": (_prep_centre, False),
 }
 
 
@@ -250,6 +278,11 @@ def variants_available() -> dict[str, Variant]:
         "browser-input", ("browser",), refine.DEFAULT_REFINE,
         f"the browser's model input (no-AA, top-left aligned) + float mask + {refine.DEFAULT_REFINE}",
     )
+    v["centre"] = Variant(
+        "centre", ("centre",), refine.DEFAULT_REFINE,
+        f"training-code input sampling (no-AA, pixel centres, float) + float mask + {refine.DEFAULT_REFINE}",
+    )
+    v["centre-float"] = Variant("centre-float", ("centre",), "none", "training-code input sampling, no refinement")
     v["best"] = Variant("best", ("pipeline", "flip"), refine.DEFAULT_REFINE, f"flip + refine {refine.DEFAULT_REFINE}")
     v["best-conf"] = Variant(
         "best-conf", ("pipeline", "flip"), refine.DEFAULT_REFINE,
