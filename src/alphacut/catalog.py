@@ -69,53 +69,33 @@ _ISNET_NOTE = (
     "its third-party list names IS-Net itself MIT."
 )
 
+def _isnet(model_id: str, title: str, name: str, size: int, sha256: str, variant: str, note: str = "") -> ModelSpec:
+    """An IS-Net build from the npm data package (``/models/<variant>``): same I/O, other weights."""
+    return ModelSpec(
+        id=model_id,
+        title=title,
+        files=(ModelFile(name, size, sha256, f"npm:/models/{variant}"),),
+        input_size=(1024, 1024),
+        mean=(128.0, 128.0, 128.0),
+        std=(256.0, 256.0, 256.0),
+        output="output",
+        activation="none",
+        normalize="clip",
+        licence="AGPL-3.0 (package @imgly/background-removal-data); IS-Net weights MIT",
+        origin=f"npm {IMGLY_DATA_PACKAGE}@{IMGLY_DATA_VERSION} /models/{variant}",
+        embedded=True,
+        notes=_ISNET_NOTE + note,
+    )
+
+
 CATALOG: dict[str, ModelSpec] = {
     spec.id: spec
     for spec in [
-        ModelSpec(
-            id="isnet",
-            title="IS-Net general-use (fp16 weights, float32 I/O)",
-            files=(
-                ModelFile(
-                    "isnet-fp16.onnx",
-                    88_188_479,
-                    "b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb",
-                    "npm:/models/medium",
-                ),
-            ),
-            input_size=(1024, 1024),
-            mean=(128.0, 128.0, 128.0),
-            std=(256.0, 256.0, 256.0),
-            output="output",
-            activation="none",
-            normalize="clip",
-            licence="AGPL-3.0 (package @imgly/background-removal-data); IS-Net weights MIT",
-            origin=f"npm {IMGLY_DATA_PACKAGE}@{IMGLY_DATA_VERSION} /models/medium",
-            embedded=True,
-            notes=_ISNET_NOTE,
-        ),
-        ModelSpec(
-            id="isnet-quint8",
-            title="IS-Net general-use (dynamically quantised, uint8)",
-            files=(
-                ModelFile(
-                    "isnet-quint8.onnx",
-                    44_342_436,
-                    "7001d60734fdc112dd9c062635fb59cd401fb82a9d4213134bce4dbd655c803a",
-                    "npm:/models/small",
-                ),
-            ),
-            input_size=(1024, 1024),
-            mean=(128.0, 128.0, 128.0),
-            std=(256.0, 256.0, 256.0),
-            output="output",
-            activation="none",
-            normalize="clip",
-            licence="AGPL-3.0 (package @imgly/background-removal-data); IS-Net weights MIT",
-            origin=f"npm {IMGLY_DATA_PACKAGE}@{IMGLY_DATA_VERSION} /models/small",
-            embedded=True,
-            notes=_ISNET_NOTE + " Half the size, but slower than fp16 on CPUs without VNNI.",
-        ),
+        _isnet("isnet", "IS-Net general-use (fp16 weights, float32 I/O)", "isnet-fp16.onnx", 88_188_479,
+               "b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb", "medium"),
+        _isnet("isnet-quint8", "IS-Net general-use (dynamically quantised, uint8)", "isnet-quint8.onnx", 44_342_436,
+               "7001d60734fdc112dd9c062635fb59cd401fb82a9d4213134bce4dbd655c803a", "small",
+               " Half the size, but slower than fp16 on CPUs without VNNI."),
         ModelSpec(
             id="rmbg-1.4",
             title="BRIA RMBG-1.4 (IS-Net architecture, fp32)",

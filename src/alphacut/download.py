@@ -11,7 +11,6 @@ from. Renaming into place is the store's job (``store.install``), under its lock
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import http.client
 import os
 import random
@@ -24,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import DownloadError
+from .store import sha256_file
 
 BLOCK = 1 << 18  # bytes read per network read
 HASH_BLOCK = 1 << 20
@@ -91,14 +91,6 @@ def _content_range(value: str | None) -> tuple[int, int | None] | None:
     if not m:
         return None
     return int(m.group(1)), (None if m.group(3) == "*" else int(m.group(3)))
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(HASH_BLOCK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _size(path: Path) -> int:
@@ -266,7 +258,7 @@ def download(
     if size is not None and _size(dest) > size:
         dest.unlink()  # longer than the real file: cannot be a prefix of it
     elif size is not None and _size(dest) == size and sha256 is not None:
-        if _sha256_file(dest) == sha256:
+        if sha256_file(dest) == sha256:
             return sha256
         dest.unlink()  # a complete-looking leftover that is wrong: fetch afresh
 
@@ -316,7 +308,7 @@ def download(
         raise DownloadError(
             f"{url}: downloaded {done} bytes, expected {size}; partial file deleted"
         )
-    digest = _sha256_file(dest)
+    digest = sha256_file(dest)
     if sha256 is not None and digest != sha256:
         dest.unlink(missing_ok=True)
         raise DownloadError(

