@@ -289,3 +289,26 @@ def test_planning_mirrors_the_local_engine(tmp_path):
     p = plan([str(a)], str(out), "png")
     assert str(a / "x" / "q.png") in p.skipped and str(a / "x" / "q.png") not in p.todo
     assert str(a / "x" / "q.png") in plan([str(a)], str(out), "png", overwrite=True).todo
+
+
+def test_uris_and_object_store_writes(tmp_path):
+    """The object-store code path (no local paths, one PUT per file, the report uploaded at the
+    end), on a local directory dressed as an object store; and URIs mangled by pathlib."""
+    import pyarrow.fs as pafs
+
+    from alphacut.ray_engine import Location, _line, _Report, _write_bytes, locate
+
+    assert locate("file:/tmp/x").path == "/tmp/x" and locate("file:/tmp/x").local
+    assert locate(str(tmp_path)).path == str(tmp_path)
+    store = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
+    out = Location("mem://bucket/cut", store, "bucket/cut", False)
+    _write_bytes(out, "bucket/cut/a/b.png", b"png bytes", overwrite=True, protect=None)
+    assert (tmp_path / "bucket/cut/a/b.png").read_bytes() == b"png bytes"
+    assert out.display("bucket/cut/a/b.png") == "mem://bucket/cut/a/b.png"
+    report = _Report(out)
+    report.add(_line("mem://bucket/in/a/b.jpg", "mem://bucket/cut/a/b.png", True))
+    assert not (tmp_path / "bucket/cut/alphacut-report.jsonl").exists()  # uploaded at the end
+    assert report.close() == "mem://bucket/cut/alphacut-report.jsonl"
+    line = json.loads((tmp_path / "bucket/cut/alphacut-report.jsonl").read_text())
+    assert line == {"path": "mem://bucket/in/a/b.jpg", "output": "mem://bucket/cut/a/b.png", "ok": True,
+                    "skipped": False, "error": None, "note": None}

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 import secrets
 import socket
 import subprocess
@@ -80,8 +81,18 @@ class Location:
         return f"{scheme}://{path}"
 
 
+_URI = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):/+(.*)$")
+
+
 def locate(given: str) -> Location:
-    """Resolve a local path, ``file://`` or any URI pyarrow (hence Ray Data) understands."""
+    """Resolve a local path, ``file://`` or any URI pyarrow (hence Ray Data) understands.
+
+    ``scheme:/path`` (what ``pathlib.Path`` makes of ``scheme://path``, as the CLI's ``-o``
+    option does) is read as ``scheme://path``.
+    """
+    m = _URI.match(given)
+    if m and len(m.group(1)) > 1:  # not a Windows drive letter
+        given = f"{m.group(1)}:///{m.group(2)}" if m.group(1) == "file" else f"{m.group(1)}://{m.group(2)}"
     if "://" not in given or given.startswith("file://"):
         path = given.removeprefix("file://")
         return Location(given, pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path)), True)
