@@ -312,3 +312,20 @@ def test_uris_and_object_store_writes(tmp_path):
     line = json.loads((tmp_path / "bucket/cut/alphacut-report.jsonl").read_text())
     assert line == {"path": "mem://bucket/in/a/b.jpg", "output": "mem://bucket/cut/a/b.png", "ok": True,
                     "skipped": False, "error": None, "note": None}
+
+
+def test_output_inside_or_equal_to_the_input(tmp_path):
+    from alphacut.batch import plan_outputs
+    from alphacut.ray_engine import plan
+
+    a = tmp_path / "a"
+    (a / "cut").mkdir(parents=True)
+    (a / "p.jpg").write_bytes(b"?")
+    (a / "q.png").write_bytes(b"?")
+    (a / "cut" / "p.png").write_bytes(b"an earlier output")
+    p = plan([str(a)], str(a / "cut"), "png")  # outputs below the input: not inputs
+    assert p.skipped == [str(a / "p.jpg")] and p.todo == [str(a / "q.png")] and not p.errors
+    jobs, errors = plan_outputs([a], a, "png")  # OUTPUT = INPUT: as the local engine
+    p = plan([str(a)], str(a), "png")
+    assert len(p.errors) == len(errors) == 2 and all("overwrite the input" in e["error"] for e in p.errors)
+    assert set(p.targets) | set(p.skipped) == {str(j.source) for j in jobs}

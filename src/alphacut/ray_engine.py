@@ -216,10 +216,13 @@ def plan(inputs: list[str], output: str, fmt: str, *, suffix: str = "", overwrit
             if f not in seen_src:
                 seen_src.add(f)
                 files.append(f)
-    # Outputs inside an input directory are not inputs (a rerun must not cut out cut-outs).
+    # An output directory below an input directory holds no inputs (a rerun must not cut
+    # out the cut-outs). OUTPUT = INPUT is left as the local engine treats it.
     same_fs = inp.local == out.local and (inp.local or inp.given.split("://")[0] == out.given.split("://")[0])
-    if same_fs:
-        files = [f for f in files if not f.startswith(out.path.rstrip("/") + "/")]
+    below = out.path.rstrip("/") + "/"
+    if same_fs and any(r.is_dir and below.startswith(r.path.rstrip("/") + "/") and below != r.path.rstrip("/") + "/"
+                       for r in roots):
+        files = [f for f in files if not f.startswith(below)]
     existing = set(_list_files(out, out.path)) if _info(out).type == pafs.FileType.Directory else set()
     owner: dict[str, str] = {}
     for f in files:
