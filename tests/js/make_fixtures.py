@@ -39,6 +39,25 @@ def icc_cases() -> dict:
     return out
 
 
+def png_cases() -> list:
+    """PNGs written by Pillow (adaptive filters: all five types appear) and their pixels."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    cases = []
+    for w, h in ((64, 48), (1, 1), (7, 3)):
+        yy, xx = np.mgrid[0:h, 0:w]
+        rgba = np.dstack([(xx * 4) % 256, (yy * 5) % 256, (xx * yy) % 256, rng.integers(0, 256, (h, w))]).astype(np.uint8)
+        rgba[h // 2 :, : w // 2] = rng.integers(0, 256, (h - h // 2, w // 2, 4), dtype=np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(rgba, "RGBA").save(buf, "PNG", optimize=True)
+        cases.append({"w": w, "h": h, "png": base64.b64encode(buf.getvalue()).decode(), "rgba": rgba.reshape(-1).tolist()})
+    return cases
+
+
 def main() -> None:
     rng = np.random.default_rng(3)
     rgb_cases = []
@@ -64,7 +83,7 @@ def main() -> None:
                             "mask": [float(f"{v:.9g}") for v in m.reshape(-1).tolist()],
                             "expected": [float(f"{v:.9g}") for v in up.reshape(-1).tolist()]})
     OUT.write_text(json.dumps({"resize_rgb": rgb_cases, "to_tensor": tensor_case,
-                               "resize_float": float_cases, "icc": icc_cases()}, separators=(",", ":")))
+                               "resize_float": float_cases, "icc": icc_cases(), "png": png_cases()}, separators=(",", ":")))
     print(f"wrote {OUT}")
 
 
