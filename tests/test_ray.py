@@ -329,3 +329,5 @@ def test_output_inside_or_equal_to_the_input(tmp_path):
     p = plan([str(a)], str(a), "png")
     assert len(p.errors) == len(errors) == 2 and all("overwrite the input" in e["error"] for e in p.errors)
     assert set(p.targets) | set(p.skipped) == {str(j.source) for j in jobs}
+    (a / "alphacut-report.jsonl").write_text("{}\n")  # an earlier run's report is no input
+    assert str(a / "alphacut-report.jsonl") not in plan([str(a)], str(a), "png").targets

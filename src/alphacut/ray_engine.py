@@ -223,6 +223,8 @@ def plan(inputs: list[str], output: str, fmt: str, *, suffix: str = "", overwrit
     if same_fs and any(r.is_dir and below.startswith(r.path.rstrip("/") + "/") and below != r.path.rstrip("/") + "/"
                        for r in roots):
         files = [f for f in files if not f.startswith(below)]
+    if same_fs:  # nor is a report of an earlier run (OUTPUT = INPUT)
+        files = [f for f in files if f != posixpath.join(out.path, REPORT_NAME)]
     existing = set(_list_files(out, out.path)) if _info(out).type == pafs.FileType.Directory else set()
     owner: dict[str, str] = {}
     for f in files:
