@@ -545,23 +545,27 @@ def test_host_check_applies_to_the_api(fake):
     assert r.status_code == 403
 
 
-def test_serving_beyond_loopback_makes_a_token_the_api_requires(monkeypatch, capsys):
-    """``serve --host 0.0.0.0`` without --token invents one; API calls without it get 401."""
+def test_serving_beyond_loopback_requires_a_token_and_warns(monkeypatch, capsys):
+    """``serve --host 0.0.0.0`` refuses to start without --token; with one it warns, and API
+    calls without the token get 401."""
     import uvicorn
 
-    from alphacut import server
+    from alphacut import server, store
+    from alphacut.errors import AlphacutError
 
     captured = {}
-    from alphacut import store
-
     monkeypatch.setattr(store, "resolve", lambda m: None)  # serve() checks the model first
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(app=app, **kw))
+    with pytest.raises(AlphacutError, match="--token"):
+        server.serve(host="0.0.0.0", port=8123)
+    assert not captured
+    token = "s3cret-token"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        server.serve(host="0.0.0.0", port=8123)
-    printed = capsys.readouterr().out
-    assert "?token=" in printed and captured["host"] == "0.0.0.0"
-    token = printed.split("?token=")[1].split()[0]
+        server.serve(host="0.0.0.0", port=8123, token=token)
+    out = capsys.readouterr()
+    assert "WARNING" in out.err and "not loopback" in out.err
+    assert captured["host"] == "0.0.0.0"
     with Server(captured["app"], lifespan="off") as s:  # the app serve() built; no model load
         host = {"Host": f"192.168.1.20:{s.port}"}  # as reached from another machine
         assert httpx.get(s.url + "/api/v1/models", headers=host).status_code == 401

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import secrets
+import sys
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -233,8 +233,20 @@ def serve(
     from . import store
 
     store.resolve(model)  # embedded models install here (no network); others must be installed
-    if token is None and not _is_loopback(host):
-        token = secrets.token_urlsafe(16)
+    if not _is_loopback(host):
+        if not token:
+            from .errors import AlphacutError
+
+            raise AlphacutError(
+                f"--host {host} makes the app reachable from other machines; pass --token SECRET "
+                "(every request must then carry it), or keep the default 127.0.0.1"
+            )
+        print(
+            f"alphacut: WARNING: listening on {host}, not loopback: anyone who can reach this "
+            "port and knows the token can use the app and the API",
+            file=sys.stderr,
+            flush=True,
+        )
     app = create_app(model=model, token=token, host=host)
     shown = f"[{host}]" if ":" in host else host
     if host in ("0.0.0.0", "::"):
