@@ -253,6 +253,7 @@ def serve(
         shown = "127.0.0.1"
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"alphacut: serving the browser app at {url}  (Ctrl+C to stop)", flush=True)
+    print(f"alphacut: HTTP API at http://{shown}:{port}/api/v1/remove, docs at http://{shown}:{port}/api/docs", flush=True)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
