@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,7 +104,12 @@ def main() -> None:
                 results.append(r)
                 print(results[-1], flush=True)
         if not a.skip_local_instance:
-            results.append(run("ray, local instance", ["--engine", "ray"], src, tmp / "out-ray-local", base_env, a.images))
+            ray_tmp = tempfile.mkdtemp(prefix="acr", dir="/tmp")  # Ray's session files (short path)
+            try:
+                results.append(run("ray, local instance", ["--engine", "ray"], src, tmp / "out-ray-local",
+                                   {**base_env, "RAY_TMPDIR": ray_tmp}, a.images))
+            finally:
+                shutil.rmtree(ray_tmp, ignore_errors=True)
             print(results[-1], flush=True)
         # The engines agree byte for byte.
         ref = {p.relative_to(tmp / "out-local"): p.read_bytes() for p in (tmp / "out-local").rglob("*.png")}

@@ -13,9 +13,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -240,9 +242,13 @@ def test_without_address_starts_a_local_instance(inputs, remover, tmp_path):
     (src / "logo.png").write_bytes((inputs / rel).read_bytes())
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-    env.update(RAY_USAGE_STATS_ENABLED="0", ALPHACUT_RAY_ACTORS="1")
-    code, log = _finish(_alphacut([str(src), "-o", str(out), "--engine", "ray", "-f", "webp",
-                                   "--background", "#336699", "-q"], env))
+    ray_tmp = tempfile.mkdtemp(prefix="acr", dir="/tmp")  # Ray's session files; short: unix sockets
+    env.update(RAY_USAGE_STATS_ENABLED="0", ALPHACUT_RAY_ACTORS="1", RAY_TMPDIR=ray_tmp)
+    try:
+        code, log = _finish(_alphacut([str(src), "-o", str(out), "--engine", "ray", "-f", "webp",
+                                       "--background", "#336699", "-q"], env))
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert code == 0, log[-3000:]
     expected = remover.remove(src / "logo.png").encode("webp", background=(0x33, 0x66, 0x99))
     assert (out / "logo.webp").read_bytes() == expected
