@@ -110,7 +110,7 @@ def remove(
             _fail(f"--engine ray needs Ray: pip install 'alphacut[ray]' ({e})")
         code = ray_engine.run_cli(
             inputs, str(output), opts, model=model, address=ray_address, refine=refine,
-            threshold=threshold, max_pixels=max_pixels, quiet=quiet,
+            threshold=threshold, max_pixels=max_pixels, quiet=quiet, suffix=suffix,
         )
         raise typer.Exit(code)
 
