@@ -102,6 +102,8 @@ def remove(
         _fail("--overwrite and --skip-existing contradict each other; choose one")
     opts = batch.SaveOptions(format.value, mask_only, bg, avif_quality, overwrite, skip_existing)
     if engine is Engine.ray:
+        if quality is not Quality.default or decontaminate:
+            _fail("--quality best and --decontaminate are not available with --engine ray yet")
         if output is None or str(output) == "-" or "-" in inputs:
             _fail("--engine ray needs input directories or URIs and -o OUTPUT (a directory or URI)")
         try:
