@@ -149,7 +149,7 @@ function finishJob(msg) {
   const job = state.jobs.get(msg.id);
   if (!job) return;
   job.done = true;
-  job.blob = new Blob([msg.bytes], { type: msg.mime });
+  job.blob = msg.blob;
   job.url = URL.createObjectURL(job.blob);
   job.outName = uniqueName(baseName(job.name) + msg.ext);
   job.elapsed = performance.now() - job.t0;
@@ -161,8 +161,8 @@ function finishJob(msg) {
   $('.info', el).title = `${pct}% of pixels partially transparent; ` + Object.entries(msg.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ');
   const compare = $('.compare', el);
   // previews: the files themselves, or small PNGs the worker made for large photos
-  job.beforeUrl = URL.createObjectURL(msg.previews ? new Blob([msg.previews.before], { type: 'image/png' }) : job.file);
-  job.afterUrl = msg.previews ? URL.createObjectURL(new Blob([msg.previews.after], { type: 'image/png' })) : job.url;
+  job.beforeUrl = URL.createObjectURL(msg.previews ? msg.previews.before : job.file);
+  job.afterUrl = msg.previews ? URL.createObjectURL(msg.previews.after) : job.url;
   $('.before', compare).src = job.beforeUrl;
   $('.after', compare).src = job.afterUrl;
   $('.slider', compare).addEventListener('input', (e) => compare.style.setProperty('--pos', `${e.target.value}%`));
@@ -194,8 +194,7 @@ async function downloadAll() {
 }
 
 function saveZip(msg) {
-  const blob = new Blob([msg.bytes], { type: 'application/zip' });
-  const url = URL.createObjectURL(blob);
+  const url = URL.createObjectURL(msg.blob);
   const a = document.createElement('a');
   a.href = url;
   a.download = 'alphacut.zip';

@@ -155,27 +155,30 @@ async function processImage(msg) {
     const a = rgba[i];
     if (a === 0) clear++; else if (a !== 255) partial++;
   }
-  const bytes = out.buffer.byteLength === out.byteLength ? out.buffer : out.slice().buffer;
-  const previews = big ? { before: beforePreview.buffer, after: afterPreview.buffer } : null;
+  // Blobs are made here, so the page thread never copies a large file.
+  const mime = codecs.FORMATS[fmt].mime;
+  const blob = new Blob([out], { type: mime });
+  const previews = big
+    ? { before: new Blob([beforePreview], { type: 'image/png' }), after: new Blob([afterPreview], { type: 'image/png' }) }
+    : null;
   post({
-    type: 'done', id, bytes, previews, mime: codecs.FORMATS[fmt].mime, ext: codecs.FORMATS[fmt].ext, width, height,
+    type: 'done', id, blob, previews, mime, ext: codecs.FORMATS[fmt].ext, width, height,
     timings, backend: label(engine.current), stats: { partial, clear, total: width * height }, icc: !!icc,
-  }, previews ? [bytes, previews.before, previews.after] : [bytes]);
+  });
 }
 
 const PREVIEW_SIDE = 1600;
 
 function previewPng(rgba, width, height) {
   const p = previewRGBA(rgba, width, height, PREVIEW_SIDE);
-  const png = codecs.encode(p.data, p.width, p.height, 'png');
-  return png.buffer.byteLength === png.byteLength ? png : png.slice();
+  return codecs.encode(p.data, p.width, p.height, 'png');
 }
 
 function zip(msg) {
   const files = {};
   for (const f of msg.files) files[f.name] = [new Uint8Array(f.bytes), { level: 0 }];
   const out = fflate.zipSync(files, { level: 0 });
-  post({ type: 'zipped', id: msg.id, bytes: out.buffer }, [out.buffer]);
+  post({ type: 'zipped', id: msg.id, blob: new Blob([out], { type: 'application/zip' }) });
 }
 
 // One message at a time, in order: images are processed one after another.
