@@ -44,9 +44,30 @@ def finished(page) -> int:
     )
 
 
-def add_and_wait(page, paths, timeout: float | None = None):
+DISPATCH = """([event, files]) => {
+  const dt = new DataTransfer();
+  for (const f of files) {
+    const bin = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+    dt.items.add(new File([bin], f.name, { type: f.type }));
+  }
+  const ev = event === 'paste'
+    ? new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true })
+    : new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true });
+  (event === 'paste' ? document : document.querySelector('#drop')).dispatchEvent(ev);
+}"""
+
+
+def add_and_wait(page, paths, timeout: float | None = None, via: str = "input"):
+    """Add files through the file input, a paste on the page, or a drop on the drop zone."""
     before = finished(page)
-    page.set_input_files("#files", [str(p) for p in paths])
+    if via == "input":
+        page.set_input_files("#files", [str(p) for p in paths])
+    else:
+        import base64
+
+        files = [{"name": p.name, "type": "image/png" if p.suffix == ".png" else "image/jpeg",
+                  "b64": base64.b64encode(p.read_bytes()).decode()} for p in paths]
+        page.evaluate(DISPATCH, [via, files])
     wait_js(page, f"window.alphacut.events.filter(e => e.type === 'done' || e.type === 'error').length >= {before + len(paths)}",
             timeout or IMAGE_TIMEOUT * len(paths))
     if page.evaluate("window.alphacut.events.some(e => e.type === 'fatal')"):
@@ -194,10 +215,11 @@ def test_privacy_every_request_is_local_and_none_carries_images(main_page, sampl
 
 
 def test_offline_after_first_run(main_page, samples, tmp_path):
+    """Offline after the first run, an image pasted onto the page is still cut out."""
     page, context = main_page["page"], main_page["context"]
     context.set_offline(True)
     try:
-        add_and_wait(page, [samples["astronaut"]])
+        add_and_wait(page, [samples["astronaut"]], via="paste")
         c = card(page, "astronaut.png")
         assert c.locator(".status").inner_text() == "done"
         out_path = download(page, c, tmp_path)
@@ -240,7 +262,7 @@ def test_second_visit_uses_the_cached_model_and_single_thread(main_page, samples
     try:
         page.goto(server.url + "?backend=wasm&threads=1")
         wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
-        add_and_wait(page, [samples["chelsea"]])
+        add_and_wait(page, [samples["chelsea"]], via="drop")  # dropped on the drop zone
         ready = page.evaluate("window.alphacut.events.find(e => e.type === 'ready')")
         assert ready["fromCache"] is True
         assert not [r for r in rec.requests[n:] if "models/" in r[1]], "model downloaded again"
