@@ -4,8 +4,6 @@ free port, and small sample photos. With ``CI`` set, a missing Chromium fails th
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import threading
 import time
@@ -13,26 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chromium_setup import CHROMIUM, CHROMIUM_ARGS, require_chromium  # noqa: F401 (re-exported)
 from PIL import Image
 
-CHROMIUM = os.environ.get("ALPHACUT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _require_chromium() -> None:
-    if Path(CHROMIUM).is_file():
-        return
-    msg = f"Chromium not found at {CHROMIUM}: apt-get install -y chromium"
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
+_require_chromium = require_chromium
 
 
 def free_port() -> int:
@@ -95,22 +77,6 @@ def static_site(tmp_path_factory):
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/sub/"
     httpd.shutdown()
-
-
-@pytest.fixture(scope="session")
-def playwright_instance():
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="session")
-def browser(playwright_instance):
-    b = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield b
-    b.close()
 
 
 @pytest.fixture(scope="session")
