@@ -63,17 +63,20 @@ def stage_times(paths: list[Path], out_dir: Path) -> None:
 STAGES = ["decode", "preprocess", "infer", "upscale", "refine", "compose", "encode", "verify", "write"]
 
 
+PEAK = "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); sys.exit(p.returncode) if p.returncode else print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+
+
 def run_measured(cmd: list[str], **kw) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Wall time and peak RSS (GiB) of a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall time and peak RSS (GiB) of one child process (measured under a fresh parent, so
+    ru_maxrss covers that process alone)."""
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, **kw)
+    proc = subprocess.run([sys.executable, "-c", PEAK, *cmd], capture_output=True, **kw)
     wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if proc.returncode != 0:
         print(proc.stderr.decode()[-2000:])
-    # ru_maxrss of children is the max over all waited children so far: run the heavy ones last
-    return wall, max(peak, before) / 2**20, proc
+        return wall, float("nan"), proc
+    lines = proc.stdout.decode().split()
+    return wall, int(lines[-1]) / 2**20, proc
 
 
 BARE = textwrap.dedent(
@@ -111,7 +114,8 @@ def batch(paths: list[Path], tmp: Path, with_rembg: bool) -> dict:
     py = sys.executable
     results = {}
     wall, peak, proc = run_measured([py, "-c", BARE, str(len(paths))])
-    results["bare_runs_s"] = float(proc.stdout.decode().split()[-1])
+    results["bare_runs_s"] = float(proc.stdout.decode().split()[-2])
+    results["bare_peak_gib"] = peak
     results["bare_process_s"] = wall
     out = tmp / "alphacut-out"
     wall, peak, _ = run_measured([str(VENV_BIN / "alphacut"), "remove", *map(str, paths), "-o", str(out), "-q", "--overwrite"])
@@ -124,7 +128,11 @@ def batch(paths: list[Path], tmp: Path, with_rembg: bool) -> dict:
         else:
             out = tmp / "rembg-out"
             out.mkdir(exist_ok=True)
-            wall, peak, _ = run_measured([py, "-c", REMBG, str(out), *map(str, paths)])
+            from alphacut import store
+
+            # rembg only loads custom models from its own folder: point it at our store.
+            model_dir = store.resolve("isnet")[1].parent
+            wall, peak, _ = run_measured([py, "-c", REMBG, str(out), *map(str, paths)], env={**os.environ, "U2NET_HOME": str(model_dir)})
             results["rembg_s"], results["rembg_peak_gib"] = wall, peak
     return results
 

@@ -186,3 +186,28 @@ def test_decontaminate_changes_only_the_soft_band(photos, remover):
     assert np.array_equal(plain.rgba[..., :3][hard], dec.rgba[..., :3][hard])  # rule 4 holds there
     soft = ~hard
     assert soft.sum() > 100 and (plain.rgba[..., :3][soft] != dec.rgba[..., :3][soft]).any()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "CMYK", "I;16"])
+def test_large_photo_fast_model_input_equals_full_decode(mode, tmp_path, monkeypatch, remover):
+    """Large photos in a batch build the model input straight from Pillow's pixels; it must be
+    the very tensor the full decode gives (other modes take the full decode)."""
+    from alphacut import pipeline
+    from skimage import data
+
+    monkeypatch.setattr(pipeline, "LOW_MEMORY_PIXELS", 1000)
+    img = Image.fromarray(data.astronaut()).resize((300, 200))
+    if mode == "RGBA":
+        a = np.asarray(img.convert("RGBA")).copy()
+        a[:, :100, 3] = 0
+        img = Image.fromarray(a)
+    elif mode == "I;16":
+        img = Image.fromarray((np.asarray(img.convert("L")).astype(np.uint16) * 257))
+    else:
+        img = img.convert(mode)
+    p = tmp_path / ("x.tif" if mode == "CMYK" else "x.png")
+    img.save(p)
+    fast = remover.prepare(p, keep_pixels=False)
+    full = remover.prepare(p, keep_pixels=True)
+    assert fast.image is None and full.image is not None and fast.size == full.size
+    assert np.array_equal(fast.tensor, full.tensor)

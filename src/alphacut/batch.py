@@ -95,6 +95,7 @@ def run_batch(
             try:
                 cut = remover.finish(prepared, raw)
                 del prepared, raw
+                cut.mask = None  # outputs are made from rgba alone: free the float mask (192 MB at 48 MP)
                 save_kw = {"mask_only": opts.mask_only, "background": opts.background, "quality": opts.quality}
                 if job.target is None:
                     report(Outcome(job, True, "", data=cut.encode(opts.format, **save_kw)))

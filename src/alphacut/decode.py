@@ -168,3 +168,27 @@ def decode(
             reason = f"truncated or corrupt file ({reason})"
         raise InputError(f"{label}: cannot decode {fmt}: {reason}") from None
     return DecodedImage(rgba=rgba, has_alpha=has_alpha, icc_profile=icc, format=fmt, notice=notice)
+
+
+def decode_rgb_for_model(
+    source: str | os.PathLike | bytes, *, name: str | None = None, max_pixels: int | None = None
+) -> Image.Image | None:
+    """Upright RGB(X) Pillow image of an 8-bit RGB/RGBA/grey file, without the RGBA array.
+
+    The model only needs the RGB, and these modes convert to it exactly as ``decode`` would
+    (no scaling, no colour transform), so a large photo can be resized for the model with
+    one copy of its pixels instead of three. Returns None for other modes (16-bit, CMYK,
+    palette…), which then take the full ``decode``.
+    """
+    label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<image>")
+    img = open_image(source, label)
+    fmt = img.format or "RAW"
+    if fmt not in SUPPORTED_FORMATS or img.mode not in ("RGB", "RGBA", "L"):
+        return None
+    check_pixels(img, label, max_pixels)
+    try:
+        img.load()
+        ImageOps.exif_transpose(img, in_place=True)
+    except Exception:
+        return None  # let the full decode report it
+    return img if img.mode == "RGB" else img.convert("RGB")

@@ -19,8 +19,8 @@ from PIL import Image
 
 from . import compose, encode, infer, mask, output, preprocess, refine, store, verify
 from .catalog import ModelSpec
-from .decode import DecodedImage, decode
-from .errors import OutputError
+from .decode import DecodedImage, decode, decode_rgb_for_model
+from .errors import AlphacutError, OutputError
 
 Source = str | os.PathLike | bytes | Image.Image
 
@@ -29,7 +29,7 @@ Source = str | os.PathLike | bytes | Image.Image
 class CutOut:
     """A finished cut-out: float mask, straight-alpha RGBA, and how long each stage took."""
 
-    mask: np.ndarray  # (H, W) float32 in [0, 1]: the model's mask, refined, before input alpha
+    mask: np.ndarray | None  # (H, W) float32 in [0, 1]: the refined mask before input alpha (None once a batch freed it)
     rgba: np.ndarray  # (H, W, 4) uint8: original RGB, alpha = round(input alpha × mask)
     icc_profile: bytes | None = None
     name: str = "image"
@@ -160,6 +160,15 @@ class Remover:
         label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
         timings: dict[str, float] = {}
         t = time.perf_counter()
+        if not keep_pixels and isinstance(source, (str, os.PathLike, bytes)) and self._is_large(source, label):
+            rgb = decode_rgb_for_model(source, name=label, max_pixels=self.max_pixels)
+            if rgb is not None:  # large 8-bit photo: model input straight from Pillow's pixels
+                timings["decode"] = time.perf_counter() - t
+                t = time.perf_counter()
+                small = np.asarray(rgb.resize(self.spec.input_size, Image.Resampling.BILINEAR))
+                tensor = preprocess.to_tensor(small, self.spec)
+                timings["preprocess"] = time.perf_counter() - t
+                return Prepared(source, label, tensor, rgb.size, None, timings)
         image = self.decode(source, label)
         timings["decode"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -177,6 +186,16 @@ class Remover:
             mirrored = self.session.run(np.ascontiguousarray(tensor[..., ::-1]))
             raws.append(np.ascontiguousarray(mirrored[..., ::-1]))
         return raws
+
+    def _is_large(self, source: Source, label: str) -> bool:
+        from .decode import open_image
+
+        try:
+            with open_image(source, label) as img:
+                w, h = img.size
+        except AlphacutError:
+            return False  # the full decode reports it
+        return w * h > LOW_MEMORY_PIXELS
 
     def infer(self, prepared: Prepared) -> list[np.ndarray]:
         t = time.perf_counter()
