@@ -692,3 +692,27 @@ def test_a_job_abandoned_before_its_thread_starts_never_runs():
     with pytest.raises(TimeoutError):
         a._job(api._Ticket(abandoned=True), b"", params, time.monotonic() + 5)
     assert a._in_flight == 1
+
+
+def test_fuzz_api_with_mutated_images(fake):
+    """Mutated PNG/JPEG/WebP/GIF/AVIF bodies through the API's decoding path: each answer is a
+    cut-out or a JSON 4xx naming the problem; never a 500, never a hang."""
+    from hypothesis import HealthCheck, given, settings
+
+    from test_reliability import mutated
+
+    @settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(mutated())
+    def run(case):
+        _, data = case
+        r = httpx.post(f"{fake.url}/api/v1/remove", content=data,
+                       headers=auth({"Content-Type": "application/octet-stream"}), timeout=20)
+        assert r.status_code in (200, 400, 413, 415, 422, 503), (r.status_code, r.text[:200])
+        if r.status_code == 200:
+            assert r.headers["content-type"] == "image/png" and r.content.startswith(b"\x89PNG")
+        else:
+            body = r.json()
+            assert body["error"] and body["detail"] and "Traceback" not in body["detail"]
+
+    run()
