@@ -133,6 +133,29 @@ def _upsample(c: np.ndarray, s: int, iy: int, ix: int, hh: int, ww: int) -> np.n
     return out
 
 
+def _sample(c: np.ndarray, s: int, iy: int, ix: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``_upsample`` evaluated only at the full-res pixels (ys, xs) of the tile: the same
+    bilinear weights, horizontal pass first and float32 rounding after each pass, as Pillow's
+    two-pass resample does; float32 (k, n). Used where few pixels are uncertain."""
+    c32 = c.astype(np.float32).astype(np.float64)
+    ny, nx = c.shape[1:]
+    if s == 1:
+        return c32[:, iy + ys, ix + xs].astype(np.float32)
+
+    def taps(pos, i0, n):
+        u = i0 + (pos + 0.5) / s - 0.5
+        lo = np.floor(u)
+        f = u - lo
+        lo = lo.astype(np.intp)
+        return np.clip(lo, 0, n - 1), np.clip(lo + 1, 0, n - 1), f
+
+    x0, x1, fx = taps(xs, ix, nx)
+    y0, y1, fy = taps(ys, iy, ny)
+    top = (c32[:, y0, x0] * (1 - fx) + c32[:, y0, x1] * fx).astype(np.float32).astype(np.float64)
+    bot = (c32[:, y1, x0] * (1 - fx) + c32[:, y1, x1] * fx).astype(np.float32).astype(np.float64)
+    return (top * (1 - fy) + bot * fy).astype(np.float32)
+
+
 def _solve_coeffs(I: np.ndarray, m: np.ndarray, w: np.ndarray | None, r: int, eps: float):
     """Guided-filter coefficients on the coarse grid. I (k, ny, nx), m (ny, nx), w weights or
     None; returns (mean a (k, ny, nx), mean b (ny, nx)), float64."""
@@ -232,19 +255,21 @@ def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedPa
                 wt = np.abs(2.0 * m_lo - 1.0) ** p.gamma + p.weight_floor
             A, B = _solve_coeffs(I_lo, m_lo, wt, r, p.eps)
             A /= 255.0  # so that the full-res guide is used in 0..255 units
-            coef = _upsample(np.concatenate([A, B[None]]), s, ty - cy0, tx - cx0, y1 - y0, x1 - x0)
-            gi = rgba[y0:y1, x0:x1, :3]
+            ys, xs = np.nonzero((mt > lo) & (mt < hi))  # only these pixels can change
+            coef = _sample(np.concatenate([A, B[None]]), s, ty - cy0, tx - cx0, ys, xs)
+            gi = rgba[y0 + ys, x0 + xs, :3]
             q = coef[-1]
             if p.colour:
                 for c in range(3):
-                    q += coef[c] * gi[..., c]
+                    q += coef[c] * gi[:, c]
             else:
                 q += coef[0] * _luma(gi)
             np.clip(q, 0.0, 1.0, out=q)
-            q -= mt
-            q *= _blend_weight(mt, p)
-            q += mt
-            out[y0:y1, x0:x1] = np.clip(q, 0.0, 1.0, out=q)
+            mv = mt[ys, xs]
+            q -= mv
+            q *= _blend_weight(mv, p)
+            q += mv
+            out[y0 + ys, x0 + xs] = np.clip(q, 0.0, 1.0, out=q)
     if stats is not None:
         stats.update(tiles=tiles, tiles_refined=done, cell=s, radius=r)
     return out
