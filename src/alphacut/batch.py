@@ -68,6 +68,16 @@ def run_batch(
         if on_done:
             on_done(o)
 
+    def attempt(job: Job, stage: str, fn, *args, **kw):
+        """fn(*args, **kw), or None after reporting the job's failure (the batch goes on)."""
+        try:
+            return fn(*args, **kw)
+        except AlphacutError as e:
+            report(Outcome(job, False, str(e)))
+        except MemoryError:
+            report(Outcome(job, False, f"{job.label}: not enough memory for {stage}"))
+        return None
+
     def reader() -> None:
         for job in jobs:
             if job.target is not None and job.target.exists() and not opts.overwrite:
@@ -76,13 +86,8 @@ def run_batch(
                 else:
                     report(Outcome(job, False, f"{job.target}: exists (use --overwrite or --skip-existing)"))
                 continue
-            try:
-                prepared = remover.prepare(job.source, job.label, keep_pixels=False)
-            except AlphacutError as e:
-                report(Outcome(job, False, str(e)))
-                continue
-            except MemoryError:
-                report(Outcome(job, False, f"{job.label}: not enough memory to decode"))
+            prepared = attempt(job, "decoding", remover.prepare, job.source, job.label, keep_pixels=False)
+            if prepared is None:
                 continue
             inferred.put((job, prepared))
             del prepared
@@ -92,22 +97,19 @@ def run_batch(
         while (item := finished.get()) is not _DONE:
             job, prepared, raw = item
             del item
-            try:
-                cut = remover.finish(prepared, raw)
-                del prepared, raw
-                cut.mask = None  # outputs are made from rgba alone: free the float mask (192 MB at 48 MP)
-                save_kw = {"mask_only": opts.mask_only, "background": opts.background, "quality": opts.quality}
-                if job.target is None:
-                    report(Outcome(job, True, "", data=cut.encode(opts.format, **save_kw)))
-                else:
-                    protect = job.source if isinstance(job.source, Path) else None
-                    cut.save(job.target, opts.format, overwrite=opts.overwrite, protect=protect, **save_kw)
-                    report(Outcome(job, True, cut.notice or ""))
-                del cut
-            except AlphacutError as e:
-                report(Outcome(job, False, str(e)))
-            except MemoryError:
-                report(Outcome(job, False, f"{job.label}: not enough memory to finish the cut-out"))
+            attempt(job, "the cut-out", finish, job, prepared, raw)
+            del prepared, raw
+
+    def finish(job: Job, prepared, raw) -> None:
+        cut = remover.finish(prepared, raw)
+        cut.mask = None  # outputs are made from rgba alone: free the float mask (192 MB at 48 MP)
+        save_kw = {"mask_only": opts.mask_only, "background": opts.background, "quality": opts.quality}
+        if job.target is None:
+            report(Outcome(job, True, "", data=cut.encode(opts.format, **save_kw)))
+        else:
+            protect = job.source if isinstance(job.source, Path) else None
+            cut.save(job.target, opts.format, overwrite=opts.overwrite, protect=protect, **save_kw)
+            report(Outcome(job, True, cut.notice or ""))
 
     inferred: queue.Queue = queue.Queue(maxsize=1)
     threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=finisher, daemon=True)]
@@ -117,13 +119,8 @@ def run_batch(
         while (item := inferred.get()) is not _DONE:
             job, prepared = item
             del item
-            try:
-                raw = remover.infer(prepared)
-            except AlphacutError as e:
-                report(Outcome(job, False, str(e)))
-                continue
-            except MemoryError:
-                report(Outcome(job, False, f"{job.label}: not enough memory for inference"))
+            raw = attempt(job, "inference", remover.infer, prepared)
+            if raw is None:
                 continue
             finished.put((job, prepared, raw))
             del prepared, raw
