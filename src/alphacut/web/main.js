@@ -10,6 +10,8 @@ const prefs = {
   threads: params.get('threads') ? Math.max(1, parseInt(params.get('threads'), 10) || 1) : null,
   refine: params.get('refine') === 'none' ? 'none' : 'cwgf',
   retryDelay: params.get('retry-delay') ? Number(params.get('retry-delay')) : undefined,
+  // photos over this many pixels are refused from their header, before decoding
+  maxPixels: Number(params.get('maxPixels')) > 0 ? Number(params.get('maxPixels')) : undefined,
 };
 
 const state = {

@@ -12,6 +12,7 @@ import { loadModel } from './model.js';
 import { Engine, capabilities, label } from './engine.js';
 import { FFLATE } from './vendor.js';
 import { extractIcc, pngWithIcc, webpWithIcc } from './icc.js';
+import { imageSize, overLimit, DEFAULT_MAX_PIXELS } from './header.js';
 
 let config, prefs, base, caps, engine, fflate;
 let modelPromise = null;
@@ -93,9 +94,24 @@ async function processImage(msg) {
   let t = now();
   const stage = (s) => post({ type: 'stage', id, stage: s });
   stage('reading');
+  // The pixel limit is checked on the header before anything is decoded (first 1 MiB;
+  // a JPEG's EXIF/ICC segments can push its SOF marker far in).
+  const maxPixels = prefs.maxPixels > 0 ? prefs.maxPixels : DEFAULT_MAX_PIXELS;
+  const name = file.name || 'image';
+  let size = imageSize(new Uint8Array(await file.slice(0, 1 << 20).arrayBuffer()));
+  let refusal = overLimit(size, maxPixels);
+  if (refusal) throw new Error(`${name}: ${refusal}`);
   let input = new Uint8Array(await file.arrayBuffer());
+  if (!size) {
+    size = imageSize(input);
+    refusal = overLimit(size, maxPixels);
+    if (refusal) throw new Error(`${name}: ${refusal}`);
+  }
   stage('decoding');
   const img = await codecs.decode(input, file.type);
+  // a header that did not tell (or lied): the decoded size is checked too
+  refusal = overLimit(img, maxPixels);
+  if (refusal) throw new Error(`${name}: ${refusal}`);
   const icc = extractIcc(input, codecs.sniff(input), fflate.unzlibSync);
   input = null;
   const { width, height } = img;
