@@ -59,7 +59,11 @@ def test_api_save_formats(photos, remover, tmp_path):
     assert Image.open(m).mode == "L" and np.array_equal(np.asarray(Image.open(m)), cut.alpha)
     f = cut.save(tmp_path / "f.png", background="#00ff00")
     flat = np.asarray(Image.open(f))
-    assert flat.shape[2] == 3 and (flat[0, 0] == [0, 255, 0]).all() or flat[0, 0, 1] > 200
+    assert flat.shape == cut.rgba.shape[:2] + (3,)
+    clear, opaque = cut.alpha == 0, cut.alpha == 255
+    assert clear.any() and opaque.any()
+    assert (flat[clear] == [0, 255, 0]).all()  # fully transparent: the background colour
+    assert np.array_equal(flat[opaque], cut.rgba[..., :3][opaque])  # opaque: the photo
 
 
 def test_input_alpha_multiplies_mask(photos, remover, tmp_path):
