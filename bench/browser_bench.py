@@ -161,6 +161,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--no-python", action="store_true", help="skip the Python pipeline timings")
     ap.add_argument("--query", default="", help="page query, e.g. '?threads=1'")
+    ap.add_argument("--model", default="isnet", help="catalog id the server hands to the page")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -171,7 +172,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
     photos = make_photos(tmp, sorted({1, *sizes}))
-    server = Server(create_app())
+    server = Server(create_app(model=args.model))
     res: dict = {"browser": {}, "python": {}, "load_before": round(os.getloadavg()[0], 1)}
     mem = MemorySampler()
     with sync_playwright() as pw:

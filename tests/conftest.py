@@ -34,7 +34,7 @@ def remover():
     """The real embedded model, one session for the whole test run."""
     from alphacut import Remover
 
-    return Remover("isnet")
+    return Remover()  # the default model
 
 
 @pytest.fixture

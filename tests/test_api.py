@@ -26,6 +26,7 @@ import pytest
 from PIL import Image
 
 from alphacut import api, infer
+from alphacut.catalog import DEFAULT_MODEL
 
 TOKEN = "s3cret-token"
 LOAD_REQUESTS = 8  # bench/api_load.py runs more
@@ -156,7 +157,7 @@ def real():
     from alphacut.server import create_app
 
     try:
-        store.resolve("isnet")
+        store.resolve(DEFAULT_MODEL)
     except ModelError as e:  # pragma: no cover - model missing
         pytest.skip(f"IS-Net not installable here: {e}")
     mp = pytest.MonkeyPatch()
@@ -236,7 +237,7 @@ def test_first_request_reuses_the_session_made_at_start_up(real):
     r = httpx.post(f"{real.url}/api/v1/remove", content=png_bytes(img), headers={"Content-Type": "image/png"}, timeout=120)
     assert r.status_code == 200, r.text
     assert _session_inits == ["new"]  # the first request created no session
-    assert api._removers["isnet"].session is next(iter(infer._sessions.values()))
+    assert api._removers[DEFAULT_MODEL].session is next(iter(infer._sessions.values()))
     assert r.headers["content-type"] == "image/png"
     assert r.headers["content-disposition"] == 'inline; filename="cutout.png"'
     assert r.headers["cache-control"] == "no-store"
@@ -318,9 +319,9 @@ def test_models_lists_the_catalog_with_installed_state(real):
     r = httpx.get(f"{real.url}/api/v1/models")
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     body = r.json()
-    assert body["default"] == "isnet"
+    assert body["default"] == DEFAULT_MODEL
     rows = {m["id"]: m for m in body["models"]}
-    assert rows["isnet"]["installed"] and rows["isnet"]["available"] and rows["isnet"]["default"]
+    assert rows[DEFAULT_MODEL]["installed"] and rows[DEFAULT_MODEL]["available"] and rows[DEFAULT_MODEL]["default"]
     assert "rmbg-2.0" in rows and rows["rmbg-2.0"]["gated"]
     assert all("path" not in m for m in body["models"])
 

@@ -158,10 +158,10 @@ def test_console_script_stdin_to_stdout(photos):
 def test_models_commands():
     r = runner.invoke(app, ["models", "list"])
     assert r.exit_code == 0 and "isnet" in r.output and "rmbg-1.4" in r.output
-    r = runner.invoke(app, ["models", "verify", "isnet"])
-    assert r.exit_code == 0 and "isnet: ok" in r.output
-    r = runner.invoke(app, ["models", "path", "isnet"])
-    assert r.exit_code == 0 and r.output.strip().endswith("isnet-fp16.onnx")
+    r = runner.invoke(app, ["models", "verify", "isnet-fp32"])
+    assert r.exit_code == 0 and "isnet-fp32: ok" in r.output
+    r = runner.invoke(app, ["models", "path", "isnet-fp32"])
+    assert r.exit_code == 0 and r.output.strip().endswith("isnet-fp32.onnx")
     r = runner.invoke(app, ["models", "install", "rmbg-2.0"], env={"HF_TOKEN": ""})
     assert r.exit_code == 1 and "gated" in r.output and "--token" in r.output
 
@@ -171,12 +171,12 @@ def test_quality_best_is_mirror_symmetric(photos, tmp_path):
     the mirrored photo gives the mirrored mask (one inference alone does not have this)."""
     from alphacut import Remover
 
-    r = Remover("isnet", quality="best", refine="none")
+    r = Remover(quality="best", refine="none")
     src = np.asarray(Image.open(photos["chelsea"]).convert("RGB"))
     a = r.remove(Image.fromarray(src)).mask
     b = r.remove(Image.fromarray(np.ascontiguousarray(src[:, ::-1]))).mask
     assert np.abs(a - b[:, ::-1]).max() < 2e-3
-    single = Remover("isnet", refine="none").remove(Image.fromarray(src)).mask
+    single = Remover(refine="none").remove(Image.fromarray(src)).mask
     assert np.abs(single - a).max() > 1e-3  # best really is a different (averaged) mask
 
 
@@ -184,7 +184,7 @@ def test_decontaminate_changes_only_the_soft_band(photos, remover):
     from alphacut import Remover
 
     plain = remover.remove(photos["astronaut"])
-    dec = Remover("isnet", decontaminate=True).remove(photos["astronaut"])
+    dec = Remover(decontaminate=True).remove(photos["astronaut"])
     assert np.array_equal(plain.alpha, dec.alpha)
     hard = (plain.alpha == 0) | (plain.alpha == 255)
     assert np.array_equal(plain.rgba[..., :3][hard], dec.rgba[..., :3][hard])  # rule 4 holds there

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from alphacut.catalog import DEFAULT_MODEL
 from alphacut import evaluate as ev
 from alphacut.catalog import CATALOG
 
@@ -122,7 +123,7 @@ def test_browser_resize_matches_reference_formula():
 def test_outputs_cache_roundtrip(tmp_path, monkeypatch):
     """The disk cache is keyed by image hash, model and preprocessing; a hit skips the model."""
     o = ev.Outputs.__new__(ev.Outputs)
-    o.model, o.spec, o.cache = "isnet", CATALOG["isnet"], tmp_path / "c"
+    o.model, o.key, o.spec, o.cache = "isnet", "isnet", CATALOG["isnet"], tmp_path / "c"
 
     class Sess:
         n = 0
@@ -148,7 +149,7 @@ def test_dev_set_two_images(tmp_path):
     from alphacut import store
 
     try:
-        store.resolve("isnet")
+        store.resolve(None)  # the default model
     except Exception as e:  # noqa: BLE001
         pytest.skip(f"IS-Net not installed: {e}")
     items = json.loads((DEV / "manifest.json").read_text())
@@ -183,3 +184,15 @@ def test_fuse_runs():
     # 0.9 (confidence 0.8) outweighs 0.3 (confidence 0.4): (0.72 + 0.12) / 1.2 = 0.7.
     assert c[0, 0] == pytest.approx((0.9 * 0.801 + 0.3 * 0.401) / 1.202, abs=1e-6) and c[0, 1] == 0.5
     assert c.dtype == np.float32
+
+
+def test_outputs_cache_key_of_a_model_file_is_its_hash_not_its_path(tmp_path):
+    """A user's .onnx file is cached under its content hash: no path in a file name, and a
+    changed file is never served another file's outputs."""
+    m = tmp_path / "sub" / "mine.onnx"
+    m.parent.mkdir()
+    m.write_bytes(b"not really a model, but hashed all the same")
+    o = ev.Outputs(str(m), cache=tmp_path / "c")
+    assert o.key.startswith("file-") and "/" not in o.key and len(o.key) == 21
+    m.write_bytes(b"another model")
+    assert ev.Outputs(str(m), cache=tmp_path / "c").key != o.key

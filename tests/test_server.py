@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 from alphacut import site, store
-from alphacut.catalog import CATALOG
+from alphacut.catalog import CATALOG, DEFAULT_MODEL
 
 try:
     with warnings.catch_warnings():
@@ -79,10 +79,10 @@ def test_config_json_carries_the_catalog_hash_and_size(client):
     assert r.headers["content-type"] == "application/json"
     assert r.headers["cache-control"] == "no-cache"
     cfg = r.json()["model"]
-    spec = CATALOG["isnet"]
+    spec = CATALOG[DEFAULT_MODEL]
     assert cfg["sha256"] == spec.main_file.sha256
     assert cfg["size"] == spec.main_file.size
-    assert cfg["url"] == "models/isnet.onnx"
+    assert cfg["url"] == f"models/{DEFAULT_MODEL}.onnx"
     assert cfg["input_size"] == [1024, 1024] and cfg["mean"] == [128.0] * 3 and cfg["std"] == [256.0] * 3
     assert cfg["output"] == "output"
 
@@ -141,14 +141,14 @@ def test_404s_still_carry_the_security_headers(client, app_hash, path):
 
 
 def test_model_route_serves_the_verified_store_file(client):
-    spec, path = store.resolve("isnet")
-    r = client.head("/models/isnet.onnx")
+    spec, path = store.resolve(DEFAULT_MODEL)
+    r = client.head(f"/models/{DEFAULT_MODEL}.onnx")
     assert r.status_code == 200
     _check_security_headers(r)
     assert int(r.headers["content-length"]) == spec.main_file.size
     assert r.headers["content-type"] == "application/octet-stream"
     # Range requests work (resumable) and return the store's bytes.
-    r = client.get("/models/isnet.onnx", headers={"Range": "bytes=0-65535"})
+    r = client.get(f"/models/{DEFAULT_MODEL}.onnx", headers={"Range": "bytes=0-65535"})
     assert r.status_code == 206
     with open(path, "rb") as f:
         assert r.content == f.read(65536)
@@ -157,10 +157,10 @@ def test_model_route_serves_the_verified_store_file(client):
 @pytest.mark.slow
 def test_model_route_bytes_hash_to_the_catalog_value(client):
     h = hashlib.sha256()
-    with client.stream("GET", "/models/isnet.onnx") as r:
+    with client.stream("GET", f"/models/{DEFAULT_MODEL}.onnx") as r:
         for chunk in r.iter_bytes():
             h.update(chunk)
-    assert h.hexdigest() == CATALOG["isnet"].main_file.sha256
+    assert h.hexdigest() == CATALOG[DEFAULT_MODEL].main_file.sha256
 
 
 def test_api_routes_come_before_the_app(client):
@@ -206,7 +206,7 @@ def test_build_site_writes_app_vendor_model_and_header_rules(tmp_path):
             assert (out / f"vendor/{pkg}@{_versions()[pkg]}" / rel).is_file()
     cfg = json.loads((out / "config.json").read_text())["model"]
     model = out / cfg["url"]
-    assert model.stat().st_size == CATALOG["isnet"].main_file.size
+    assert model.stat().st_size == CATALOG[DEFAULT_MODEL].main_file.size
     headers = (out / "_headers").read_text()
     for k, v in site.SECURITY_HEADERS.items():
         assert f"  {k}: {v}" in headers

@@ -6,7 +6,7 @@
     cut.rgba                                   # uint8 (H, W, 4), straight alpha, RGB untouched
     cut.save("photo.png")                      # encoded, decoded again, checked, written atomically
 
-    remover = alphacut.Remover(model="isnet")  # one session for many images
+    remover = alphacut.Remover()  # one session for many images
 """
 
 from .errors import AlphacutError, InputError, ModelError, OutputError, VerifyError

@@ -50,7 +50,7 @@ from starlette.routing import BaseRoute, Route
 
 from . import compose, store
 from . import decode as decode_module
-from .catalog import CATALOG
+from .catalog import CATALOG, DEFAULT_MODEL
 from .errors import (
     AlphacutError,
     ImageTooLargeError,
@@ -325,7 +325,7 @@ class _Ticket:
 
 @dataclass
 class Api:
-    model: str = "isnet"
+    model: str = DEFAULT_MODEL
     limits: Limits = field(default_factory=Limits.from_env)
     remover_for: object = None  # callable(model) -> Remover; defaults to shared_remover
 
@@ -534,7 +534,7 @@ def _docs_file(name: str) -> Response:
     return FileResponse(path, media_type=media[path.suffix], headers={"Cache-Control": "no-cache"})
 
 
-def routes(model: str = "isnet", limits: Limits | None = None) -> list[BaseRoute]:
+def routes(model: str = DEFAULT_MODEL, limits: Limits | None = None) -> list[BaseRoute]:
     """The API's routes, for ``server.api_routes``."""
     return Api(model, limits or Limits.from_env()).routes()
 

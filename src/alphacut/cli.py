@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from .catalog import DEFAULT_MODEL
 from .errors import AlphacutError
 
 app = typer.Typer(
@@ -58,7 +59,7 @@ def remove(
     inputs: Annotated[list[str], typer.Argument(help="Image files, directories (searched recursively), or - for stdin.", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file for one input; output directory (mirroring the inputs) for a directory or several inputs; - for stdout.")] = None,
     format: Annotated[Fmt, typer.Option("--format", "-f", help="Output format. PNG and WebP are lossless; AVIF is lossless unless --quality is set.")] = Fmt.png,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model id from `alphacut models list`, or a path to an .onnx file.")] = "isnet",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id from `alphacut models list`, or a path to an .onnx file.")] = DEFAULT_MODEL,
     mask_only: Annotated[bool, typer.Option("--mask-only", help="Write the 8-bit alpha mask as a grey image instead of the cut-out.")] = False,
     background: Annotated[Optional[str], typer.Option("--background", "-b", help="Flatten onto a colour (#rrggbb, r,g,b or a name) instead of transparency.")] = None,
     avif_quality: Annotated[Optional[int], typer.Option("--avif-quality", min=1, max=100, help="AVIF only: lossy quality 1-99 (100 = lossless, the default); checked within the tolerance in docs/alpha-contract.md.")] = None,
@@ -266,7 +267,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind. Anything but loopback needs --token.")] = "127.0.0.1",
     open_browser: Annotated[bool, typer.Option("--open", help="Open the app in your browser.")] = False,
     token: Annotated[Optional[str], typer.Option("--token", envvar="ALPHACUT_TOKEN", help="Require this token on every request (needed off loopback).")] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model the app uses.")] = "isnet",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model the app uses.")] = DEFAULT_MODEL,
 ) -> None:
     """Run the local app: in-browser cut-outs, served from this machine only."""
     from . import server
@@ -280,7 +281,7 @@ def serve(
 @app.command("eval")
 def eval_command(
     set_dir: Annotated[Path, typer.Argument(help="Evaluation set: manifest.json, images/, gt/ (see docs/quality.md).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model id.")] = "isnet",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id.")] = DEFAULT_MODEL,
     variant: Annotated[Optional[list[str]], typer.Option("--variant", help="Pipeline variant to score (repeatable): baseline, float, a refinement name, best.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the per-image scores and aggregates as JSON.")] = None,
 ) -> None:
@@ -297,7 +298,7 @@ def eval_command(
 @app.command("build-site")
 def build_site(
     out_dir: Annotated[Path, typer.Argument(help="Directory to write the static site into.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model bundled with the site.")] = "isnet",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model bundled with the site.")] = DEFAULT_MODEL,
 ) -> None:
     """Write the app as a static site (with header rules for common hosts)."""
     from . import site

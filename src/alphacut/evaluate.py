@@ -37,6 +37,7 @@ from PIL import Image
 
 from . import mask as mask_mod
 from . import preprocess, refine
+from .catalog import DEFAULT_MODEL
 from .errors import AlphacutError
 
 FBETA2 = 0.3
@@ -192,13 +193,16 @@ def cache_dir() -> Path:
 class Outputs:
     """Raw model outputs, (h, w) float32 at the model's size, cached on disk."""
 
-    def __init__(self, model: str = "isnet", cache: Path | None = None):
+    def __init__(self, model: str = DEFAULT_MODEL, cache: Path | None = None):
         from . import store
 
         self.model = model
         self.spec, self.model_path = store.resolve(model)
         self.cache = Path(cache) if cache else cache_dir()
         self._session = None
+        # Cache key part: the catalog id, or (a user's file) its content hash, never its path.
+        self.key = model if "/" not in model and "\\" not in model else (
+            "file-" + store.sha256_file(self.model_path)[:16])
 
     @property
     def session(self):
@@ -210,7 +214,7 @@ class Outputs:
 
     def get(self, item: Item, rgba: np.ndarray, prep: str) -> tuple[np.ndarray, float]:
         """(raw output at model size, seconds the inference took when it was computed)."""
-        key = f"{item.sha[:24]}-{self.model}-{prep}"
+        key = f"{item.sha[:24]}-{self.key}-{prep}"
         npy = self.cache / f"{key}.npy"
         meta = self.cache / f"{key}.json"
         if npy.is_file() and meta.is_file():
@@ -326,7 +330,7 @@ def run_variant(v: Variant, item: Item, rgba: np.ndarray, outputs: Outputs) -> t
 
 def evaluate(
     set_dir: Path,
-    model: str = "isnet",
+    model: str = DEFAULT_MODEL,
     variants: list[str] | None = None,
     outputs: Outputs | None = None,
     progress: Callable[[str], None] | None = None,
@@ -439,7 +443,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 def main(
     set_dir: Path,
-    model: str = "isnet",
+    model: str = DEFAULT_MODEL,
     variants: list[str] | None = None,
     json_out: Path | None = None,
 ) -> int:

@@ -46,6 +46,7 @@ import pyarrow.fs as pafs
 import ray  # an ImportError here tells the CLI that the extra is missing
 import ray.data
 
+from .catalog import DEFAULT_MODEL
 from .errors import AlphacutError
 
 REPORT_NAME = "alphacut-report.jsonl"
@@ -267,7 +268,7 @@ class CutOutActor:
     def __init__(
         self,
         *,
-        model: str | None = "isnet",
+        model: str | None = DEFAULT_MODEL,
         refine: str | None = None,
         threshold: float | None = None,
         max_pixels: int | None = None,
@@ -422,7 +423,7 @@ def _map(ds: ray.data.Dataset, kwargs: dict, size: int | tuple[int, int], thread
 def cut_out_dataset(
     ds: ray.data.Dataset,
     *,
-    model: str = "isnet",
+    model: str = DEFAULT_MODEL,
     format: str = "png",
     mask_only: bool = False,
     background: tuple[int, int, int] | str | None = None,
@@ -513,7 +514,7 @@ def run_cli(
     output: str,
     opts,
     *,
-    model: str = "isnet",
+    model: str = DEFAULT_MODEL,
     address: str | None = None,
     refine: str | None = None,
     threshold: float | None = None,

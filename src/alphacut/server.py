@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import site
+from .catalog import DEFAULT_MODEL
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 TOKEN_COOKIE = "alphacut_token"
@@ -116,7 +117,7 @@ def _is_loopback(host: str) -> bool:
 class WebApp:
     """The browser app's files: index, config, app modules, vendor files and the model."""
 
-    def __init__(self, model: str = "isnet"):
+    def __init__(self, model: str = DEFAULT_MODEL):
         self.model = model
         self.node_modules = site.find_node_modules()
         self.versions = site.vendor_versions(self.node_modules)
@@ -192,18 +193,18 @@ def _not_found() -> Response:
     return PlainTextResponse("not found", 404, headers={"Cache-Control": site.NO_CACHE})
 
 
-def api_routes(model: str = "isnet") -> list[BaseRoute]:
+def api_routes(model: str = DEFAULT_MODEL) -> list[BaseRoute]:
     """Routes of the HTTP API (``/api/v1/...``, ``/api/docs``): see ``alphacut.api``."""
     from . import api
 
     return api.routes(model)
 
 
-def web_routes(model: str = "isnet") -> list[BaseRoute]:
+def web_routes(model: str = DEFAULT_MODEL) -> list[BaseRoute]:
     return WebApp(model).routes()
 
 
-def create_app(model: str = "isnet", token: str | None = None, host: str = "127.0.0.1") -> Starlette:
+def create_app(model: str = DEFAULT_MODEL, token: str | None = None, host: str = "127.0.0.1") -> Starlette:
     """The ASGI app: API routes first, then the browser app; headers and guards on all."""
     from . import api
 
@@ -222,7 +223,7 @@ def serve(
     port: int = 8000,
     open_browser: bool = False,
     token: str | None = None,
-    model: str = "isnet",
+    model: str = DEFAULT_MODEL,
 ) -> None:
     """Serve the app until interrupted; the model is installed and verified before the URL prints."""
     import threading

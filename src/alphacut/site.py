@@ -23,6 +23,7 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
+from .catalog import DEFAULT_MODEL
 from .errors import AlphacutError
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -180,7 +181,7 @@ def model_slug(spec) -> str:
     return spec.id if spec.id in CATALOG else "custom"
 
 
-def model_config(model: str = "isnet") -> tuple[dict, Path]:
+def model_config(model: str = DEFAULT_MODEL) -> tuple[dict, Path]:
     """What the page needs to fetch, verify and run the model, and the model file's path."""
     from . import store
 
@@ -277,7 +278,7 @@ def _nginx(rules) -> str:
     )
 
 
-def build_site(out_dir: Path, model: str = "isnet") -> None:
+def build_site(out_dir: Path, model: str = DEFAULT_MODEL) -> None:
     """Write the app, its vendor files, the model and header rules into ``out_dir``."""
     out_dir = Path(out_dir)
     node_modules = find_node_modules()

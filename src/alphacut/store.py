@@ -184,6 +184,8 @@ def install(
                         _copy_checked(Path(source_file), tmp, progress)
                     else:
                         _assemble_from_npm(f, tmp, progress)
+                    if f.derive:
+                        _derive(f, tmp)
                     digest = sha256_file(tmp)
                 else:
                     token = token or os.environ.get("HF_TOKEN") or None
@@ -211,6 +213,20 @@ def install(
                 raise
             paths.append(path)
     return paths[0]
+
+
+def _derive(f: ModelFile, tmp: Path) -> None:
+    """Replace ``tmp`` (the verified source) by its derived form, e.g. the widened fp32 graph."""
+    if f.derive != "fp32":
+        raise ModelError(f"{f.name}: unknown derivation {f.derive!r}")
+    from .widen import widen_fp16_graph
+
+    wide = tmp.with_name(tmp.name + ".wide")
+    try:
+        widen_fp16_graph(tmp, wide)
+        os.replace(wide, tmp)
+    finally:
+        wide.unlink(missing_ok=True)
 
 
 def _copy_checked(src: Path, tmp: Path, progress: Progress | None) -> None:
