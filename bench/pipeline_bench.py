@@ -84,7 +84,7 @@ BARE = textwrap.dedent(
     import sys, time
     import numpy as np, onnxruntime as ort
     from alphacut import store, infer
-    spec, path = store.resolve("isnet")
+    spec, path = store.resolve(None)
     s = infer.get_session(path, spec)
     x = np.random.default_rng(0).standard_normal((1, 3, 1024, 1024)).astype(np.float32) * 0.5
     t = time.perf_counter()
@@ -100,7 +100,7 @@ REMBG = textwrap.dedent(
     from pathlib import Path
     from rembg import new_session, remove
     from alphacut import store
-    spec, path = store.resolve("isnet")
+    spec, path = store.resolve(None)
     s = new_session("dis_custom", model_path=str(path))
     out = Path(sys.argv[1])
     for p in sys.argv[2:]:
@@ -131,7 +131,7 @@ def batch(paths: list[Path], tmp: Path, with_rembg: bool) -> dict:
             from alphacut import store
 
             # rembg only loads custom models from its own folder: point it at our store.
-            model_dir = store.resolve("isnet")[1].parent
+            model_dir = store.resolve(None)[1].parent
             wall, peak, _ = run_measured([py, "-c", REMBG, str(out), *map(str, paths)], env={**os.environ, "U2NET_HOME": str(model_dir)})
             results["rembg_s"], results["rembg_peak_gib"] = wall, peak
     return results

@@ -136,11 +136,14 @@ def _upsample(c: np.ndarray, s: int, iy: int, ix: int, hh: int, ww: int) -> np.n
 def _sample(c: np.ndarray, s: int, iy: int, ix: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """``_upsample`` evaluated only at the full-res pixels (ys, xs) of the tile: the same
     bilinear weights, horizontal pass first and float32 rounding after each pass, as Pillow's
-    two-pass resample does; float32 (k, n). Used where few pixels are uncertain."""
-    c32 = c.astype(np.float32).astype(np.float64)
-    ny, nx = c.shape[1:]
+    two-pass resample does; float32 (n, k). Used where few pixels are uncertain.
+
+    The horizontal pass is done densely for the tile's columns on the coarse rows (small:
+    coarse rows x tile width); each pixel then gathers two rows of that table."""
+    k, ny, nx = c.shape
     if s == 1:
-        return c32[:, iy + ys, ix + xs].astype(np.float32)
+        table = np.ascontiguousarray(np.moveaxis(c.astype(np.float32), 0, -1)).reshape(-1, k)
+        return table[(iy + ys) * nx + (ix + xs)]
 
     def taps(pos, i0, n):
         u = i0 + (pos + 0.5) / s - 0.5
@@ -149,11 +152,19 @@ def _sample(c: np.ndarray, s: int, iy: int, ix: int, ys: np.ndarray, xs: np.ndar
         lo = lo.astype(np.intp)
         return np.clip(lo, 0, n - 1), np.clip(lo + 1, 0, n - 1), f
 
-    x0, x1, fx = taps(xs, ix, nx)
+    ww = int(xs.max()) + 1 if xs.size else 0
+    x0, x1, fx = taps(np.arange(ww), ix, nx)
+    c64 = np.moveaxis(c.astype(np.float32), 0, -1).astype(np.float64)  # (ny, nx, k)
+    fx = fx[None, :, None]
+    rows = (c64[:, x0] * (1 - fx) + c64[:, x1] * fx).astype(np.float32).reshape(-1, k)  # (ny*ww, k)
     y0, y1, fy = taps(ys, iy, ny)
-    top = (c32[:, y0, x0] * (1 - fx) + c32[:, y0, x1] * fx).astype(np.float32).astype(np.float64)
-    bot = (c32[:, y1, x0] * (1 - fx) + c32[:, y1, x1] * fx).astype(np.float32).astype(np.float64)
-    return (top * (1 - fy) + bot * fy).astype(np.float32)
+    top = rows[y0 * ww + xs].astype(np.float64)
+    bot = rows[y1 * ww + xs].astype(np.float64)
+    fy = fy[:, None]
+    top *= 1 - fy
+    bot *= fy
+    top += bot
+    return top.astype(np.float32)
 
 
 def _solve_coeffs(I: np.ndarray, m: np.ndarray, w: np.ndarray | None, r: int, eps: float):
@@ -221,6 +232,25 @@ def _blend_weight(m: np.ndarray, p: GuidedParams) -> np.ndarray:
     return np.maximum(v, 0, out=v)
 
 
+def _coarse_grid(rgba, mask, s: int, ny: int, nx: int, colour: bool, band: int):
+    """Block means of the guide (k, ny, nx; 0..1) and the mask (ny, nx) over the whole coarse
+    grid, float64, computed in bands of ``band`` coarse rows (bounded temporaries). Cells line
+    up with the tiles', so each tile slices the same sums it would have computed itself, once
+    instead of again for every overlapping halo."""
+    k = 3 if colour else 1
+    guide = np.empty((k, ny, nx), np.float64)
+    m_lo = np.empty((ny, nx), np.float64)
+    h = mask.shape[0]
+    for cy in range(0, ny, band):
+        cy1 = min(ny, cy + band)
+        fy0, fy1 = cy * s, min(h, cy1 * s)
+        rgb = rgba[fy0:fy1, :, :3]
+        src = rgb if colour else _luma(rgb)[..., None]
+        guide[:, cy:cy1] = np.moveaxis(_downsample(src, s, cy1 - cy, nx), -1, 0) / 255.0
+        m_lo[cy:cy1] = _downsample(mask[fy0:fy1], s, cy1 - cy, nx)
+    return guide, m_lo
+
+
 def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedParams(), *, stats: dict | None = None) -> np.ndarray:
     """Fast (optionally confidence-weighted) guided filter in the uncertain band, tiled."""
     h, w = mask.shape
@@ -231,6 +261,7 @@ def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedPa
     out = mask.astype(np.float32, copy=True)
     lo, hi = np.float32(p.lo), np.float32(1 - p.lo)
     tiles = done = 0
+    coarse = None  # (guide, mask) block means on the whole coarse grid, made on first need
     for ty in range(0, ny, T):
         for tx in range(0, nx, T):
             tiles += 1
@@ -238,32 +269,31 @@ def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedPa
             y0, y1 = ty * s, min(h, (ty + T) * s)
             x0, x1 = tx * s, min(w, (tx + T) * s)
             mt = mask[y0:y1, x0:x1]
-            if not ((mt > lo) & (mt < hi)).any():
+            sel = (mt > lo) & (mt < hi)  # only these pixels can change
+            if not sel.any():
                 continue
             done += 1
-            # Coarse crop with halo, and the full-res pixels it covers.
+            # Coarse crop with halo.
             cy0, cy1 = max(0, ty - halo), min(ny, ty + T + halo)
             cx0, cx1 = max(0, tx - halo), min(nx, tx + T + halo)
-            fy0, fy1 = cy0 * s, min(h, cy1 * s)
-            fx0, fx1 = cx0 * s, min(w, cx1 * s)
-            rgb = rgba[fy0:fy1, fx0:fx1, :3]
-            src = rgb if p.colour else _luma(rgb)[..., None]
-            I_lo = np.moveaxis(_downsample(src, s, cy1 - cy0, cx1 - cx0), -1, 0) / 255.0
-            m_lo = _downsample(mask[fy0:fy1, fx0:fx1], s, cy1 - cy0, cx1 - cx0)
+            if coarse is None:
+                coarse = _coarse_grid(rgba, mask, s, ny, nx, p.colour, T)
+            I_lo = coarse[0][:, cy0:cy1, cx0:cx1]
+            m_lo = coarse[1][cy0:cy1, cx0:cx1]
             wt = None
             if p.gamma > 0:
                 wt = np.abs(2.0 * m_lo - 1.0) ** p.gamma + p.weight_floor
             A, B = _solve_coeffs(I_lo, m_lo, wt, r, p.eps)
             A /= 255.0  # so that the full-res guide is used in 0..255 units
-            ys, xs = np.nonzero((mt > lo) & (mt < hi))  # only these pixels can change
+            ys, xs = np.nonzero(sel)
             coef = _sample(np.concatenate([A, B[None]]), s, ty - cy0, tx - cx0, ys, xs)
             gi = rgba[y0 + ys, x0 + xs, :3]
-            q = coef[-1]
+            q = np.ascontiguousarray(coef[:, -1])
             if p.colour:
                 for c in range(3):
-                    q += coef[c] * gi[:, c]
+                    q += coef[:, c] * gi[:, c]
             else:
-                q += coef[0] * _luma(gi)
+                q += coef[:, 0] * _luma(gi)
             np.clip(q, 0.0, 1.0, out=q)
             mv = mt[ys, xs]
             q -= mv
