@@ -60,6 +60,10 @@ class GuidedParams:
     tile: int = 128  # tile side on the coarse grid
 
 
+#: Share of uncertain pixels above which a tile is computed whole rather than pixel by pixel.
+DENSE_SHARE = 0.3
+
+
 def grid_geometry(h: int, w: int, p: GuidedParams) -> tuple[int, int]:
     """(cell size s in full-res pixels, radius on the coarse grid)."""
     long_side = max(h, w)
@@ -133,38 +137,60 @@ def _upsample(c: np.ndarray, s: int, iy: int, ix: int, hh: int, ww: int) -> np.n
     return out
 
 
-def _sample(c: np.ndarray, s: int, iy: int, ix: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """``_upsample`` evaluated only at the full-res pixels (ys, xs) of the tile: the same
-    bilinear weights, horizontal pass first and float32 rounding after each pass, as Pillow's
-    two-pass resample does; float32 (n, k). Used where few pixels are uncertain.
+def _taps(pos: np.ndarray, i0: int, n: int, s: int):
+    """Bilinear taps on the coarse grid for full-res positions ``pos`` of a tile starting at
+    coarse cell ``i0``: cell centres at (j + 0.5)·s - 0.5, edges clamped (Pillow's bilinear
+    with a source box); (lower index, upper index, weight of the upper)."""
+    u = i0 + (pos + 0.5) / s - 0.5
+    lo = np.floor(u)
+    f = u - lo
+    lo = lo.astype(np.intp)
+    return np.clip(lo, 0, n - 1), np.clip(lo + 1, 0, n - 1), f
 
-    The horizontal pass is done densely for the tile's columns on the coarse rows (small:
-    coarse rows x tile width); each pixel then gathers two rows of that table."""
-    k, ny, nx = c.shape
-    if s == 1:
-        table = np.ascontiguousarray(np.moveaxis(c.astype(np.float32), 0, -1)).reshape(-1, k)
-        return table[(iy + ys) * nx + (ix + xs)]
 
-    def taps(pos, i0, n):
-        u = i0 + (pos + 0.5) / s - 0.5
-        lo = np.floor(u)
-        f = u - lo
-        lo = lo.astype(np.intp)
-        return np.clip(lo, 0, n - 1), np.clip(lo + 1, 0, n - 1), f
-
-    ww = int(xs.max()) + 1 if xs.size else 0
-    x0, x1, fx = taps(np.arange(ww), ix, nx)
+def _h_pass(c: np.ndarray, s: int, ix: int, ww: int) -> np.ndarray:
+    """First (horizontal) pass of the coefficient upsample: every coarse row at the tile's
+    ``ww`` full-res columns, rounded to float32 as Pillow's two-pass resample does;
+    (ny, ww, k) float32."""
+    x0, x1, fx = _taps(np.arange(ww), ix, c.shape[2], s)
     c64 = np.moveaxis(c.astype(np.float32), 0, -1).astype(np.float64)  # (ny, nx, k)
     fx = fx[None, :, None]
-    rows = (c64[:, x0] * (1 - fx) + c64[:, x1] * fx).astype(np.float32).reshape(-1, k)  # (ny*ww, k)
-    y0, y1, fy = taps(ys, iy, ny)
-    top = rows[y0 * ww + xs].astype(np.float64)
-    bot = rows[y1 * ww + xs].astype(np.float64)
-    fy = fy[:, None]
+    return (c64[:, x0] * (1 - fx) + c64[:, x1] * fx).astype(np.float32)
+
+
+def _v_pass(top: np.ndarray, bot: np.ndarray, fy: np.ndarray) -> np.ndarray:
+    """Second (vertical) pass from the two gathered first-pass rows; float32."""
+    top = top.astype(np.float64)
+    bot = bot.astype(np.float64)
     top *= 1 - fy
     bot *= fy
     top += bot
     return top.astype(np.float32)
+
+
+def _sample(c: np.ndarray, s: int, iy: int, ix: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``_upsample`` evaluated only at the full-res pixels (ys, xs) of the tile; float32
+    (n, k). Used where few pixels are uncertain: each pixel gathers its two first-pass rows."""
+    k, ny, nx = c.shape
+    if s == 1:
+        table = np.ascontiguousarray(np.moveaxis(c.astype(np.float32), 0, -1)).reshape(-1, k)
+        return table[(iy + ys) * nx + (ix + xs)]
+    ww = int(xs.max()) + 1 if xs.size else 0
+    rows = _h_pass(c, s, ix, ww).reshape(-1, k)
+    y0, y1, fy = _taps(ys, iy, ny, s)
+    return _v_pass(rows[y0 * ww + xs], rows[y1 * ww + xs], fy[:, None])
+
+
+def _upsample_dense(c: np.ndarray, s: int, iy: int, ix: int, hh: int, ww: int) -> np.ndarray:
+    """The same values as ``_sample`` at every pixel of an (hh, ww) tile; float32 (hh, ww, k).
+    Used where most pixels are uncertain (a furry animal filling the frame): whole first-pass
+    rows are gathered instead of single values."""
+    ny = c.shape[1]
+    if s == 1:
+        return np.moveaxis(c[:, iy : iy + hh, ix : ix + ww].astype(np.float32), 0, -1)
+    rows = _h_pass(c, s, ix, ww)
+    y0, y1, fy = _taps(np.arange(hh), iy, ny, s)
+    return _v_pass(rows[y0], rows[y1], fy[:, None, None])
 
 
 def _solve_coeffs(I: np.ndarray, m: np.ndarray, w: np.ndarray | None, r: int, eps: float):
@@ -285,21 +311,33 @@ def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedPa
                 wt = np.abs(2.0 * m_lo - 1.0) ** p.gamma + p.weight_floor
             A, B = _solve_coeffs(I_lo, m_lo, wt, r, p.eps)
             A /= 255.0  # so that the full-res guide is used in 0..255 units
-            ys, xs = np.nonzero(sel)
-            coef = _sample(np.concatenate([A, B[None]]), s, ty - cy0, tx - cx0, ys, xs)
-            gi = rgba[y0 + ys, x0 + xs, :3]
-            q = np.ascontiguousarray(coef[:, -1])
+            coefs = np.concatenate([A, B[None]])
+            if np.count_nonzero(sel) > DENSE_SHARE * sel.size:
+                # Most of the tile is uncertain: compute it whole, keep the band's values.
+                coef = _upsample_dense(coefs, s, ty - cy0, tx - cx0, y1 - y0, x1 - x0)
+                gi = rgba[y0:y1, x0:x1, :3]
+                mv = mt
+            else:
+                ys, xs = np.nonzero(sel)
+                coef = _sample(coefs, s, ty - cy0, tx - cx0, ys, xs)
+                gi = rgba[y0 + ys, x0 + xs, :3]
+                mv = mt[ys, xs]
+            q = np.ascontiguousarray(coef[..., -1])
             if p.colour:
                 for c in range(3):
-                    q += coef[:, c] * gi[:, c]
+                    q += coef[..., c] * gi[..., c]
             else:
-                q += coef[:, 0] * _luma(gi)
+                q += coef[..., 0] * _luma(gi.reshape(-1, 3)).reshape(q.shape)
+            del coef
             np.clip(q, 0.0, 1.0, out=q)
-            mv = mt[ys, xs]
             q -= mv
             q *= _blend_weight(mv, p)
             q += mv
-            out[y0 + ys, x0 + xs] = np.clip(q, 0.0, 1.0, out=q)
+            np.clip(q, 0.0, 1.0, out=q)
+            if q.ndim == 2:
+                out[y0:y1, x0:x1][sel] = q[sel]
+            else:
+                out[y0 + ys, x0 + xs] = q
     if stats is not None:
         stats.update(tiles=tiles, tiles_refined=done, cell=s, radius=r)
     return out
