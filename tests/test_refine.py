@@ -222,3 +222,28 @@ def test_estimate_foreground_reads_uint8_alpha():
     assert np.abs(from_u8.astype(int) - from_f).max() <= 1
     keep = (a8 == 0) | (a8 == 255)
     assert np.array_equal(from_u8[keep], rgba[..., :3][keep])
+
+
+@pytest.mark.parametrize("colour", [True, False])
+def test_dense_and_sparse_tiles_give_the_same_values(monkeypatch, rng, colour):
+    refine = rf
+    """A tile mostly in the uncertain band is computed whole, a sparse one pixel by pixel;
+    both must give exactly the values the other would (s > 1, several tiles, partial cells)."""
+    h, w = 2300, 1700  # s = 3 on the coarse grid
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgba = np.empty((h, w, 4), np.uint8)
+    rgba[..., :3] = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    rgba[..., 3] = 255
+    # left half: a soft ramp (dense band); right half: a sharp disc edge (thin band)
+    m = np.where(xx < w // 2, xx / (w // 2), (np.hypot(yy - h / 2, xx - 3 * w / 4) < 300)).astype(np.float32)
+    m[:, w // 2 :] = np.clip(m[:, w // 2 :] + rng.normal(0, 0.002, (h, w - w // 2)), 0, 1)
+    p = refine.GuidedParams(colour=colour)
+    st = {}
+    mixed = refine.guided_refine(rgba, m, p, stats=st)
+    monkeypatch.setattr(refine, "DENSE_SHARE", 2.0)  # never dense
+    sparse = refine.guided_refine(rgba, m, p)
+    monkeypatch.setattr(refine, "DENSE_SHARE", -1.0)  # always dense
+    dense = refine.guided_refine(rgba, m, p)
+    assert st["cell"] == 3 and st["tiles"] > 4
+    assert np.array_equal(mixed, sparse) and np.array_equal(dense, sparse)
+    assert not np.array_equal(sparse, m)  # the refinement did change the band

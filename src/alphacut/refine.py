@@ -239,8 +239,11 @@ def _solve_coeffs(I: np.ndarray, m: np.ndarray, w: np.ndarray | None, r: int, ep
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
-    """Rec. 601 luma in 0..255 units, float32, (..., 3) → (...)."""
-    return rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    """Rec. 601 luma in 0..255 units, float32, (..., 3) → (...): float32 products summed in
+    float64, then rounded, exactly as ``web/refine.js`` does (a BLAS matrix product would
+    round differently depending on the array's length and layout)."""
+    p = rgb.astype(np.float32) * np.array([0.299, 0.587, 0.114], np.float32)
+    return (p[..., 0].astype(np.float64) + p[..., 1] + p[..., 2]).astype(np.float32)
 
 
 def _blend_weight(m: np.ndarray, p: GuidedParams) -> np.ndarray:
@@ -327,7 +330,7 @@ def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedPa
                 for c in range(3):
                     q += coef[..., c] * gi[..., c]
             else:
-                q += coef[..., 0] * _luma(gi.reshape(-1, 3)).reshape(q.shape)
+                q += coef[..., 0] * _luma(gi)
             del coef
             np.clip(q, 0.0, 1.0, out=q)
             q -= mv
