@@ -56,7 +56,7 @@ class GuidedParams:
     gamma: float = 1.0  # confidence weighting exponent; 0 = plain guided filter
     weight_floor: float = 0.02  # weight of the least confident pixel in the regression
     k: float = 1.0  # blend: result = m + u (q - m), u = (4m(1-m))^k (0 at m <= lo, m >= 1-lo)
-    lo: float = 0.004  # pixels with m <= lo or m >= 1 - lo are confident: kept as they are
+    lo: float = 0.02  # pixels with m <= lo or m >= 1 - lo are confident: kept as they are
     tile: int = 128  # tile side on the coarse grid
 
 

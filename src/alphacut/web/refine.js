@@ -24,7 +24,7 @@ export const DEFAULT_PARAMS = Object.freeze({
   gamma: 1.0, // confidence weighting exponent (0 = plain guided filter)
   weightFloor: 0.02,
   k: 1.0, // blend exponent (0 = replace the whole band)
-  lo: 0.004, // m <= lo or m >= 1 - lo: confident, kept
+  lo: 0.02, // m <= lo or m >= 1 - lo: confident, kept
   tile: 128, // tile side on the coarse grid
 });
 
