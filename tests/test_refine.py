@@ -247,3 +247,17 @@ def test_dense_and_sparse_tiles_give_the_same_values(monkeypatch, rng, colour):
     assert st["cell"] == 3 and st["tiles"] > 4
     assert np.array_equal(mixed, sparse) and np.array_equal(dense, sparse)
     assert not np.array_equal(sparse, m)  # the refinement did change the band
+
+
+def test_thread_count_does_not_change_the_result(monkeypatch, rng):
+    """Tiles run on a thread pool; one thread or several must give the same bytes."""
+    h, w = 1500, 2600  # s = 3: several tiles, partial cells
+    rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    m = np.clip(1.2 - np.hypot(yy - 700, xx - 1300) / 600, 0, 1).astype(np.float32)
+    outs = []
+    for n in ("1", "3"):
+        monkeypatch.setenv("ALPHACUT_REFINE_THREADS", n)
+        outs.append(rf.guided_refine(rgba, m))
+    assert np.array_equal(outs[0], outs[1])
+    assert not np.array_equal(outs[0], m)

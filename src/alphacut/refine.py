@@ -32,7 +32,9 @@ float32.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -280,8 +282,23 @@ def _coarse_grid(rgba, mask, s: int, ny: int, nx: int, colour: bool, band: int):
     return guide, m_lo
 
 
+def _threads() -> int:
+    """Worker threads for the tiles: the CPUs this process may use, at most 4 (NumPy, SciPy
+    and Pillow release the GIL in the heavy calls); ``ALPHACUT_REFINE_THREADS`` overrides."""
+    env = os.environ.get("ALPHACUT_REFINE_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, min(4, len(os.sched_getaffinity(0))))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, min(4, os.cpu_count() or 1))
+
+
 def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedParams(), *, stats: dict | None = None) -> np.ndarray:
-    """Fast (optionally confidence-weighted) guided filter in the uncertain band, tiled."""
+    """Fast (optionally confidence-weighted) guided filter in the uncertain band, tiled.
+
+    Tiles write disjoint parts of the output and read only shared inputs, so they run on a
+    few threads; the result does not depend on the order or the thread count."""
     h, w = mask.shape
     s, r = grid_geometry(h, w, p)
     ny, nx = -(-h // s), -(-w // s)
@@ -289,60 +306,69 @@ def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedPa
     T = max(8, p.tile)
     out = mask.astype(np.float32, copy=True)
     lo, hi = np.float32(p.lo), np.float32(1 - p.lo)
-    tiles = done = 0
-    coarse = None  # (guide, mask) block means on the whole coarse grid, made on first need
+    todo = []
     for ty in range(0, ny, T):
         for tx in range(0, nx, T):
-            tiles += 1
-            # Interior of the tile in full-res pixels.
-            y0, y1 = ty * s, min(h, (ty + T) * s)
-            x0, x1 = tx * s, min(w, (tx + T) * s)
-            mt = mask[y0:y1, x0:x1]
-            sel = (mt > lo) & (mt < hi)  # only these pixels can change
-            if not sel.any():
-                continue
-            done += 1
-            # Coarse crop with halo.
-            cy0, cy1 = max(0, ty - halo), min(ny, ty + T + halo)
-            cx0, cx1 = max(0, tx - halo), min(nx, tx + T + halo)
-            if coarse is None:
-                coarse = _coarse_grid(rgba, mask, s, ny, nx, p.colour, T)
-            I_lo = coarse[0][:, cy0:cy1, cx0:cx1]
-            m_lo = coarse[1][cy0:cy1, cx0:cx1]
-            wt = None
-            if p.gamma > 0:
-                wt = np.abs(2.0 * m_lo - 1.0) ** p.gamma + p.weight_floor
-            A, B = _solve_coeffs(I_lo, m_lo, wt, r, p.eps)
-            A /= 255.0  # so that the full-res guide is used in 0..255 units
-            coefs = np.concatenate([A, B[None]])
-            if np.count_nonzero(sel) > DENSE_SHARE * sel.size:
-                # Most of the tile is uncertain: compute it whole, keep the band's values.
-                coef = _upsample_dense(coefs, s, ty - cy0, tx - cx0, y1 - y0, x1 - x0)
-                gi = rgba[y0:y1, x0:x1, :3]
-                mv = mt
-            else:
-                ys, xs = np.nonzero(sel)
-                coef = _sample(coefs, s, ty - cy0, tx - cx0, ys, xs)
-                gi = rgba[y0 + ys, x0 + xs, :3]
-                mv = mt[ys, xs]
-            q = np.ascontiguousarray(coef[..., -1])
-            if p.colour:
-                for c in range(3):
-                    q += coef[..., c] * gi[..., c]
-            else:
-                q += coef[..., 0] * _luma(gi)
-            del coef
-            np.clip(q, 0.0, 1.0, out=q)
-            q -= mv
-            q *= _blend_weight(mv, p)
-            q += mv
-            np.clip(q, 0.0, 1.0, out=q)
-            if q.ndim == 2:
-                out[y0:y1, x0:x1][sel] = q[sel]
-            else:
-                out[y0 + ys, x0 + xs] = q
+            mt = mask[ty * s : min(h, (ty + T) * s), tx * s : min(w, (tx + T) * s)]
+            if ((mt > lo) & (mt < hi)).any():
+                todo.append((ty, tx))
     if stats is not None:
-        stats.update(tiles=tiles, tiles_refined=done, cell=s, radius=r)
+        stats.update(tiles=-(-ny // T) * -(-nx // T), tiles_refined=len(todo), cell=s, radius=r)
+    if not todo:
+        return out
+    # (guide, mask) block means on the whole coarse grid: each tile slices its crop with halo
+    coarse = _coarse_grid(rgba, mask, s, ny, nx, p.colour, T)
+
+    def tile(ty: int, tx: int) -> None:
+        y0, y1 = ty * s, min(h, (ty + T) * s)  # the tile's own pixels
+        x0, x1 = tx * s, min(w, (tx + T) * s)
+        mt = mask[y0:y1, x0:x1]
+        sel = (mt > lo) & (mt < hi)  # only these pixels can change
+        cy0, cy1 = max(0, ty - halo), min(ny, ty + T + halo)  # coarse crop with halo
+        cx0, cx1 = max(0, tx - halo), min(nx, tx + T + halo)
+        I_lo = coarse[0][:, cy0:cy1, cx0:cx1]
+        m_lo = coarse[1][cy0:cy1, cx0:cx1]
+        wt = None
+        if p.gamma > 0:
+            wt = np.abs(2.0 * m_lo - 1.0) ** p.gamma + p.weight_floor
+        A, B = _solve_coeffs(I_lo, m_lo, wt, r, p.eps)
+        A /= 255.0  # so that the full-res guide is used in 0..255 units
+        coefs = np.concatenate([A, B[None]])
+        if np.count_nonzero(sel) > DENSE_SHARE * sel.size:
+            # Most of the tile is uncertain: compute it whole, keep the band's values.
+            coef = _upsample_dense(coefs, s, ty - cy0, tx - cx0, y1 - y0, x1 - x0)
+            gi = rgba[y0:y1, x0:x1, :3]
+            mv = mt
+        else:
+            ys, xs = np.nonzero(sel)
+            coef = _sample(coefs, s, ty - cy0, tx - cx0, ys, xs)
+            gi = rgba[y0 + ys, x0 + xs, :3]
+            mv = mt[ys, xs]
+        q = np.ascontiguousarray(coef[..., -1])
+        if p.colour:
+            for c in range(3):
+                q += coef[..., c] * gi[..., c]
+        else:
+            q += coef[..., 0] * _luma(gi)
+        del coef
+        np.clip(q, 0.0, 1.0, out=q)
+        q -= mv
+        q *= _blend_weight(mv, p)
+        q += mv
+        np.clip(q, 0.0, 1.0, out=q)
+        if q.ndim == 2:
+            out[y0:y1, x0:x1][sel] = q[sel]
+        else:
+            out[y0 + ys, x0 + xs] = q
+
+    n = min(_threads(), len(todo))
+    if n == 1:
+        for t in todo:
+            tile(*t)
+    else:
+        with ThreadPoolExecutor(n, thread_name_prefix="alphacut-refine") as pool:
+            for f in [pool.submit(tile, *t) for t in todo]:
+                f.result()  # re-raises a tile's error (MemoryError included)
     return out
 
 
