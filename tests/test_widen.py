@@ -97,6 +97,12 @@ def test_store_derives_then_checks_the_sha(tmp_path, monkeypatch, rng):
         if ok:
             path = store.install(spec.id)
             assert path.read_bytes() == (tmp_path / "expected.onnx").read_bytes()
+            # a derived file the user already has is installed as it is (not widened again)
+            path.unlink()
+            with monkeypatch.context() as mp:
+                mp.setattr(store, "_derive", lambda *a: pytest.fail("a user's file was converted"))
+                got = store.install(spec.id, source_file=tmp_path / "expected.onnx")
+            assert got == path and got.read_bytes() == (tmp_path / "expected.onnx").read_bytes()
         else:
             with pytest.raises(ModelError, match="expected 0000"):
                 store.install(spec.id)

@@ -37,7 +37,7 @@ from PIL import Image
 
 from . import mask as mask_mod
 from . import preprocess, refine
-from .catalog import DEFAULT_MODEL
+from .catalog import CATALOG, DEFAULT_MODEL
 from .errors import AlphacutError
 
 FBETA2 = 0.3
@@ -201,8 +201,7 @@ class Outputs:
         self.cache = Path(cache) if cache else cache_dir()
         self._session = None
         # Cache key part: the catalog id, or (a user's file) its content hash, never its path.
-        self.key = model if "/" not in model and "\\" not in model else (
-            "file-" + store.sha256_file(self.model_path)[:16])
+        self.key = self.spec.id if self.spec.id in CATALOG else "file-" + store.sha256_file(self.model_path)[:16]
 
     @property
     def session(self):

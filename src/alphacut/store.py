@@ -184,8 +184,8 @@ def install(
                         _copy_checked(Path(source_file), tmp, progress)
                     else:
                         _assemble_from_npm(f, tmp, progress)
-                    if f.derive:
-                        _derive(f, tmp)
+                        if f.derive:  # a file the user hands in is taken as it is
+                            _derive(f, tmp)
                     digest = sha256_file(tmp)
                 else:
                     token = token or os.environ.get("HF_TOKEN") or None
