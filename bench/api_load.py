@@ -135,7 +135,7 @@ def main() -> None:
     if args.baseline:
         from alphacut import Remover
 
-        r = Remover("isnet")
+        r = Remover()  # the default model, as the server uses
         r.session  # noqa: B018 - loaded already when the server runs here
         t = time.perf_counter()
         for i in range(args.baseline):

@@ -141,10 +141,10 @@ def run_one(page, path: Path, timeout=900) -> dict:
             "backend": ev["backend"], "max_main_thread_stall_ms": stall}
 
 
-def python_times(photos: dict[int, Path]) -> dict[int, dict]:
+def python_times(photos: dict[int, Path], model: str | None) -> dict[int, dict]:
     from alphacut import Remover
 
-    r = Remover("isnet")
+    r = Remover(model)  # the model the page runs
     r.remove(photos[min(photos)]).encode("png")  # warm-up: session creation
     out = {}
     for mp, p in photos.items():
@@ -161,18 +161,19 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--no-python", action="store_true", help="skip the Python pipeline timings")
     ap.add_argument("--query", default="", help="page query, e.g. '?threads=1'")
-    ap.add_argument("--model", default="isnet", help="catalog id the server hands to the page")
+    ap.add_argument("--model", default=None, help="model the server hands to the page and the Python side runs (default: the catalog default)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
     from browser.conftest import CHROMIUM, Server
     from playwright.sync_api import sync_playwright
 
+    from alphacut.catalog import DEFAULT_MODEL
     from alphacut.server import create_app
 
     tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
     photos = make_photos(tmp, sorted({1, *sizes}))
-    server = Server(create_app(model=args.model))
+    server = Server(create_app(model=args.model or DEFAULT_MODEL))
     res: dict = {"browser": {}, "python": {}, "load_before": round(os.getloadavg()[0], 1)}
     mem = MemorySampler()
     with sync_playwright() as pw:
@@ -209,7 +210,7 @@ def main() -> None:
         browser.close()
     server.stop()
     if not args.no_python:
-        res["python"] = {f"{k}mp": v for k, v in python_times({mp: photos[mp] for mp in sizes}).items()}
+        res["python"] = {f"{k}mp": v for k, v in python_times({mp: photos[mp] for mp in sizes}, args.model).items()}
 
     b = res["browser"]
     print(f"\nbackend: {b['backend']}; load average before/after: {res['load_before']} / {os.getloadavg()[0]:.1f} "

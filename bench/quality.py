@@ -31,7 +31,7 @@ def refine_cost(set_dir: Path, sizes: list[float], methods: list[str], with_infe
     items = {it.name: it for it in ev.load_set(set_dir)}
     it = items.get("alphamatting_GT04") or next(iter(items.values()))
     rgba0 = ev.load_image(it.image)
-    outs = ev.Outputs("isnet")
+    outs = ev.Outputs()  # the default model
     raw, infer_s = outs.get(it, rgba0, "pipeline")
     small = mm.from_output(raw, outs.spec)
     h0, w0 = rgba0.shape[:2]
@@ -74,7 +74,7 @@ def refine_cost(set_dir: Path, sizes: list[float], methods: list[str], with_infe
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("set_dir", nargs="?", type=Path, default=DEFAULT_SET)
-    ap.add_argument("--model", default="isnet")
+    ap.add_argument("--model", default=None, help="model id (default: the catalog default)")
     ap.add_argument("--variant", action="append", dest="variants")
     ap.add_argument("--json", type=Path, dest="json_out")
     ap.add_argument("--markdown", type=Path)

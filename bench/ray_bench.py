@@ -79,7 +79,7 @@ def main() -> None:
     from alphacut import store
     from alphacut.ray_engine import LocalCluster
 
-    store.resolve("isnet")  # installed before any clock starts
+    store.resolve(None)  # the default model, installed before any clock starts
     results = []
     with tempfile.TemporaryDirectory(prefix="ray-bench-") as tmp:
         tmp = Path(tmp)
