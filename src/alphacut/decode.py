@@ -171,24 +171,33 @@ def decode(
 
 
 def decode_rgb_for_model(
-    source: str | os.PathLike | bytes, *, name: str | None = None, max_pixels: int | None = None
+    source: str | os.PathLike | bytes,
+    *,
+    name: str | None = None,
+    max_pixels: int | None = None,
+    min_pixels: int = 0,
 ) -> Image.Image | None:
-    """Upright RGB(X) Pillow image of an 8-bit RGB/RGBA/grey file, without the RGBA array.
+    """Upright RGB Pillow image of an 8-bit RGB/RGBA/grey file over ``min_pixels``, without
+    the RGBA array.
 
     The model only needs the RGB, and these modes convert to it exactly as ``decode`` would
     (no scaling, no colour transform), so a large photo can be resized for the model with
-    one copy of its pixels instead of three. Returns None for other modes (16-bit, CMYK,
-    palette…), which then take the full ``decode``.
+    one copy of its pixels instead of three. Returns None for smaller photos and other modes
+    (16-bit, CMYK, palette…), which then take the full ``decode``; a file that cannot be
+    opened raises the same ``InputError`` as ``decode``.
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<image>")
     img = open_image(source, label)
+    w, h = img.size
     fmt = img.format or "RAW"
-    if fmt not in SUPPORTED_FORMATS or img.mode not in ("RGB", "RGBA", "L"):
+    if w * h <= min_pixels or fmt not in SUPPORTED_FORMATS or img.mode not in ("RGB", "RGBA", "L"):
+        img.close()
         return None
     check_pixels(img, label, max_pixels)
     try:
         img.load()
         ImageOps.exif_transpose(img, in_place=True)
     except Exception:
+        img.close()
         return None  # let the full decode report it
     return img if img.mode == "RGB" else img.convert("RGB")

@@ -20,7 +20,7 @@ from PIL import Image
 from . import compose, encode, infer, mask, output, preprocess, refine, store, verify
 from .catalog import ModelSpec
 from .decode import DecodedImage, decode, decode_rgb_for_model
-from .errors import AlphacutError, OutputError
+from .errors import OutputError
 
 Source = str | os.PathLike | bytes | Image.Image
 
@@ -160,13 +160,13 @@ class Remover:
         label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        if not keep_pixels and isinstance(source, (str, os.PathLike, bytes)) and self._is_large(source, label):
-            rgb = decode_rgb_for_model(source, name=label, max_pixels=self.max_pixels)
+        reloadable = not keep_pixels and isinstance(source, (str, os.PathLike, bytes))
+        if reloadable:
+            rgb = decode_rgb_for_model(source, name=label, max_pixels=self.max_pixels, min_pixels=LOW_MEMORY_PIXELS)
             if rgb is not None:  # large 8-bit photo: model input straight from Pillow's pixels
                 timings["decode"] = time.perf_counter() - t
                 t = time.perf_counter()
-                small = np.asarray(rgb.resize(self.spec.input_size, Image.Resampling.BILINEAR))
-                tensor = preprocess.to_tensor(small, self.spec)
+                tensor = preprocess.to_tensor(preprocess.resize_image(rgb, self.spec.input_size), self.spec)
                 timings["preprocess"] = time.perf_counter() - t
                 return Prepared(source, label, tensor, rgb.size, None, timings)
         image = self.decode(source, label)
@@ -175,7 +175,7 @@ class Remover:
         tensor = preprocess.preprocess(image.rgba, self.spec)
         timings["preprocess"] = time.perf_counter() - t
         w, h = image.size
-        if not keep_pixels and w * h > LOW_MEMORY_PIXELS and isinstance(source, (str, os.PathLike, bytes)):
+        if reloadable and w * h > LOW_MEMORY_PIXELS:
             image = None
         return Prepared(source, label, tensor, (w, h), image, timings)
 
@@ -186,16 +186,6 @@ class Remover:
             mirrored = self.session.run(np.ascontiguousarray(tensor[..., ::-1]))
             raws.append(np.ascontiguousarray(mirrored[..., ::-1]))
         return raws
-
-    def _is_large(self, source: Source, label: str) -> bool:
-        from .decode import open_image
-
-        try:
-            with open_image(source, label) as img:
-                w, h = img.size
-        except AlphacutError:
-            return False  # the full decode reports it
-        return w * h > LOW_MEMORY_PIXELS
 
     def infer(self, prepared: Prepared) -> list[np.ndarray]:
         t = time.perf_counter()

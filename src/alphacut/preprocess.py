@@ -15,14 +15,17 @@ from PIL import Image
 from .catalog import ModelSpec
 
 
+def resize_image(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """Antialiased bilinear resize of a Pillow RGB/RGBX image to ``size`` (w, h); uint8 RGB."""
+    return np.asarray(img.resize(size, Image.Resampling.BILINEAR))[..., :3]
+
+
 def resize_rgb(rgba: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Antialiased bilinear resize of the RGB channels of ``rgba`` to ``size`` (w, h); uint8."""
     h, w = rgba.shape[:2]
     # RGBX reads the RGBA buffer without a copy and, unlike RGBA, is not premultiplied by
     # Pillow's resampler: the hidden RGB under alpha 0 is what the model sees.
-    img = Image.frombuffer("RGBX", (w, h), np.ascontiguousarray(rgba), "raw", "RGBX", 0, 1)
-    small = img.resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(small)[..., :3]
+    return resize_image(Image.frombuffer("RGBX", (w, h), np.ascontiguousarray(rgba), "raw", "RGBX", 0, 1), size)
 
 
 def to_tensor(rgb_small: np.ndarray, spec: ModelSpec) -> np.ndarray:

@@ -97,21 +97,17 @@ async function processImage(msg) {
   // The pixel limit is checked on the header before anything is decoded (first 1 MiB;
   // a JPEG's EXIF/ICC segments can push its SOF marker far in).
   const maxPixels = prefs.maxPixels > 0 ? prefs.maxPixels : DEFAULT_MAX_PIXELS;
-  const name = file.name || 'image';
-  let size = imageSize(new Uint8Array(await file.slice(0, 1 << 20).arrayBuffer()));
-  let refusal = overLimit(size, maxPixels);
-  if (refusal) throw new Error(`${name}: ${refusal}`);
+  const refuseOver = (size) => {
+    const refusal = overLimit(size, maxPixels);
+    if (refusal) throw new Error(`${file.name || 'image'}: ${refusal}`);
+  };
+  const size = imageSize(new Uint8Array(await file.slice(0, 1 << 20).arrayBuffer()));
+  refuseOver(size);
   let input = new Uint8Array(await file.arrayBuffer());
-  if (!size) {
-    size = imageSize(input);
-    refusal = overLimit(size, maxPixels);
-    if (refusal) throw new Error(`${name}: ${refusal}`);
-  }
+  if (!size) refuseOver(imageSize(input));
   stage('decoding');
   const img = await codecs.decode(input, file.type);
-  // a header that did not tell (or lied): the decoded size is checked too
-  refusal = overLimit(img, maxPixels);
-  if (refusal) throw new Error(`${name}: ${refusal}`);
+  refuseOver(img); // a header that did not tell (or lied): the decoded size is checked too
   const icc = extractIcc(input, codecs.sniff(input), fflate.unzlibSync);
   input = null;
   const { width, height } = img;
