@@ -39,7 +39,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
-from PIL import Image
 
 try:  # SciPy's running-sum box filter (C); a declared dependency
     from scipy.ndimage import uniform_filter as _uniform_filter
@@ -125,20 +124,6 @@ def _downsample(x: np.ndarray, s: int, ny: int, nx: int) -> np.ndarray:
     return np.swapaxes(cells, 0, 1).astype(np.float64) / (s * s)
 
 
-def _upsample(c: np.ndarray, s: int, iy: int, ix: int, hh: int, ww: int) -> np.ndarray:
-    """Coarse maps c (k, ny, nx) → the (hh, ww) full-res pixels starting at coarse cell
-    (iy, ix) of c: bilinear, cell centres at full-res (j + 0.5)·s - 0.5, edges clamped
-    (Pillow's bilinear with a source box is exactly that); float32 (k, hh, ww)."""
-    if s == 1:
-        return c[:, iy : iy + hh, ix : ix + ww].astype(np.float32)
-    box = (ix, iy, ix + ww / s, iy + hh / s)
-    out = np.empty((c.shape[0], hh, ww), np.float32)
-    for k in range(c.shape[0]):
-        im = Image.fromarray(np.ascontiguousarray(c[k], dtype=np.float32), "F")
-        out[k] = np.asarray(im.resize((ww, hh), Image.Resampling.BILINEAR, box=box))
-    return out
-
-
 def _taps(pos: np.ndarray, i0: int, n: int, s: int):
     """Bilinear taps on the coarse grid for full-res positions ``pos`` of a tile starting at
     coarse cell ``i0``: cell centres at (j + 0.5)·s - 0.5, edges clamped (Pillow's bilinear
@@ -171,7 +156,7 @@ def _v_pass(top: np.ndarray, bot: np.ndarray, fy: np.ndarray) -> np.ndarray:
 
 
 def _sample(c: np.ndarray, s: int, iy: int, ix: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """``_upsample`` evaluated only at the full-res pixels (ys, xs) of the tile; float32
+    """``_upsample_dense`` evaluated only at the full-res pixels (ys, xs) of the tile; float32
     (n, k). Used where few pixels are uncertain: each pixel gathers its two first-pass rows."""
     k, ny, nx = c.shape
     if s == 1:
@@ -184,15 +169,20 @@ def _sample(c: np.ndarray, s: int, iy: int, ix: int, ys: np.ndarray, xs: np.ndar
 
 
 def _upsample_dense(c: np.ndarray, s: int, iy: int, ix: int, hh: int, ww: int) -> np.ndarray:
-    """The same values as ``_sample`` at every pixel of an (hh, ww) tile; float32 (hh, ww, k).
-    Used where most pixels are uncertain (a furry animal filling the frame): whole first-pass
-    rows are gathered instead of single values."""
+    """Coarse maps c (k, ny, nx) → the (hh, ww) full-res pixels starting at coarse cell
+    (iy, ix): bilinear, cell centres at full-res (j + 0.5)·s - 0.5, edges clamped, in two
+    passes with float32 rounding after each (Pillow's bilinear with a source box); float32
+    (hh, ww, k), the same values as ``_sample`` at every pixel.
+    Used where most pixels are uncertain (a furry animal filling the frame) and for the
+    foreground bands: whole first-pass rows are gathered instead of single values, and only
+    the coarse rows the output touches get a first pass (memory bounded by the output)."""
     ny = c.shape[1]
     if s == 1:
         return np.moveaxis(c[:, iy : iy + hh, ix : ix + ww].astype(np.float32), 0, -1)
-    rows = _h_pass(c, s, ix, ww)
     y0, y1, fy = _taps(np.arange(hh), iy, ny, s)
-    return _v_pass(rows[y0], rows[y1], fy[:, None, None])
+    first = int(y0.min())
+    rows = _h_pass(c[:, first : int(y1.max()) + 1], s, ix, ww)
+    return _v_pass(rows[y0 - first], rows[y1 - first], fy[:, None, None])
 
 
 def _solve_coeffs(I: np.ndarray, m: np.ndarray, w: np.ndarray | None, r: int, eps: float):
@@ -418,7 +408,7 @@ def estimate_foreground(rgba: np.ndarray, alpha: np.ndarray, radius: int | None 
         cy0, cy1 = max(0, y0 - halo), min(h, y1 + halo)
         img = rgba[cy0:cy1, :, :3].astype(np.float32) * np.float32(1 / 255)
         a = np.clip(alpha[cy0:cy1].astype(np.float32) / np.float32(full_scale), 0, 1)[..., None]
-        up = np.moveaxis(_upsample(coarse, s, cy0 // s, 0, cy1 - cy0, w), 0, -1)
+        up = _upsample_dense(coarse, s, cy0 // s, 0, cy1 - cy0, w)
         bF1, bB1 = up[..., :3], up[..., 3:]
         F1 = np.clip(bF1 + a * (img - a * bF1 - (1 - a) * bB1), 0, 1)
         bF2, bB2 = _blur_means(F1, bB1, a, small)
