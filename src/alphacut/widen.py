@@ -3,8 +3,8 @@
 Why: the data package ships IS-Net with fp16 weights *and* fp16 compute (float32 only at the
 graph's input and outputs). ONNX Runtime's CPU and WASM backends have few fp16 kernels, so
 they wrap every node in Cast pairs and widen the weights again on each run. Measured here:
-the widened graph gives the same mask (max difference 4e-5) and runs 8 % faster natively and
-20 % faster in the browser's threaded WASM (README, models table; docs/browser.md).
+the widened graph gives the same mask (max difference 4e-5) and runs about 8 % faster natively and
+17-20 % faster in the browser's threaded WASM (README, models table; docs/browser.md).
 
 The conversion is exact (every fp16 value is a float32 value) and deterministic: the result's
 SHA-256 is pinned in the catalog and checked like any other model file.
