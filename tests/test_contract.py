@@ -137,3 +137,80 @@ def test_lossy_avif_tolerance_follows_quality(q):
     rgba = np.dstack([x * 4, y * 4, (x + y) * 2, np.clip(x * 8, 0, 255)]).astype(np.uint8)
     verify.verify(encode.encode(rgba, "avif", quality=q), rgba, lossless=False, quality=q)
     assert verify.lossy_tolerance(q) == max(4.0, (100 - q) / 4)
+
+
+# ------------------------------------------------------------------ the PNG writer and checker
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9, 4), (9, 1, 3), (40, 30), (40, 30, 3), (97, 61, 4)])
+def test_png_strips_decode_exactly_in_other_decoders(shape, rng, monkeypatch):
+    """Strips deflated apart and joined into one stream: Pillow and libpng read every byte."""
+    import imagecodecs
+
+    monkeypatch.setattr(encode, "PNG_STRIP_BYTES", 200)  # many strips, some of one row
+    px = rng.integers(0, 256, shape, dtype=np.uint8)
+    px[: shape[0] // 2] //= 9  # some structure for the filter to find
+    data = encode.encode(px, "png")
+    assert data.count(b"IDAT") > (2 if shape[0] > 3 else 1)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), px)
+    assert np.array_equal(imagecodecs.png_decode(data).reshape(px.shape), px)
+    verify.verify(data, px, lossless=True)
+
+
+@pytest.mark.parametrize("png_filter", [8, 16, 32, 64, 128, 248])  # none, sub, up, avg, paeth, adaptive
+def test_png_checker_reads_every_row_filter(png_filter, rng):
+    """The checker follows each row's filter byte, so libpng's PNGs of any filter pass, and a
+    single changed sample in the intended pixels is found at its place."""
+    import imagecodecs
+
+    rgba = _random_cutout(rng, 50, 70)
+    rgba[10:20] //= 5
+    data = imagecodecs.png_encode(rgba, filter=png_filter)
+    assert verify._check_png(data, rgba, "x")
+    wrong = rgba.copy()
+    wrong[33, 44, 2] ^= 1
+    with pytest.raises(VerifyError, match=r"differ.*x=44, y=33, channel 2"):
+        verify.verify(data, wrong, lossless=True)
+
+
+def _rechunk(data: bytes, kind: bytes, fn) -> bytes:
+    """``data`` with the body of its last ``kind`` chunk passed through fn and the CRC fixed."""
+    import struct
+    import zlib
+
+    i = data.rindex(kind) - 4
+    (n,) = struct.unpack_from(">I", data, i)
+    body = fn(data[i + 8 : i + 8 + n])
+    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return data[:i] + chunk + data[i + 12 + n :]
+
+
+def test_png_checker_refuses_damaged_files(rng):
+    rgba = _random_cutout(rng)
+    data = encode.encode(rgba, "png")
+    verify.verify(data, rgba, lossless=True)
+    damaged = {
+        "bad CRC": data[:60] + bytes([data[60] ^ 1]) + data[61:],
+        "truncated": data[: len(data) // 2],
+        # valid chunks, wrong Adler-32 in the zlib trailer
+        "does not inflate.*checksum": _rechunk(data, b"IDAT", lambda b: bytes([b[0] ^ 1]) + b[1:]),
+        # a header that promises one row more than the image stream holds
+        "holds 63 of 64 rows": _rechunk(encode.encode(rgba[:-1], "png"), b"IHDR", lambda b: b[:4] + (len(rgba)).to_bytes(4, "big") + b[8:]),
+    }
+    for pattern, bad in damaged.items():
+        with pytest.raises(VerifyError, match=pattern):
+            verify.verify(bad, rgba, lossless=True)
+
+
+def test_png_checker_leaves_other_layouts_to_pillow(rng):
+    """An interlaced or palette PNG is not read by the fast checker but still verified."""
+    rgb = rng.integers(0, 4, (30, 20, 3), dtype=np.uint8) * 80
+    pal = io.BytesIO()
+    Image.fromarray(rgb).quantize(8).save(pal, "PNG")
+    want = np.asarray(Image.open(io.BytesIO(pal.getvalue())).convert("RGB"))
+    assert not verify._check_png(pal.getvalue(), want, "x")
+    verify.verify(pal.getvalue(), want, lossless=True)
+    wrong = want.copy()
+    wrong[0, 0, 0] ^= 1
+    with pytest.raises(VerifyError, match="differ"):
+        verify.verify(pal.getvalue(), wrong, lossless=True)

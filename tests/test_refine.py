@@ -257,7 +257,7 @@ def test_thread_count_does_not_change_the_result(monkeypatch, rng):
     m = np.clip(1.2 - np.hypot(yy - 700, xx - 1300) / 600, 0, 1).astype(np.float32)
     outs = []
     for n in ("1", "3"):
-        monkeypatch.setenv("ALPHACUT_REFINE_THREADS", n)
+        monkeypatch.setenv("ALPHACUT_THREADS", n)
         outs.append(rf.guided_refine(rgba, m))
     assert np.array_equal(outs[0], outs[1])
     assert not np.array_equal(outs[0], m)

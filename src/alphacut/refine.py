@@ -32,13 +32,13 @@ float32.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
+
+from . import parallel
 
 try:  # SciPy's running-sum box filter (C); a declared dependency
     from scipy.ndimage import uniform_filter as _uniform_filter
@@ -272,18 +272,6 @@ def _coarse_grid(rgba, mask, s: int, ny: int, nx: int, colour: bool, band: int):
     return guide, m_lo
 
 
-def _threads() -> int:
-    """Worker threads for the tiles: the CPUs this process may use, at most 4 (NumPy, SciPy
-    and Pillow release the GIL in the heavy calls); ``ALPHACUT_REFINE_THREADS`` overrides."""
-    env = os.environ.get("ALPHACUT_REFINE_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return max(1, min(4, len(os.sched_getaffinity(0))))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, min(4, os.cpu_count() or 1))
-
-
 def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedParams(), *, stats: dict | None = None) -> np.ndarray:
     """Fast (optionally confidence-weighted) guided filter in the uncertain band, tiled.
 
@@ -351,14 +339,7 @@ def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedPa
         else:
             out[y0 + ys, x0 + xs] = q
 
-    n = min(_threads(), len(todo))
-    if n == 1:
-        for t in todo:
-            tile(*t)
-    else:
-        with ThreadPoolExecutor(n, thread_name_prefix="alphacut-refine") as pool:
-            for f in [pool.submit(tile, *t) for t in todo]:
-                f.result()  # re-raises a tile's error (MemoryError included)
+    parallel.map_ordered(lambda t: tile(*t), todo, "alphacut-refine")
     return out
 
 
