@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import parallel
+
 BAND_PIXELS = 1 << 21  # rows are processed in bands of about 2 MP
 
 
@@ -22,23 +24,28 @@ def _bands(h: int, w: int):
         yield slice(y, min(h, y + rows))
 
 
-def quantise_alpha(alpha_in: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """floor(alpha_in * mask + 0.5) as uint8; both (H, W); mask float32 in [0, 1]."""
+def quantise_alpha(alpha_in: np.ndarray, mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """floor(alpha_in * mask + 0.5) as uint8; both (H, W); mask float32 in [0, 1]. Bands run
+    on a few threads; ``out`` (H, W) uint8 may be ``alpha_in`` itself (each band is read
+    before it is written)."""
     h, w = mask.shape
-    out = np.empty((h, w), np.uint8)
-    for s in _bands(h, w):
+    out = np.empty((h, w), np.uint8) if out is None else out
+
+    def band(s: slice) -> None:
         v = alpha_in[s].astype(np.float64)
         v *= mask[s]
         v += 0.5
         np.floor(v, out=v)
         out[s] = v
+
+    parallel.map_ordered(band, list(_bands(h, w)), "alphacut-compose")
     return out
 
 
 def apply_mask(rgba: np.ndarray, mask: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     """Straight-alpha cut-out: the input RGB, alpha = input alpha × mask (quantised once)."""
     out = rgba if in_place and rgba.flags.writeable else rgba.copy()
-    out[..., 3] = quantise_alpha(rgba[..., 3], mask)
+    quantise_alpha(out[..., 3], mask, out=out[..., 3])
     return out
 
 

@@ -224,7 +224,7 @@ class Remover:
         full = mask.upscale(small, (rgba.shape[1], rgba.shape[0]))
         timings["upscale"] = time.perf_counter() - t
         t = time.perf_counter()
-        full = refine_module.refine(self.refine, rgba, full)
+        full = refine_module.refine(self.refine, rgba, full, in_place=True)  # the upscale is ours
         if self.threshold is not None:
             full = mask.threshold(full, self.threshold)
         timings["refine"] = time.perf_counter() - t

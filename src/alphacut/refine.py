@@ -45,7 +45,7 @@ try:  # SciPy's running-sum box filter (C); a declared dependency
 except ImportError:  # pragma: no cover - keeps an install without SciPy working, slower
     _uniform_filter = None
 
-Refiner = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Refiner = Callable[..., np.ndarray]  # (rgba, mask, *, in_place=False) -> refined mask
 
 
 @dataclass(frozen=True)
@@ -272,17 +272,22 @@ def _coarse_grid(rgba, mask, s: int, ny: int, nx: int, colour: bool, band: int):
     return guide, m_lo
 
 
-def guided_refine(rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedParams(), *, stats: dict | None = None) -> np.ndarray:
+def guided_refine(
+    rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedParams(), *, stats: dict | None = None, in_place: bool = False
+) -> np.ndarray:
     """Fast (optionally confidence-weighted) guided filter in the uncertain band, tiled.
 
     Tiles write disjoint parts of the output and read only shared inputs, so they run on a
-    few threads; the result does not depend on the order or the thread count."""
+    few threads; the result does not depend on the order or the thread count.With ``in_place`` a writable float32 mask becomes the output (no second full-size
+    array): each tile reads its own pixels of the mask before it writes them, and the coarse
+    grid is computed before any tile runs."""
     h, w = mask.shape
     s, r = grid_geometry(h, w, p)
     ny, nx = -(-h // s), -(-w // s)
     halo = 2 * r + 2  # coarse cells: the regression window, the coefficient mean, interpolation
     T = max(8, p.tile)
-    out = mask.astype(np.float32, copy=True)
+    writable = mask.dtype == np.float32 and mask.flags.writeable and mask.flags.c_contiguous
+    out = mask if in_place and writable else mask.astype(np.float32, copy=True)
     lo, hi = np.float32(p.lo), np.float32(1 - p.lo)
     todo = []
     for ty in range(0, ny, T):
@@ -411,7 +416,7 @@ def _blur_means(F, B, a, r):
 # ----------------------------------------------------------------------------- registry
 
 
-def _none(rgba: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _none(rgba: np.ndarray, mask: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     return mask
 
 
@@ -435,9 +440,9 @@ REFINERS: dict[str, Refiner] = {
 DEFAULT_REFINE = "cwgf"
 
 
-def refine(method: str, rgba: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def refine(method: str, rgba: np.ndarray, mask: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     try:
         fn = REFINERS[method]
     except KeyError:
         raise ValueError(f"unknown refinement {method!r}; choose from {', '.join(REFINERS)}") from None
-    return fn(rgba, mask)
+    return fn(rgba, mask, in_place=in_place)
