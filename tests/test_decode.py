@@ -28,6 +28,24 @@ def test_l_and_rgb_get_opaque_alpha(rng):
     assert (d.alpha == 255).all()
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_rgb_decodes_as_pillow_converts_it(fmt, rng):
+    """RGB files take a shorter path to RGBA (Pillow's padded RGB packed as RGBX): the same
+    pixels as Pillow's own RGBA conversion, alpha 255, also after an EXIF rotation."""
+    rgb = rng.integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    data = _save(Image.fromarray(rgb), fmt, exif=exif.tobytes())
+    d = decode(data)
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        from PIL import ImageOps
+
+        want = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"))
+    assert d.rgba.shape == (47, 33, 4) and not d.has_alpha
+    assert np.array_equal(d.rgba, want)
+
+
 def test_la_keeps_alpha(rng):
     la = rng.integers(0, 256, (8, 9, 2), dtype=np.uint8)
     d = decode(_save(Image.fromarray(la, "LA"), "PNG"))

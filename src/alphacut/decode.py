@@ -126,6 +126,13 @@ def _to_rgba(img: Image.Image) -> tuple[np.ndarray, bool, bytes | None]:
         img = img.convert("RGBA")  # un-premultiply
     elif mode == "La":
         img = img.convert("LA")
+    if img.mode == "RGB":
+        # Pillow stores RGB as 4 bytes a pixel with an opaque pad byte: packed as RGBX, that
+        # is RGBA with alpha 255 in one copy, without a converted image beside it (at 48 MP
+        # 0.3-0.4 s and 192 MB less). Checked, as the pad is Pillow's business.
+        rgbx = np.frombuffer(img.tobytes("raw", "RGBX"), np.uint8).reshape(img.size[1], img.size[0], 4)
+        if rgbx[..., 3].min(initial=255) == 255:
+            return rgbx, has_alpha, icc
     if img.mode != "RGBA":
         if icc and img.mode in ("L", "LA"):
             icc = None  # a grey profile does not describe RGB output

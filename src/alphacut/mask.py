@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from PIL import Image
 
 from . import parallel
 from .catalog import ModelSpec
@@ -72,14 +73,20 @@ def _resample_rows(src64: np.ndarray, first: np.ndarray, w: np.ndarray, rows: sl
 def upscale(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear float resize of an (h, w) mask to ``size`` = (W, H); float32 [0, 1].
 
-    The same values as Pillow's mode-F BILINEAR resize (horizontal pass, then vertical,
-    float64 sums rounded to float32 after each; ``web/resize.js`` ports the same), computed
-    with NumPy into one output array, the vertical pass in row bands on a few threads: at
-    48 MP Pillow took 0.9-1.8 s on 2 cores and needed a second full-size copy."""
+    The same values as Pillow's mode-F BILINEAR resize (``web/resize.js`` ports the same).
+    Enlarging, Pillow runs the horizontal pass, then the vertical one, float64 sums rounded
+    to float32 after each; that is computed here with NumPy into one output array, the
+    vertical pass in row bands on a few threads: at 48 MP Pillow took 0.9-1.8 s on 2 cores
+    and needed a second full-size copy."""
     src = np.ascontiguousarray(mask, dtype=np.float32)
     (h, w), (W, H) = src.shape, size
     if (W, H) == (w, h):
         return src.copy()
+    if W < w or H < h:
+        # Shrinking (photos under the model's size: small and cheap): Pillow itself, which
+        # then picks its own pass order.
+        small = Image.fromarray(src, mode="F").resize((W, H), Image.Resampling.BILINEAR)
+        return np.clip(np.array(small, dtype=np.float32), 0.0, 1.0)
     if W != w:  # horizontal pass on the small mask: cheap, one go
         first, wt = bilinear_coeffs(w, W)
         src = np.ascontiguousarray(_resample_rows(src.T.astype(np.float64), first, wt, slice(None)).T, np.float32)

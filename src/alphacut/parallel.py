@@ -18,8 +18,9 @@ R = TypeVar("R")
 
 
 def threads() -> int:
-    """Threads for one stage: the CPUs this process may use, at most 4; ``ALPHACUT_THREADS``
-    overrides."""
+    """Threads for one stage: the CPUs this process may use, at most 4. ``ALPHACUT_THREADS``
+    overrides it; the same variable sets ONNX Runtime's threads (``infer.get_session``), so
+    one number says how many cores a process (a Ray actor, say) may keep busy."""
     env = os.environ.get("ALPHACUT_THREADS")
     if env and env.isdigit() and int(env) > 0:
         return int(env)
