@@ -55,9 +55,10 @@ def bilinear_coeffs(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray
 
 
 def _resample_rows(src64: np.ndarray, first: np.ndarray, w: np.ndarray, rows: slice) -> np.ndarray:
-    """Output rows ``rows`` of a vertical pass over float64 ``src64``: each is the weighted
-    sum of source rows ``first + t`` accumulated tap by tap in float64 (as Pillow does; the
-    caller rounds to float32)."""
+    """Output rows ``rows`` of a pass along axis 0 of float64 ``src64`` (the vertical pass;
+    the horizontal one runs on the transpose): each is the weighted sum of source rows
+    ``first + t`` accumulated tap by tap in float64, as Pillow does (the caller rounds to
+    float32)."""
     first, w = first[rows], w[rows]
     last = src64.shape[0] - 1
     acc = np.take(src64, first, axis=0)
