@@ -98,7 +98,7 @@ def upscale(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         bands = []
     else:
         first, wt = bilinear_coeffs(h, H)
-        rows = max(1, (1 << 19) // W)  # ~4 MB of float64 temporaries a band
+        rows = max(1, (1 << 21) // W)  # ~16 MB of float64 temporaries a band (huge pages)
         bands = [slice(y, min(H, y + rows)) for y in range(0, H, rows)]
 
     def band(rows: slice) -> None:

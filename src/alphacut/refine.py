@@ -262,13 +262,16 @@ def _coarse_grid(rgba, mask, s: int, ny: int, nx: int, colour: bool, band: int):
     guide = np.empty((k, ny, nx), np.float64)
     m_lo = np.empty((ny, nx), np.float64)
     h = mask.shape[0]
-    for cy in range(0, ny, band):
+
+    def rows(cy: int) -> None:  # bands write disjoint rows: they run on a few threads
         cy1 = min(ny, cy + band)
         fy0, fy1 = cy * s, min(h, cy1 * s)
         rgb = rgba[fy0:fy1, :, :3]
         src = rgb if colour else _luma(rgb)[..., None]
         guide[:, cy:cy1] = np.moveaxis(_downsample(src, s, cy1 - cy, nx), -1, 0) / 255.0
         m_lo[cy:cy1] = _downsample(mask[fy0:fy1], s, cy1 - cy, nx)
+
+    parallel.map_ordered(rows, range(0, ny, band), "alphacut-refine")
     return guide, m_lo
 
 
@@ -300,7 +303,7 @@ def guided_refine(
     if not todo:
         return out
     # (guide, mask) block means on the whole coarse grid: each tile slices its crop with halo
-    coarse = _coarse_grid(rgba, mask, s, ny, nx, p.colour, T)
+    coarse = _coarse_grid(rgba, mask, s, ny, nx, p.colour, 32)
 
     def tile(ty: int, tx: int) -> None:
         y0, y1 = ty * s, min(h, (ty + T) * s)  # the tile's own pixels
