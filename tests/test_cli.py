@@ -215,3 +215,35 @@ def test_large_photo_fast_model_input_equals_full_decode(mode, tmp_path, monkeyp
     full = remover.prepare(p, keep_pixels=True)
     assert fast.image is None and full.image is not None and fast.size == full.size
     assert np.array_equal(fast.tensor, full.tensor)
+    # The re-decode (run beside the upscale) gives the cut-out the held pixels give.
+    fast_cut = remover.finish(fast, remover.infer(fast))
+    full_cut = remover.finish(full, remover.infer(full))
+    assert np.array_equal(fast_cut.rgba, full_cut.rgba) and np.array_equal(fast_cut.mask, full_cut.mask)
+
+
+def test_batch_read_ahead_is_fifo_and_bounded_by_bytes():
+    """The reader runs ahead by a byte budget, one item always allowed, order kept."""
+    import threading
+    import time
+
+    from alphacut.batch import _ReadAhead
+
+    q = _ReadAhead(100)
+    q.put("a", 60)
+    q.put("b", 40)  # 100: still within the budget
+    blocked = threading.Event()
+
+    def third():
+        q.put("c", 500)  # over the budget: waits until the queue is empty, then goes in alone
+        blocked.set()
+
+    t = threading.Thread(target=third, daemon=True)
+    t.start()
+    time.sleep(0.2)
+    assert not blocked.is_set()
+    assert q.get() == "a"
+    time.sleep(0.1)
+    assert not blocked.is_set()  # 40 + 500 is still over
+    assert q.get() == "b"
+    t.join(5)
+    assert blocked.is_set() and q.get() == "c"

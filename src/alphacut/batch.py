@@ -1,11 +1,14 @@
 """Batch runner: many inputs → many outputs with one model session, stages overlapped.
 
-Three stages run concurrently over one-slot queues: a reader thread decodes the next image
-and builds its model input while the main thread runs inference on the current one, and a
-finisher thread upscales, refines and composes the previous one, then encodes, verifies and
-writes it. NumPy, Pillow, imagecodecs and ONNX Runtime release the GIL, so the stages overlap
-for real. Large photos are not held during inference (see ``Remover.prepare``), so memory
-stays bounded. A failure is recorded for its file and the batch goes on.
+Three stages run concurrently: a reader thread decodes images and builds their model inputs
+ahead of the main thread, which runs inference, and a finisher thread upscales, refines and
+composes the previous one, then encodes, verifies and writes it. NumPy, Pillow, ISA-L and
+ONNX Runtime release the GIL, so the stages overlap for real. The model session is created
+while the reader starts, and the reader may run ahead by up to ``READ_AHEAD_BYTES`` of
+prepared inputs (always one), so its decoding fills the core that session creation leaves
+idle instead of competing with inference later. Large photos are not held during inference
+(see ``Remover.prepare``), and the finisher's queue has one slot, so memory stays bounded.
+A failure is recorded for its file and the batch goes on.
 """
 
 from __future__ import annotations
@@ -50,6 +53,40 @@ class SaveOptions:
 
 _DONE = object()
 
+#: How much prepared input (model tensors, and pixels kept for small photos) the reader may
+#: hold ahead of inference; one item is always allowed, whatever its size.
+READ_AHEAD_BYTES = 128 << 20
+
+
+class _ReadAhead:
+    """A FIFO of prepared items bounded by their bytes rather than their count."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.items: list[tuple[object, int]] = []
+        self.held = 0
+        self.cond = threading.Condition()
+
+    def put(self, item: object, size: int = 0) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: not self.items or self.held + size <= self.budget)
+            self.items.append((item, size))
+            self.held += size
+            self.cond.notify_all()
+
+    def get(self) -> object:
+        with self.cond:
+            self.cond.wait_for(lambda: self.items)
+            item, size = self.items.pop(0)
+            self.held -= size
+            self.cond.notify_all()
+            return item
+
+
+def _prepared_bytes(prepared) -> int:
+    n = prepared.tensor.nbytes if prepared.tensor is not None else 0
+    return n + (prepared.image.rgba.nbytes if prepared.image is not None else 0)
+
 
 def run_batch(
     remover: Remover,
@@ -89,7 +126,7 @@ def run_batch(
             prepared = attempt(job, "decoding", remover.prepare, job.source, job.label, keep_pixels=False)
             if prepared is None:
                 continue
-            inferred.put((job, prepared))
+            inferred.put((job, prepared), _prepared_bytes(prepared))
             del prepared
         inferred.put(_DONE)
 
@@ -111,11 +148,15 @@ def run_batch(
             cut.save(job.target, opts.format, overwrite=opts.overwrite, protect=protect, **save_kw)
             report(Outcome(job, True, cut.notice or ""))
 
-    inferred: queue.Queue = queue.Queue(maxsize=1)
+    inferred = _ReadAhead(READ_AHEAD_BYTES)
     threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=finisher, daemon=True)]
     for t in threads:
         t.start()
     try:
+        try:
+            remover.session  # load the model while the reader decodes the first images
+        except (AlphacutError, MemoryError):
+            pass  # reported for each job that needs it, by the loop below
         while (item := inferred.get()) is not _DONE:
             job, prepared = item
             del item

@@ -24,28 +24,29 @@ def _bands(h: int, w: int):
         yield slice(y, min(h, y + rows))
 
 
-def quantise_alpha(alpha_in: np.ndarray, mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """floor(alpha_in * mask + 0.5) as uint8; both (H, W); mask float32 in [0, 1]. Bands run
-    on a few threads; ``out`` (H, W) uint8 may be ``alpha_in`` itself (each band is read
-    before it is written)."""
-    h, w = mask.shape
-    out = np.empty((h, w), np.uint8) if out is None else out
-
-    def band(s: slice) -> None:
-        v = alpha_in[s].astype(np.float64)
-        v *= mask[s]
-        v += 0.5
-        np.floor(v, out=v)
-        out[s] = v
-
-    parallel.map_ordered(band, list(_bands(h, w)), "alphacut-compose")
-    return out
+def _quantise_band(alpha_in: np.ndarray, mask: np.ndarray, out: np.ndarray) -> None:
+    """out = floor(alpha_in * mask + 0.5) in float64, as uint8 (out may be alpha_in)."""
+    v = alpha_in.astype(np.float64)
+    v *= mask
+    v += 0.5
+    np.floor(v, out=v)
+    out[...] = v
 
 
 def apply_mask(rgba: np.ndarray, mask: np.ndarray, *, in_place: bool = False) -> np.ndarray:
-    """Straight-alpha cut-out: the input RGB, alpha = input alpha × mask (quantised once)."""
-    out = rgba if in_place and rgba.flags.writeable else rgba.copy()
-    quantise_alpha(out[..., 3], mask, out=out[..., 3])
+    """Straight-alpha cut-out: the input RGB, alpha = input alpha × mask (quantised once).
+    Band by band on a few threads, each band copied (unless in place: a writable ``rgba``
+    becomes the output) and its alpha read before it is written."""
+    h, w = mask.shape
+    same = in_place and rgba.flags.writeable
+    out = rgba if same else np.empty_like(rgba)
+
+    def band(s: slice) -> None:
+        if not same:
+            out[s] = rgba[s]
+        _quantise_band(out[s, :, 3], mask[s], out[s, :, 3])
+
+    parallel.map_ordered(band, list(_bands(h, w)), "alphacut-compose")
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,10 +201,23 @@ class Remover:
         image = prepared.image
         prepared.image = None
         if image is None:
-            t = time.perf_counter()
-            image = self.decode(prepared.source, prepared.name)
-            timings["decode"] += time.perf_counter() - t
-        m = self.mask_from_output(raw, image.rgba, timings)
+            # Decoding the photo again (one core) needs no mask and the upscale (threads)
+            # needs only the size: run them side by side.
+            def decode_again() -> DecodedImage:
+                t = time.perf_counter()
+                img = self.decode(prepared.source, prepared.name)
+                timings["decode"] += time.perf_counter() - t
+                return img
+
+            with ThreadPoolExecutor(1, thread_name_prefix="alphacut-decode") as pool:
+                pending = pool.submit(decode_again)
+                full = self.upscale_mask(raw, prepared.size, timings)
+                image = pending.result()
+            if image.size != prepared.size:  # the file changed between the two reads
+                full = self.upscale_mask(raw, image.size, timings)
+        else:
+            full = self.upscale_mask(raw, image.size, timings)
+        m = self.refine_mask(full, image.rgba, timings)
         return CutOut(m, self.compose(image.rgba, m, timings), image.icc_profile, prepared.name, image.notice, timings)
 
     def compose(self, rgba: np.ndarray, m: np.ndarray, timings: dict[str, float]) -> np.ndarray:
@@ -217,18 +231,27 @@ class Remover:
             timings["decontaminate"] = time.perf_counter() - t
         return out
 
-    def mask_from_output(self, raws: list[np.ndarray], rgba: np.ndarray, timings: dict[str, float]) -> np.ndarray:
+    def upscale_mask(self, raws: list[np.ndarray], size: tuple[int, int], timings: dict[str, float]) -> np.ndarray:
+        """The model's output(s) as one float mask at ``size`` (W, H)."""
         t = time.perf_counter()
         masks = [mask.from_output(r, self.spec) for r in raws]
         small = masks[0] if len(masks) == 1 else np.mean(masks, axis=0, dtype=np.float32)
-        full = mask.upscale(small, (rgba.shape[1], rgba.shape[0]))
+        full = mask.upscale(small, size)
         timings["upscale"] = time.perf_counter() - t
+        return full
+
+    def refine_mask(self, full: np.ndarray, rgba: np.ndarray, timings: dict[str, float]) -> np.ndarray:
+        """Refine (in place: ``full`` is the upscale's own array), then threshold if asked."""
         t = time.perf_counter()
-        full = refine_module.refine(self.refine, rgba, full, in_place=True)  # the upscale is ours
+        full = refine_module.refine(self.refine, rgba, full, in_place=True)
         if self.threshold is not None:
             full = mask.threshold(full, self.threshold)
         timings["refine"] = time.perf_counter() - t
         return full
+
+    def mask_from_output(self, raws: list[np.ndarray], rgba: np.ndarray, timings: dict[str, float]) -> np.ndarray:
+        full = self.upscale_mask(raws, (rgba.shape[1], rgba.shape[0]), timings)
+        return self.refine_mask(full, rgba, timings)
 
     def predict_mask(self, rgba: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
         """Full-resolution float32 mask for straight RGBA pixels (input alpha not applied)."""
