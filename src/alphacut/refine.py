@@ -266,9 +266,11 @@ def _coarse_grid(rgba, mask, s: int, ny: int, nx: int, colour: bool, band: int):
     def rows(cy: int) -> None:  # bands write disjoint rows: they run on a few threads
         cy1 = min(ny, cy + band)
         fy0, fy1 = cy * s, min(h, cy1 * s)
-        rgb = rgba[fy0:fy1, :, :3]
-        src = rgb if colour else _luma(rgb)[..., None]
-        guide[:, cy:cy1] = np.moveaxis(_downsample(src, s, cy1 - cy, nx), -1, 0) / 255.0
+        if colour:  # all four channels: contiguous rows sum 2x faster than an RGB view
+            src = rgba[fy0:fy1]
+        else:
+            src = _luma(rgba[fy0:fy1, :, :3])[..., None]
+        guide[:, cy:cy1] = np.moveaxis(_downsample(src, s, cy1 - cy, nx)[..., :k], -1, 0) / 255.0
         m_lo[cy:cy1] = _downsample(mask[fy0:fy1], s, cy1 - cy, nx)
 
     parallel.map_ordered(rows, range(0, ny, band), "alphacut-refine")
