@@ -40,10 +40,21 @@ import numpy as np
 
 from . import parallel
 
-try:  # SciPy's running-sum box filter (C); a declared dependency
-    from scipy.ndimage import uniform_filter as _uniform_filter
-except ImportError:  # pragma: no cover - keeps an install without SciPy working, slower
-    _uniform_filter = None
+_NOT_LOADED = object()
+#: SciPy's running-sum box filter (C; a declared dependency), imported on first use: it is
+#: 0.4 s of every process's start-up otherwise. None: the NumPy fallback (and in tests).
+_uniform_filter = _NOT_LOADED
+
+
+def _scipy_uniform_filter():
+    global _uniform_filter
+    if _uniform_filter is _NOT_LOADED:
+        try:
+            from scipy.ndimage import uniform_filter
+        except ImportError:  # pragma: no cover - keeps an install without SciPy working, slower
+            uniform_filter = None
+        _uniform_filter = uniform_filter
+    return _uniform_filter
 
 Refiner = Callable[..., np.ndarray]  # (rgba, mask, *, in_place=False) -> refined mask
 
@@ -77,11 +88,12 @@ def grid_geometry(h: int, w: int, p: GuidedParams) -> tuple[int, int]:
 def _box(x: np.ndarray, r: int, axes: tuple[int, int] = (-2, -1)) -> np.ndarray:
     """Mean over a (2r+1)² window on two axes, mirrored edges (…c b a | a b c…), float64 for
     float64 input."""
-    if _uniform_filter is not None:
+    uniform_filter = _scipy_uniform_filter()
+    if uniform_filter is not None:
         size = [1] * x.ndim
         for ax in axes:
             size[ax] = 2 * r + 1
-        return _uniform_filter(x, size=size, mode="reflect")
+        return uniform_filter(x, size=size, mode="reflect")
     return _box_numpy(x, r, axes)
 
 
