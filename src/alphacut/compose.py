@@ -46,7 +46,7 @@ def apply_mask(rgba: np.ndarray, mask: np.ndarray, *, in_place: bool = False) ->
             out[s] = rgba[s]
         _quantise_band(out[s, :, 3], mask[s], out[s, :, 3])
 
-    parallel.map_ordered(band, list(_bands(h, w)), "alphacut-compose")
+    parallel.map_ordered(band, _bands(h, w), "alphacut-compose")
     return out
 
 

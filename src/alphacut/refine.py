@@ -56,6 +56,7 @@ def _scipy_uniform_filter():
         _uniform_filter = uniform_filter
     return _uniform_filter
 
+
 Refiner = Callable[..., np.ndarray]  # (rgba, mask, *, in_place=False) -> refined mask
 
 
@@ -71,6 +72,9 @@ class GuidedParams:
     lo: float = 0.02  # pixels with m <= lo or m >= 1 - lo are confident: kept as they are
     tile: int = 128  # tile side on the coarse grid
 
+
+#: Coarse rows per band of the whole-grid block means (bands run on the stage threads).
+GRID_BAND = 32
 
 #: Share of uncertain pixels above which a tile is computed whole rather than pixel by pixel.
 DENSE_SHARE = 0.3
@@ -295,8 +299,8 @@ def guided_refine(
     """Fast (optionally confidence-weighted) guided filter in the uncertain band, tiled.
 
     Tiles write disjoint parts of the output and read only shared inputs, so they run on a
-    few threads; the result does not depend on the order or the thread count.With ``in_place`` a writable float32 mask becomes the output (no second full-size
-    array): each tile reads its own pixels of the mask before it writes them, and the coarse
+    few threads; the result does not depend on the order or the thread count. With ``in_place`` a writable
+    float32 mask becomes the output (no second full-size array): each tile reads its own pixels of the mask before it writes them, and the coarse
     grid is computed before any tile runs."""
     h, w = mask.shape
     s, r = grid_geometry(h, w, p)
@@ -317,7 +321,7 @@ def guided_refine(
     if not todo:
         return out
     # (guide, mask) block means on the whole coarse grid: each tile slices its crop with halo
-    coarse = _coarse_grid(rgba, mask, s, ny, nx, p.colour, 32)
+    coarse = _coarse_grid(rgba, mask, s, ny, nx, p.colour, GRID_BAND)
 
     def tile(ty: int, tx: int) -> None:
         y0, y1 = ty * s, min(h, (ty + T) * s)  # the tile's own pixels
