@@ -54,21 +54,35 @@ def bilinear_coeffs(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray
     return first, w
 
 
-def _resample_rows(src64: np.ndarray, first: np.ndarray, w: np.ndarray, rows: slice) -> np.ndarray:
-    """Output rows ``rows`` of a pass along axis 0 of float64 ``src64`` (the vertical pass;
-    the horizontal one runs on the transpose): each is the weighted sum of source rows
-    ``first + t`` accumulated tap by tap in float64, as Pillow does (the caller rounds to
-    float32)."""
-    first, w = first[rows], w[rows]
-    last = src64.shape[0] - 1
-    acc = np.take(src64, first, axis=0)
-    acc *= w[:, :1]
-    for t in range(1, w.shape[1]):
-        if w[:, t].any():
-            tap = np.take(src64, np.minimum(first + t, last), axis=0)
-            tap *= w[:, t : t + 1]
-            acc += tap
-    return acc
+def _vertical_rows(src64: np.ndarray, first: np.ndarray, w: np.ndarray, rows: slice, out: np.ndarray) -> None:
+    """Output rows ``rows`` of the vertical pass of float64 ``src64`` into float32 ``out``.
+
+    Enlarging, consecutive output rows share their source rows: each run of rows with the same
+    ``first`` is the outer product of its weights with those few source rows, summed tap by
+    tap in float64 as Pillow does and rounded to float32 on the way into ``out``. The run's
+    temporaries (a few rows) stay in the CPU cache, so the pass costs little more than
+    writing the output once."""
+    f, wt = first[rows], w[rows]
+    last, width = src64.shape[0] - 1, src64.shape[1]
+    taps = [t for t in range(1, wt.shape[1]) if wt[:, t].any()]
+    starts = np.flatnonzero(np.diff(f, prepend=-1))
+    ends = np.append(starts[1:], len(f))
+    longest = int((ends - starts).max())
+    acc = np.empty((longest, width), np.float64)
+    tap = np.empty_like(acc)
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        k, r = b - a, int(f[a])
+        dst = out[rows.start + a : rows.start + b]
+        if not taps:
+            np.multiply(wt[a:b, :1], src64[r], out=dst, casting="same_kind")
+        else:
+            np.multiply(wt[a:b, :1], src64[r], out=acc[:k])
+            for t in taps:
+                np.multiply(wt[a:b, t : t + 1], src64[min(r + t, last)], out=tap[:k])
+                np.add(acc[:k], tap[:k], out=dst if t == taps[-1] else acc[:k], casting="same_kind")
+        # Bilinear weights are non-negative and sum to one, so values stay in range; clip
+        # anyway (while the rows are in cache) so the contract's [0, 1] holds whatever.
+        np.clip(dst, 0.0, 1.0, out=dst)
 
 
 def upscale(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -88,28 +102,40 @@ def upscale(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         # then picks its own pass order.
         small = Image.fromarray(src, mode="F").resize((W, H), Image.Resampling.BILINEAR)
         return np.clip(np.array(small, dtype=np.float32), 0.0, 1.0)
-    if W != w:  # horizontal pass on the small mask: cheap, one go
-        first, wt = bilinear_coeffs(w, W)
-        src = np.ascontiguousarray(_resample_rows(src.T.astype(np.float64), first, wt, slice(None)).T, np.float32)
     src64 = src.astype(np.float64)
-    out = np.empty((H, W), np.float32)
+    if W != w:
+        src64 = _horizontal(src64, W)
     if H == h:
-        out[:] = src
-        bands = []
-    else:
-        first, wt = bilinear_coeffs(h, H)
-        rows = max(1, (1 << 21) // W)  # ~16 MB of float64 temporaries a band (huge pages)
-        bands = [slice(y, min(H, y + rows)) for y in range(0, H, rows)]
+        return np.clip(src64, 0.0, 1.0).astype(np.float32)
+    first, wt = bilinear_coeffs(h, H)
+    out = np.empty((H, W), np.float32)
+    rows = max(1, (1 << 21) // W)  # bands of ~2 MP: a few per thread
+    bands = [slice(y, min(H, y + rows)) for y in range(0, H, rows)]
+    parallel.map_ordered(lambda r: _vertical_rows(src64, first, wt, r, out), bands, "alphacut-upscale")
+    return out
 
-    def band(rows: slice) -> None:
-        out[rows] = _resample_rows(src64, first, wt, rows)  # rounded to float32 here
-        # Bilinear weights are non-negative, so values stay in range; clip anyway so the
-        # contract's [0, 1] holds whatever the filter does.
-        np.clip(out[rows], 0.0, 1.0, out=out[rows])
 
-    parallel.map_ordered(band, bands, "alphacut-upscale")
-    if not bands:
-        np.clip(out, 0.0, 1.0, out=out)
+def _horizontal(src64: np.ndarray, W: int) -> np.ndarray:
+    """The horizontal pass of float64 ``src64`` to ``W`` columns: float64 values already
+    rounded to float32, as Pillow stores its intermediate image. Row bands of ~256 K
+    samples (their gathered taps stay in cache) on a few threads."""
+    h, w = src64.shape
+    first, wt = bilinear_coeffs(w, W)
+    taps = [(np.minimum(first + t, w - 1), wt[:, t]) for t in range(wt.shape[1]) if t == 0 or wt[:, t].any()]
+    out = np.empty((h, W), np.float64)
+    rows = max(1, (1 << 18) // W)
+
+    def band(y: int) -> None:
+        s = slice(y, min(h, y + rows))
+        acc = np.take(src64[s], taps[0][0], axis=1)
+        acc *= taps[0][1]
+        for idx, weight in taps[1:]:
+            tap = np.take(src64[s], idx, axis=1)
+            tap *= weight
+            acc += tap
+        out[s] = acc.astype(np.float32)
+
+    parallel.map_ordered(band, range(0, h, rows), "alphacut-upscale")
     return out
 
 
