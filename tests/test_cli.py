@@ -249,3 +249,26 @@ def test_batch_read_ahead_is_fifo_and_bounded_by_bytes():
     assert q.get() == "b"
     t.join(5)
     assert blocked.is_set() and q.get() == "c"
+
+
+def test_large_jpeg_model_input_from_a_reduced_decode(tmp_path, monkeypatch, remover):
+    """A large JPEG's model input comes from libjpeg's reduced-scale decode, the same with
+    or without its pixels kept, and close to the resize of the full-resolution pixels."""
+    from alphacut import pipeline, preprocess
+    from alphacut.decode import decode, decode_rgb_for_model
+    from skimage import data
+
+    monkeypatch.setattr(pipeline, "LOW_MEMORY_PIXELS", 1000)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: the upright photo is 2200 wide, 2400 high
+    p = tmp_path / "big.jpg"
+    Image.fromarray(data.astronaut()).resize((2400, 2200), Image.Resampling.BICUBIC).save(p, quality=92, exif=exif.tobytes())
+    rgb, size = decode_rgb_for_model(p, min_pixels=1000, model_size=remover.spec.input_size)
+    assert size == (2200, 2400) and rgb.size == (1100, 1200)  # decoded at half scale, upright
+    fast = remover.prepare(p, keep_pixels=False)
+    full = remover.prepare(p, keep_pixels=True)
+    assert fast.image is None and full.image.size == fast.size == (2200, 2400)
+    assert np.array_equal(fast.tensor, full.tensor)
+    from_full = preprocess.preprocess(decode(p).rgba, remover.spec)
+    diff = np.abs(fast.tensor - from_full) * 256  # back to 0..255 units
+    assert 0 < diff.mean() < 1.0 and np.percentile(diff, 99) < 6

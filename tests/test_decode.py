@@ -46,6 +46,46 @@ def test_rgb_decodes_as_pillow_converts_it(fmt, rng):
     assert np.array_equal(d.rgba, want)
 
 
+@pytest.mark.parametrize(
+    ("kw", "fast"),
+    [
+        ({"quality": 90}, True),  # 4:2:0
+        ({"quality": 95, "subsampling": 0}, True),  # 4:4:4
+        ({"quality": 80, "subsampling": 1}, True),  # 4:2:2
+        ({"quality": 85, "progressive": True}, False),  # Pillow's path
+        ({"quality": 90, "restart_marker_rows": 1}, True),  # restart markers inside the scan
+    ],
+)
+def test_jpeg_fast_decode_matches_pillow(kw, fast, tmp_path):
+    """Sequential RGB JPEGs are decoded by libjpeg-turbo straight into a writable RGBA
+    array: the very pixels Pillow gives, from a path or bytes, ICC profile carried."""
+    from skimage import data as skdata
+
+    from alphacut import decode as decode_module
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    jpeg = _save(Image.fromarray(skdata.astronaut()[:301, :257]), "JPEG", icc_profile=icc, **kw)
+    with Image.open(io.BytesIO(jpeg)) as im:
+        want = np.asarray(im.convert("RGBA"))
+        assert (decode_module._decode_jpeg_rgba(im, jpeg) is not None) == fast
+    p = tmp_path / "x.jpg"
+    p.write_bytes(jpeg)
+    for d in (decode(jpeg), decode(p)):
+        assert np.array_equal(d.rgba, want) and d.icc_profile == icc and not d.has_alpha
+        assert d.rgba.flags.writeable == fast  # Pillow's own array is read-only
+
+
+def test_jpeg_scan_completeness_check(rng):
+    from alphacut.decode import _jpeg_scan_complete
+
+    jpeg = _save(Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)), "JPEG")
+    assert _jpeg_scan_complete(jpeg)
+    assert _jpeg_scan_complete(jpeg + b"trailing bytes after the image")
+    assert not _jpeg_scan_complete(jpeg[:-2])
+    assert not _jpeg_scan_complete(jpeg[: len(jpeg) // 2])
+    assert not _jpeg_scan_complete(jpeg[:200])
+
+
 def test_la_keeps_alpha(rng):
     la = rng.integers(0, 256, (8, 9, 2), dtype=np.uint8)
     d = decode(_save(Image.fromarray(la, "LA"), "PNG"))

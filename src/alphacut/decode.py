@@ -142,6 +142,58 @@ def _to_rgba(img: Image.Image) -> tuple[np.ndarray, bool, bytes | None]:
     return np.asarray(img, dtype=np.uint8), has_alpha, icc
 
 
+def _jpeg_scan_complete(data: bytes) -> bool:
+    """Whether a sequential JPEG's data holds an end-of-image marker after its first scan.
+
+    libjpeg fills a truncated scan with grey and only warns (imagecodecs passes no warning
+    on), so the fast decode below first checks that the scan is complete. Marker segments
+    are walked up to the first start-of-scan; after it a sequential JPEG holds only
+    entropy-coded data, in which 0xFF is always followed by 0x00 or a restart marker, so
+    0xFF 0xD9 there is the end of the image."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xDA:  # start of scan
+            return data.find(b"\xff\xd9", i + 2) != -1
+        if 0xD0 <= marker <= 0xD8 or marker == 0x01:  # markers without a length
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return False
+
+
+def _decode_jpeg_rgba(img: Image.Image, source: str | os.PathLike | bytes) -> np.ndarray | None:
+    """An upright, sequential RGB JPEG decoded by libjpeg-turbo (through imagecodecs) straight
+    into a writable RGBA array (alpha 255), or None to let Pillow decode it.
+
+    Pillow decodes into its own image and then copies it out (``tobytes``), and the array it
+    gives is read-only, so the compose stage must copy it again: at 48 MP this path saves
+    about 0.3 s and a 192 MB copy. Same library, same default IDCT and upsampling as
+    Pillow's: the pixels are the same (tested). Everything else (progressive, rotated, CMYK,
+    grey, MPO, incomplete files) takes Pillow's path, which also words the errors."""
+    if img.format != "JPEG" or img.mode != "RGB" or "progressive" in img.info or "progression" in img.info:
+        return None
+    if img.getexif().get(0x0112, 1) != 1:
+        return None
+    try:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        if not _jpeg_scan_complete(data):
+            return None
+        import imagecodecs
+
+        w, h = img.size
+        out = np.empty((h, w, 4), np.uint8)
+        imagecodecs.jpeg8_decode(data, outcolorspace="RGBA", out=out)
+        return out
+    except Exception:  # any doubt: Pillow decodes it, and reports what is wrong
+        return None
+
+
 def decode(
     source: str | os.PathLike | bytes | Image.Image,
     *,
@@ -160,6 +212,12 @@ def decode(
         if getattr(img, "n_frames", 1) > 1:
             notice = f"{label}: animated {fmt} with {img.n_frames} frames; only the first frame was cut out"
             img.seek(0)
+        if not isinstance(source, Image.Image):
+            fast = _decode_jpeg_rgba(img, source)
+            if fast is not None:
+                icc = img.info.get("icc_profile") or None
+                img.close()
+                return DecodedImage(rgba=fast, has_alpha=False, icc_profile=icc, format=fmt, notice=notice)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img.load()
@@ -183,15 +241,20 @@ def decode_rgb_for_model(
     name: str | None = None,
     max_pixels: int | None = None,
     min_pixels: int = 0,
-) -> Image.Image | None:
-    """Upright RGB Pillow image of an 8-bit RGB/RGBA/grey file over ``min_pixels``, without
-    the RGBA array.
+    model_size: tuple[int, int] | None = None,
+) -> tuple[Image.Image, tuple[int, int]] | None:
+    """Upright RGB Pillow image of an 8-bit RGB/RGBA/grey file over ``min_pixels``, made to
+    be resized to the model's input, without the RGBA array; and the photo's full upright
+    size (w, h).
 
     The model only needs the RGB, and these modes convert to it exactly as ``decode`` would
     (no scaling, no colour transform), so a large photo can be resized for the model with
-    one copy of its pixels instead of three. Returns None for smaller photos and other modes
-    (16-bit, CMYK, palette…), which then take the full ``decode``; a file that cannot be
-    opened raises the same ``InputError`` as ``decode``.
+    one copy of its pixels instead of three. A JPEG is decoded at a reduced scale where both
+    sides stay at least ``model_size`` (libjpeg's DCT scaling by 1/2, 1/4 or 1/8: an
+    averaging reduction, 0.13 s instead of 0.33 s at 48 MP, and the resize that follows
+    reads 16x fewer pixels). Returns None for smaller photos and other modes (16-bit, CMYK,
+    palette…), which then take the full ``decode``; a file that cannot be opened raises the
+    same ``InputError`` as ``decode``.
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<image>")
     img = open_image(source, label)
@@ -201,10 +264,14 @@ def decode_rgb_for_model(
         img.close()
         return None
     check_pixels(img, label, max_pixels)
+    full = (h, w) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)  # as exif_transpose turns it
     try:
+        if model_size and fmt in ("JPEG", "MPO"):
+            side = max(model_size)  # square: the same reduction whatever the EXIF rotation
+            img.draft(img.mode, (side, side))
         img.load()
         ImageOps.exif_transpose(img, in_place=True)
     except Exception:
         img.close()
         return None  # let the full decode report it
-    return img if img.mode == "RGB" else img.convert("RGB")
+    return (img if img.mode == "RGB" else img.convert("RGB")), full

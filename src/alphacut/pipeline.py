@@ -154,30 +154,41 @@ class Remover:
     def prepare(self, source: Source, name: str | None = None, *, keep_pixels: bool = True) -> Prepared:
         """Decode and build the model's input tensor.
 
-        With ``keep_pixels=False`` a large image (over ``LOW_MEMORY_PIXELS``) given as a path
-        or bytes drops its full-resolution pixels until ``finish`` decodes them again, so the
-        model's working memory and the photo are never held at the same time.
+        A large image (over ``LOW_MEMORY_PIXELS``) given as a path or bytes gets its model
+        input from ``decode_rgb_for_model`` (a JPEG from a reduced-scale decode), whether its
+        pixels are kept or not, so a batch and a single call give the same mask. With
+        ``keep_pixels=False`` its full-resolution pixels are not decoded until ``finish``
+        needs them, so the model's working memory and the photo are never held at once.
         """
         label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        reloadable = not keep_pixels and isinstance(source, (str, os.PathLike, bytes))
-        if reloadable:
-            rgb = decode_rgb_for_model(source, name=label, max_pixels=self.max_pixels, min_pixels=LOW_MEMORY_PIXELS)
-            if rgb is not None:  # large 8-bit photo: model input straight from Pillow's pixels
+        if isinstance(source, (str, os.PathLike, bytes)):
+            found = decode_rgb_for_model(
+                source, name=label, max_pixels=self.max_pixels, min_pixels=LOW_MEMORY_PIXELS, model_size=self.spec.input_size
+            )
+            if found is not None:  # large 8-bit photo: model input straight from Pillow's pixels
+                rgb, size = found
                 timings["decode"] = time.perf_counter() - t
                 t = time.perf_counter()
                 tensor = preprocess.to_tensor(preprocess.resize_image(rgb, self.spec.input_size), self.spec)
                 timings["preprocess"] = time.perf_counter() - t
-                return Prepared(source, label, tensor, rgb.size, None, timings)
+                del rgb, found
+                image = None
+                if keep_pixels:
+                    t = time.perf_counter()
+                    image = self.decode(source, label)
+                    timings["decode"] += time.perf_counter() - t
+                    size = image.size
+                return Prepared(source, label, tensor, size, image, timings)
         image = self.decode(source, label)
         timings["decode"] = time.perf_counter() - t
         t = time.perf_counter()
         tensor = preprocess.preprocess(image.rgba, self.spec)
         timings["preprocess"] = time.perf_counter() - t
         w, h = image.size
-        if reloadable and w * h > LOW_MEMORY_PIXELS:
-            image = None
+        if not keep_pixels and isinstance(source, (str, os.PathLike, bytes)) and w * h > LOW_MEMORY_PIXELS:
+            image = None  # other modes (16-bit, CMYK…): decoded again in ``finish``
         return Prepared(source, label, tensor, (w, h), image, timings)
 
     def run_model(self, tensor: np.ndarray) -> list[np.ndarray]:
