@@ -197,6 +197,33 @@ def test_full_disk_on_output_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("existing", [False, True])
+def test_save_writes_while_checking_and_renames_only_what_passed(existing, tmp_path, monkeypatch, rng):
+    """``CutOut.save`` writes the temporary file while the check runs; a failed check leaves
+    no output, no temporary file, and an existing output as it was."""
+    from alphacut import encode, pipeline
+    from alphacut.errors import VerifyError
+
+    rgba = rng.integers(0, 256, (40, 30, 4), dtype=np.uint8)
+    cut = pipeline.CutOut(None, rgba)
+    target = tmp_path / "out.png"
+    if existing:
+        target.write_bytes(b"the old output")
+    assert cut.save(target, overwrite=True) == target
+    assert np.array_equal(np.asarray(Image.open(target)), rgba)
+    assert {"encode", "verify", "write"} <= set(cut.timings)
+    old = target.read_bytes()
+    real = encode.encode
+    monkeypatch.setattr(encode, "encode", lambda px, *a, **k: real(np.ascontiguousarray(px[::-1]), *a, **k))
+    with pytest.raises(VerifyError):
+        cut.save(target, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"] and target.read_bytes() == old
+    other = tmp_path / "new.png"
+    with pytest.raises(VerifyError):
+        cut.save(other)
+    assert not other.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
 def test_full_disk_during_model_install(tmp_path, monkeypatch):
     monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "home"))
 

@@ -18,7 +18,31 @@ from pathlib import Path
 from .errors import OutputError
 
 
-def write_atomic(path: Path, data: bytes, *, overwrite: bool = False, protect: Path | None = None) -> None:
+class Staged:
+    """Bytes written and fsynced to a temporary file beside ``path``, not yet in its place:
+    ``commit`` renames it over the target in one step, ``discard`` removes it."""
+
+    def __init__(self, path: Path, tmp: str):
+        self.path, self.tmp = path, tmp
+
+    def commit(self) -> None:
+        try:
+            os.chmod(self.tmp, 0o644)
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.discard()
+            raise OutputError(f"{self.path}: cannot write: {e.strerror or e}") from None
+
+    def discard(self) -> None:
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+
+def stage(path: Path, data: bytes, *, overwrite: bool = False, protect: Path | None = None) -> Staged:
+    """The checks and the temporary file of ``write_atomic``, without the rename, so that a
+    caller can write while it still checks the bytes, and rename only once they passed."""
     path = Path(path)
     if protect is not None and path.exists() and protect.exists():
         try:
@@ -41,9 +65,8 @@ def write_atomic(path: Path, data: bytes, *, overwrite: bool = False, protect: P
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        tmp = None
+        staged, tmp = Staged(path, tmp), None
+        return staged
     except OSError as e:
         reason = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
         raise OutputError(f"{path}: cannot write: {reason}") from None
@@ -53,6 +76,10 @@ def write_atomic(path: Path, data: bytes, *, overwrite: bool = False, protect: P
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def write_atomic(path: Path, data: bytes, *, overwrite: bool = False, protect: Path | None = None) -> None:
+    stage(path, data, overwrite=overwrite, protect=protect).commit()
 
 
 def _pid_alive(pid: int) -> bool:

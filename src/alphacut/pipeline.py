@@ -9,6 +9,7 @@ atomically written file in any supported format.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,13 @@ class CutOut:
         quality: int | None = None,
     ) -> bytes:
         """Encoded bytes, already decoded again and checked against the intended pixels."""
+        data, check = self._encode(format, mask_only=mask_only, background=background, quality=quality)
+        check()
+        return data
+
+    def _encode(self, format: str, *, mask_only: bool, background, quality: int | None):
+        """(bytes, a function that decodes them again and raises if they are not what was
+        intended); the check is separate so ``save`` can write while it runs."""
         if isinstance(background, str):
             background = compose.parse_color(background)
         t = time.perf_counter()
@@ -72,11 +80,14 @@ class CutOut:
         icc = None if mask_only else self.icc_profile
         data = encode.encode(px, format, icc_profile=icc, quality=quality, label=self.name)
         self.timings["encode"] = time.perf_counter() - t
-        t = time.perf_counter()
         lossless = format.lower() != "avif" or quality is None or quality >= 100
-        verify.verify(data, px, lossless=lossless, label=self.name, quality=quality or 100)
-        self.timings["verify"] = time.perf_counter() - t
-        return data
+
+        def check() -> None:
+            t = time.perf_counter()
+            verify.verify(data, px, lossless=lossless, label=self.name, quality=quality or 100)
+            self.timings["verify"] = time.perf_counter() - t
+
+        return data, check
 
     def save(
         self,
@@ -85,17 +96,32 @@ class CutOut:
         *,
         overwrite: bool = False,
         protect: Path | None = None,
-        **kw,
+        mask_only: bool = False,
+        background: tuple[int, int, int] | str | None = None,
+        quality: int | None = None,
     ) -> Path:
-        """Encode, verify, and write atomically; the format defaults to the path's extension."""
+        """Encode, verify, and write atomically; the format defaults to the path's extension.
+
+        The bytes go to a temporary file beside the target while the check runs (writing
+        waits on the disk, the check on the CPU); the file is renamed into place only once
+        the check passed, and removed if it failed."""
         path = Path(path)
         fmt = format or {v: k for k, v in encode.FORMATS.items()}.get(path.suffix.lower(), "png")
         if path.exists() and not overwrite:
             raise OutputError(f"{path}: exists (use --overwrite to replace it, or --skip-existing)")
-        data = self.encode(fmt, **kw)
+        data, check = self._encode(fmt, mask_only=mask_only, background=background, quality=quality)
         t = time.perf_counter()
-        output.write_atomic(path, data, overwrite=overwrite, protect=protect)
-        self.timings["write"] = time.perf_counter() - t
+        with ThreadPoolExecutor(1, thread_name_prefix="alphacut-write") as pool:
+            pending = pool.submit(output.stage, path, data, overwrite=overwrite, protect=protect)
+            try:
+                check()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    pending.result().discard()
+                raise
+            staged = pending.result()
+        staged.commit()
+        self.timings["write"] = time.perf_counter() - t - self.timings["verify"]
         return path
 
 
