@@ -3,10 +3,18 @@
 Sessions are created lazily and cached (creating one costs about a second), so a batch, the
 HTTP API and repeated ``Remover`` calls share one. Only the output the catalog names is
 requested: IS-Net exports have 12 outputs, and asking for all of them costs memory and time.
+
+For models in the store, the graph ONNX Runtime builds at its highest optimisation level is
+saved once (``<store>/models/.ort-cache``) and later sessions load it with no optimisation
+pass: 0.3 s less start-up for IS-Net here, the same kernels and outputs. That graph may hold
+layouts for this CPU's instruction set, so its name carries the ONNX Runtime version, the
+CPU's feature flags and the model file's size and time; a cache file that does not load is
+replaced. ``ALPHACUT_ORT_CACHE=0`` turns it off.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -36,10 +44,32 @@ class Session:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # ORT raises its own exception types for bad files
-            raise ModelError(f"{path}: ONNX Runtime cannot load this model: {e}") from None
+        self.session = None
+        cache = optimized_graph_path(path, ort.__version__)
+        if cache is not None and cache.exists():
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            try:
+                self.session = ort.InferenceSession(str(cache), opts, providers=["CPUExecutionProvider"])
+            except Exception:  # unreadable or from another build: made again below
+                cache.unlink(missing_ok=True)
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.session is None:
+            part = None
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                part = cache.with_name(f".{cache.name}.{os.getpid()}.part")
+                opts.optimized_model_filepath = str(part)
+            try:
+                self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            except Exception as e:  # ORT raises its own exception types for bad files
+                raise ModelError(f"{path}: ONNX Runtime cannot load this model: {e}") from None
+            finally:
+                if part is not None:
+                    try:
+                        if part.exists():
+                            os.replace(part, cache)
+                    except OSError:
+                        part.unlink(missing_ok=True)
         inputs = self.session.get_inputs()
         outputs = self.session.get_outputs()
         if len(inputs) != 1:
@@ -65,6 +95,37 @@ class Session:
     def run(self, tensor: np.ndarray) -> np.ndarray:
         with self.lock:  # ORT sessions are thread-safe, but two runs at once only fight for cores
             return self.session.run([self.output_name], {self.input_name: tensor}, self.run_options)[0]
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.machine() + platform.processor()
+
+
+def optimized_graph_path(path: Path, ort_version: str) -> Path | None:
+    """Where the optimised graph of a store model is cached (None: not cached)."""
+    from . import store
+
+    if os.environ.get("ALPHACUT_ORT_CACHE", "1") == "0":
+        return None
+    try:
+        path = Path(path).resolve()
+        root = store.models_dir().resolve()
+        if root not in path.parents:
+            return None  # a user's own file: nothing is written beside it
+        st = path.stat()
+    except OSError:
+        return None
+    key = hashlib.sha256(f"{ort_version}|{_cpu_flags()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    return root / ".ort-cache" / f"{path.stem}.{key}.onnx"
 
 
 def get_session(path: Path, spec: ModelSpec, threads: int | None = None) -> Session:

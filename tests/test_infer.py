@@ -1,0 +1,67 @@
+"""The infer stage's sessions: the optimised graph of a store model is cached and reused."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from alphacut import catalog, infer, store
+
+
+def small_model(path, rng) -> None:
+    """A Conv + BatchNorm + Relu graph: ONNX Runtime fuses it, so the optimised graph differs."""
+    w = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w")
+    bn = [numpy_helper.from_array(v.astype(np.float32), n) for n, v in
+          (("s", rng.random(8) + 0.5), ("b", rng.standard_normal(8)), ("mu", rng.standard_normal(8)), ("var", rng.random(8) + 0.5))]
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "s", "b", "mu", "var"], ["n"]),
+        helper.make_node("Relu", ["n"], ["r"]),
+        helper.make_node("ReduceMean", ["r"], ["output"], axes=[1], keepdims=1),
+    ]
+    g = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 32, 32])],
+        [w, *bn],
+    )
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def test_optimised_graph_cached_for_store_models_only(tmp_path, monkeypatch, rng):
+    monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "home"))
+    spec = catalog.CATALOG[catalog.DEFAULT_MODEL]
+    model = store.models_dir() / "m" / "m.onnx"
+    model.parent.mkdir(parents=True)
+    small_model(model, rng)
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+
+    first = infer.Session(model, spec)  # optimises, and saves the optimised graph
+    cache = infer.optimized_graph_path(model, __import__("onnxruntime").__version__)
+    assert cache is not None and cache.exists() and cache.parent.name == ".ort-cache"
+    assert not list(cache.parent.glob(".*.part"))  # renamed into place
+    stamp = cache.stat().st_mtime_ns
+    import onnxruntime as ort
+
+    loaded = []
+    real = ort.InferenceSession
+    monkeypatch.setattr(ort, "InferenceSession", lambda p, *a, **k: loaded.append(p) or real(p, *a, **k))
+    second = infer.Session(model, spec)  # loads the cached graph, writes nothing
+    assert loaded == [str(cache)] and cache.stat().st_mtime_ns == stamp
+    assert np.array_equal(first.run(x), second.run(x))
+
+    cache.write_bytes(b"not an onnx graph")  # a broken cache file is replaced
+    third = infer.Session(model, spec)
+    assert np.array_equal(third.run(x), first.run(x)) and cache.stat().st_size > 1000
+
+    assert infer.optimized_graph_path(model, "1.32.0") != infer.optimized_graph_path(model, "1.33.0")
+
+    own = tmp_path / "mine.onnx"  # a user's own file: nothing written beside it or in the store
+    small_model(own, rng)
+    assert infer.optimized_graph_path(own, "1.32.0") is None
+    infer.Session(own, spec)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "mine.onnx"]
+
+    monkeypatch.setenv("ALPHACUT_ORT_CACHE", "0")
+    assert infer.optimized_graph_path(model, "1.32.0") is None
