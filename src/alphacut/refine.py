@@ -116,11 +116,11 @@ def _box_numpy(x: np.ndarray, r: int, axes: tuple[int, int] = (-2, -1)) -> np.nd
     return out
 
 
-def _block_sum_axis0(x: np.ndarray, s: int, n: int) -> np.ndarray:
-    """Sums of s consecutive rows (axis 0) into n rows, float32; rows past the end repeat the
-    last row. Exact for uint8 input (integer sums below 2^24)."""
-    acc = np.zeros((n, *x.shape[1:]), np.float32)
-    last = x[-1].astype(np.float32)
+def _block_sum_axis0(x: np.ndarray, s: int, n: int, dtype=np.float32) -> np.ndarray:
+    """Sums of s consecutive rows (axis 0) into n rows, in ``dtype``; rows past the end
+    repeat the last row."""
+    acc = np.zeros((n, *x.shape[1:]), dtype)
+    last = x[-1].astype(dtype)
     for j in range(s):
         rows = x[j::s]
         k = rows.shape[0]
@@ -132,11 +132,16 @@ def _block_sum_axis0(x: np.ndarray, s: int, n: int) -> np.ndarray:
 
 def _downsample(x: np.ndarray, s: int, ny: int, nx: int) -> np.ndarray:
     """Block means of s×s cells of x (H, W[, C]) (uint8 or float), float64 (ny, nx[, C]); the
-    last partial cells repeat the edge pixels."""
+    last partial cells repeat the edge pixels. uint8 cells are summed as integers (uint16
+    up to 16x16 cells: half the bytes float32 would move), float ones in float32."""
     if s == 1:
         return x.astype(np.float64)
-    rows = _block_sum_axis0(x, s, ny)
-    cells = _block_sum_axis0(np.swapaxes(rows, 0, 1), s, nx)
+    if x.dtype == np.uint8:
+        dtype = np.uint16 if s * s * 255 < 1 << 16 else np.uint32
+    else:
+        dtype = np.float32
+    rows = _block_sum_axis0(x, s, ny, dtype)
+    cells = _block_sum_axis0(np.swapaxes(rows, 0, 1), s, nx, dtype)
     return np.swapaxes(cells, 0, 1).astype(np.float64) / (s * s)
 
 
@@ -310,12 +315,16 @@ def guided_refine(
     writable = mask.dtype == np.float32 and mask.flags.writeable and mask.flags.c_contiguous
     out = mask if in_place and writable else mask.astype(np.float32, copy=True)
     lo, hi = np.float32(p.lo), np.float32(1 - p.lo)
-    todo = []
-    for ty in range(0, ny, T):
+
+    def uncertain(ty: int) -> list[tuple[int, int]]:  # the tiles of one row worth refining
+        found = []
         for tx in range(0, nx, T):
             mt = mask[ty * s : min(h, (ty + T) * s), tx * s : min(w, (tx + T) * s)]
             if ((mt > lo) & (mt < hi)).any():
-                todo.append((ty, tx))
+                found.append((ty, tx))
+        return found
+
+    todo = [t for row in parallel.map_ordered(uncertain, range(0, ny, T), "alphacut-refine") for t in row]
     if stats is not None:
         stats.update(tiles=-(-ny // T) * -(-nx // T), tiles_refined=len(todo), cell=s, radius=r)
     if not todo:
