@@ -214,6 +214,40 @@ def test_box_mean_without_scipy_matches(monkeypatch):
     assert np.abs(rf.estimate_foreground(rgba, m).astype(int) - fg_scipy).max() <= 1
 
 
+def test_box_filter_loaded_without_the_scipy_ndimage_package(monkeypatch):
+    """SciPy's C box filter is loaded on its own (the package import costs 0.4 s) and gives
+    what ``scipy.ndimage.uniform_filter`` gives, bit for bit; a routine that disagrees with
+    the NumPy reference is not used."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from alphacut import refine as rf; "
+        "rf._box(np.ones((4, 5)), 1); print(rf._uniform_filter is not None, 'scipy.ndimage' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False"]
+    from scipy.ndimage import uniform_filter
+
+    direct = rf._direct_uniform_filter(rf._load_nd_image())
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        for shape, size in (((7, 5), [3, 3]), ((3, 40, 30), [1, 7, 7]), ((40, 30, 3), [19, 19, 1]), ((6, 4), [1, 1])):
+            x = rng.random(shape).astype(dtype)
+            got = direct(x, size)
+            assert got.dtype == dtype and np.array_equal(got, uniform_filter(x, size=size, mode="reflect"))
+
+    class Wrong:
+        @staticmethod
+        def uniform_filter1d(src, n, axis, out, mode, cval, origin):
+            out[...] = 0
+
+    monkeypatch.setattr(rf, "_load_nd_image", lambda: Wrong)
+    monkeypatch.setattr(rf, "_uniform_filter", rf._NOT_LOADED)
+    x = rng.random((3, 20, 20))
+    assert np.array_equal(rf._box(x, 2), uniform_filter(x, size=[1, 5, 5], mode="reflect"))  # the public one
+
+
 def test_estimate_foreground_reads_uint8_alpha():
     rgba, alpha, _ = _composite()
     a8 = np.floor(alpha * 255 + 0.5).astype(np.uint8)
