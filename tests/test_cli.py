@@ -265,6 +265,11 @@ def test_large_jpeg_model_input_from_a_reduced_decode(tmp_path, monkeypatch, rem
     Image.fromarray(data.astronaut()).resize((2400, 2200), Image.Resampling.BICUBIC).save(p, quality=92, exif=exif.tobytes())
     rgb, size = decode_rgb_for_model(p, min_pixels=1000, model_size=remover.spec.input_size)
     assert size == (2200, 2400) and rgb.size == (1100, 1200)  # decoded at half scale, upright
+    # With the pixels kept, only a reduced decode is worth a second read; a PNG is read once.
+    assert decode_rgb_for_model(p, min_pixels=1000, model_size=remover.spec.input_size, reduced_only=True) is not None
+    png = tmp_path / "big.png"
+    Image.open(p).save(png)
+    assert decode_rgb_for_model(png, min_pixels=1000, model_size=remover.spec.input_size, reduced_only=True) is None
     fast = remover.prepare(p, keep_pixels=False)
     full = remover.prepare(p, keep_pixels=True)
     assert fast.image is None and full.image.size == fast.size == (2200, 2400)

@@ -242,6 +242,7 @@ def decode_rgb_for_model(
     max_pixels: int | None = None,
     min_pixels: int = 0,
     model_size: tuple[int, int] | None = None,
+    reduced_only: bool = False,
 ) -> tuple[Image.Image, tuple[int, int]] | None:
     """Upright RGB Pillow image of an 8-bit RGB/RGBA/grey file over ``min_pixels``, made to
     be resized to the model's input, without the RGBA array; and the photo's full upright
@@ -253,8 +254,9 @@ def decode_rgb_for_model(
     sides stay at least ``model_size`` (libjpeg's DCT scaling by 1/2, 1/4 or 1/8: an
     averaging reduction, 0.13 s instead of 0.33 s at 48 MP, and the resize that follows
     reads 16x fewer pixels). Returns None for smaller photos and other modes (16-bit, CMYK,
-    palette…), which then take the full ``decode``; a file that cannot be opened raises the
-    same ``InputError`` as ``decode``.
+    palette…), which then take the full ``decode``, and with ``reduced_only`` for files that
+    cannot be decoded at a reduced scale (then the full decode serves both); a file that
+    cannot be opened raises the same ``InputError`` as ``decode``.
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<image>")
     img = open_image(source, label)
@@ -269,6 +271,9 @@ def decode_rgb_for_model(
         if model_size and fmt in ("JPEG", "MPO"):
             side = max(model_size)  # square: the same reduction whatever the EXIF rotation
             img.draft(img.mode, (side, side))
+        if reduced_only and img.size == (w, h):
+            img.close()
+            return None
         img.load()
         ImageOps.exif_transpose(img, in_place=True)
     except Exception:

@@ -182,7 +182,9 @@ class Remover:
 
         A large image (over ``LOW_MEMORY_PIXELS``) given as a path or bytes gets its model
         input from ``decode_rgb_for_model`` (a JPEG from a reduced-scale decode), whether its
-        pixels are kept or not, so a batch and a single call give the same mask. With
+        pixels are kept or not, so a batch and a single call give the same mask (other
+        formats give the same tensor either way, so with their pixels kept they are decoded
+        once). With
         ``keep_pixels=False`` its full-resolution pixels are not decoded until ``finish``
         needs them, so the model's working memory and the photo are never held at once.
         """
@@ -191,7 +193,8 @@ class Remover:
         t = time.perf_counter()
         if isinstance(source, (str, os.PathLike, bytes)):
             found = decode_rgb_for_model(
-                source, name=label, max_pixels=self.max_pixels, min_pixels=LOW_MEMORY_PIXELS, model_size=self.spec.input_size
+                source, name=label, max_pixels=self.max_pixels, min_pixels=LOW_MEMORY_PIXELS,
+                model_size=self.spec.input_size, reduced_only=keep_pixels,  # else one decode serves both
             )
             if found is not None:  # large 8-bit photo: model input straight from Pillow's pixels
                 rgb, size = found
