@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -46,6 +47,7 @@ _NOT_LOADED = object()
 #: callable (x, size per axis) -> box mean with mirrored edges. None: the NumPy fallback
 #: (and in tests).
 _uniform_filter = _NOT_LOADED
+_load_lock = threading.Lock()
 
 
 def _load_nd_image():
@@ -90,25 +92,27 @@ def _direct_uniform_filter(nd_image):
 
 def _scipy_uniform_filter():
     global _uniform_filter
-    if _uniform_filter is _NOT_LOADED:
-        found = None
-        try:
-            direct = _direct_uniform_filter(_load_nd_image())
-            probe = np.random.default_rng(0).random((2, 9, 11))
-            # A private routine: used only while it gives what the NumPy reference gives.
-            if np.abs(direct(probe, [1, 5, 7]) - _box_numpy_sizes(probe, [1, 5, 7])).max() < 1e-12:
-                found = direct
-        except Exception:
-            found = None
-        if found is None:
-            try:
-                from scipy.ndimage import uniform_filter as public
-            except ImportError:  # pragma: no cover - keeps an install without SciPy working, slower
-                public = None
-            if public is not None:
-                found = lambda x, size: public(x, size=size, mode="reflect")  # noqa: E731
-        _uniform_filter = found
+    with _load_lock:  # the first tiles ask for it from several threads at once
+        if _uniform_filter is _NOT_LOADED:
+            _uniform_filter = _find_uniform_filter()
     return _uniform_filter
+
+
+def _find_uniform_filter():
+    """The direct C routine if it matches the NumPy reference on a probe array (it is
+    private), else SciPy's public function, else None."""
+    try:
+        direct = _direct_uniform_filter(_load_nd_image())
+        probe = np.random.default_rng(0).random((2, 9, 11))
+        if np.abs(direct(probe, [1, 5, 7]) - _box_numpy_sizes(probe, [1, 5, 7])).max() < 1e-12:
+            return direct
+    except Exception:
+        pass
+    try:
+        from scipy.ndimage import uniform_filter as public
+    except ImportError:  # pragma: no cover - keeps an install without SciPy working, slower
+        return None
+    return lambda x, size: public(x, size=size, mode="reflect")
 
 
 Refiner = Callable[..., np.ndarray]  # (rgba, mask, *, in_place=False) -> refined mask
