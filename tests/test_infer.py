@@ -65,3 +65,34 @@ def test_optimised_graph_cached_for_store_models_only(tmp_path, monkeypatch, rng
 
     monkeypatch.setenv("ALPHACUT_ORT_CACHE", "0")
     assert infer.optimized_graph_path(model, "1.32.0") is None
+
+
+def test_cache_failures_never_stop_the_model_loading(tmp_path, monkeypatch, rng):
+    """If saving the optimised graph fails, the model loads uncached; a new cache entry
+    replaces the model's older ones (another ONNX Runtime or CPU)."""
+    monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "home"))
+    spec = catalog.CATALOG[catalog.DEFAULT_MODEL]
+    model = store.models_dir() / "m" / "m.onnx"
+    model.parent.mkdir(parents=True)
+    small_model(model, rng)
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    cache = infer.optimized_graph_path(model, __import__("onnxruntime").__version__)
+    real = infer._session
+
+    def no_saving(ort, path, threads, *, optimise=True, save_to=None):
+        if save_to is not None:
+            raise RuntimeError("cannot write the optimised graph")
+        return real(ort, path, threads, optimise=optimise)
+
+    monkeypatch.setattr(infer, "_session", no_saving)
+    plain = infer.Session(model, spec)
+    assert not cache.parent.exists() or not list(cache.parent.iterdir())
+    monkeypatch.setattr(infer, "_session", real)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    stale = cache.parent / "m.0123456789abcdef.onnx"
+    stale.write_bytes(b"an older build's graph")
+    other = cache.parent / "other.0123456789abcdef.onnx"
+    other.write_bytes(b"another model's graph")
+    cached = infer.Session(model, spec)
+    assert cache.exists() and not stale.exists() and other.exists()
+    assert np.array_equal(plain.run(x), cached.run(x))

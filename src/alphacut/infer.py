@@ -34,42 +34,10 @@ class Session:
     def __init__(self, path: Path, spec: ModelSpec, threads: int = 0):
         import onnxruntime as ort  # imported lazily: `alphacut --help` stays fast
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Memory patterns pre-plan one big block per run: with them IS-Net peaks at 2.2 GiB
-        # RSS, without them at 1.4 GiB for the same CPU time (measured here, 2 cores). The
-        # arena stays on: turning it off saved a little more but cost ~25% CPU time.
-        opts.enable_mem_pattern = False
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
-        self.session = None
         cache = optimized_graph_path(path, ort.__version__)
-        if cache is not None and cache.exists():
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            try:
-                self.session = ort.InferenceSession(str(cache), opts, providers=["CPUExecutionProvider"])
-            except Exception:  # unreadable or from another build: made again below
-                cache.unlink(missing_ok=True)
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = _load_cached(ort, cache, threads) if cache is not None else None
         if self.session is None:
-            part = None
-            if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                part = cache.with_name(f".{cache.name}.{os.getpid()}.part")
-                opts.optimized_model_filepath = str(part)
-            try:
-                self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            except Exception as e:  # ORT raises its own exception types for bad files
-                raise ModelError(f"{path}: ONNX Runtime cannot load this model: {e}") from None
-            finally:
-                if part is not None:
-                    try:
-                        if part.exists():
-                            os.replace(part, cache)
-                    except OSError:
-                        part.unlink(missing_ok=True)
+            self.session = _build(ort, Path(path), threads, cache)
         inputs = self.session.get_inputs()
         outputs = self.session.get_outputs()
         if len(inputs) != 1:
@@ -95,6 +63,71 @@ class Session:
     def run(self, tensor: np.ndarray) -> np.ndarray:
         with self.lock:  # ORT sessions are thread-safe, but two runs at once only fight for cores
             return self.session.run([self.output_name], {self.input_name: tensor}, self.run_options)[0]
+
+
+def _session(ort, path: Path, threads: int, *, optimise: bool = True, save_to: Path | None = None):
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimise else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Memory patterns pre-plan one big block per run: with them IS-Net peaks at 2.2 GiB
+    # RSS, without them at 1.4 GiB for the same CPU time (measured here, 2 cores). The
+    # arena stays on: turning it off saved a little more but cost ~25% CPU time.
+    opts.enable_mem_pattern = False
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    if save_to is not None:
+        opts.optimized_model_filepath = str(save_to)
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _load_cached(ort, cache: Path, threads: int):
+    """The session from a cached optimised graph, or None (none yet, or it does not load:
+    then it is removed and made again)."""
+    if not cache.exists():
+        return None
+    try:
+        return _session(ort, cache, threads, optimise=False)
+    except Exception:
+        cache.unlink(missing_ok=True)
+        return None
+
+
+def _build(ort, path: Path, threads: int, cache: Path | None):
+    """The session from the model file, optimised; the optimised graph saved to ``cache``
+    when given (if only the saving fails, the model still loads, uncached)."""
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        part = cache.with_name(f".{cache.name}.{os.getpid()}.part")
+        try:
+            session = _session(ort, path, threads, save_to=part)
+        except Exception:
+            part.unlink(missing_ok=True)
+        else:
+            _keep_cache(part, cache)
+            return session
+    try:
+        return _session(ort, path, threads)
+    except Exception as e:  # ORT raises its own exception types for bad files
+        raise ModelError(f"{path}: ONNX Runtime cannot load this model: {e}") from None
+
+
+def _keep_cache(part: Path, cache: Path) -> None:
+    """Put a freshly saved optimised graph in place and drop the model's older ones (another
+    ONNX Runtime version or CPU: 176 MB each for IS-Net)."""
+    try:
+        if not part.exists():
+            return
+        os.replace(part, cache)
+    except OSError:
+        part.unlink(missing_ok=True)
+        return
+    stem = cache.name.split(".", 1)[0]
+    for old in cache.parent.glob(f"{stem}.*.onnx"):
+        if old != cache:
+            old.unlink(missing_ok=True)
 
 
 def _cpu_flags() -> str:
