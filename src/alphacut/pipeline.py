@@ -121,7 +121,7 @@ class CutOut:
                 raise
             staged = pending.result()
         staged.commit()
-        self.timings["write"] = time.perf_counter() - t - self.timings["verify"]
+        self.timings["write"] = time.perf_counter() - t - self.timings["verify"]  # beyond the check
         return path
 
 
@@ -191,7 +191,8 @@ class Remover:
         label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        if isinstance(source, (str, os.PathLike, bytes)):
+        readable_again = isinstance(source, (str, os.PathLike, bytes))
+        if readable_again:
             found = decode_rgb_for_model(
                 source, name=label, max_pixels=self.max_pixels, min_pixels=LOW_MEMORY_PIXELS,
                 model_size=self.spec.input_size, reduced_only=keep_pixels,  # else one decode serves both
@@ -216,7 +217,7 @@ class Remover:
         tensor = preprocess.preprocess(image.rgba, self.spec)
         timings["preprocess"] = time.perf_counter() - t
         w, h = image.size
-        if not keep_pixels and isinstance(source, (str, os.PathLike, bytes)) and w * h > LOW_MEMORY_PIXELS:
+        if not keep_pixels and readable_again and w * h > LOW_MEMORY_PIXELS:
             image = None  # other modes (16-bit, CMYK…): decoded again in ``finish``
         return Prepared(source, label, tensor, (w, h), image, timings)
 
