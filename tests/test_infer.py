@@ -29,13 +29,17 @@ def small_model(path, rng) -> None:
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
-def test_optimised_graph_cached_for_store_models_only(tmp_path, monkeypatch, rng):
+def store_model(tmp_path, monkeypatch, rng):
+    """A small model file inside a fresh store, a spec to load it with, and an input."""
     monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "home"))
-    spec = catalog.CATALOG[catalog.DEFAULT_MODEL]
     model = store.models_dir() / "m" / "m.onnx"
     model.parent.mkdir(parents=True)
     small_model(model, rng)
-    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    return model, catalog.CATALOG[catalog.DEFAULT_MODEL], rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+
+
+def test_optimised_graph_cached_for_store_models_only(tmp_path, monkeypatch, rng):
+    model, spec, x = store_model(tmp_path, monkeypatch, rng)
 
     first = infer.Session(model, spec)  # optimises, and saves the optimised graph
     cache = infer.optimized_graph_path(model, __import__("onnxruntime").__version__)
@@ -70,12 +74,7 @@ def test_optimised_graph_cached_for_store_models_only(tmp_path, monkeypatch, rng
 def test_cache_failures_never_stop_the_model_loading(tmp_path, monkeypatch, rng):
     """If saving the optimised graph fails, the model loads uncached; a new cache entry
     replaces the model's older ones (another ONNX Runtime or CPU)."""
-    monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "home"))
-    spec = catalog.CATALOG[catalog.DEFAULT_MODEL]
-    model = store.models_dir() / "m" / "m.onnx"
-    model.parent.mkdir(parents=True)
-    small_model(model, rng)
-    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    model, spec, x = store_model(tmp_path, monkeypatch, rng)
     cache = infer.optimized_graph_path(model, __import__("onnxruntime").__version__)
     real = infer._session
 
