@@ -45,7 +45,9 @@ def make_photo(path: Path, megapixels: float, seed: int = 0) -> Path:
 
 def stage_times(paths: list[Path], out_dir: Path) -> None:
     from alphacut import Remover
+    from alphacut._memory import configure_malloc
 
+    configure_malloc()  # as the CLI and the server set it
     r = Remover()
     r.remove(paths[0])  # warm-up: session creation and first-run allocations
     print(f"{'image':>14} {'MP':>5} " + " ".join(f"{s:>9}" for s in STAGES) + f" {'total':>7} {'÷infer':>7}")

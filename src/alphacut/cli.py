@@ -311,9 +311,9 @@ def build_site(
 
 
 def main() -> None:
-    from ._memory import release_large_buffers
+    from ._memory import configure_malloc
 
-    release_large_buffers()
+    configure_malloc()
     app()
 
 
