@@ -93,6 +93,30 @@ def test_tiles_do_not_change_the_result(shape):
     assert np.abs(one - many).max() < 1e-5
 
 
+@pytest.mark.parametrize("shape", [(600, 800), (1500, 2100)])  # cell 1 and cell 3
+def test_solving_only_around_the_band_changes_nothing(shape):
+    """A tile solves only the cells bounding its uncertain pixels plus the halo: a small soft
+    blob gives the same values as when uncertain pixels in two far corners stretch that box
+    over the whole photo."""
+    rng = np.random.default_rng(11)
+    h, w = shape
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    d = np.hypot(yy - h * 0.45, xx - w * 0.55) - min(h, w) * 0.08
+    m = np.clip(0.5 - d / 6.0, 0, 1).astype(np.float32)  # a disc with a soft edge
+    rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    rgba[..., 1] = np.where(d < 0, 220, 30).astype(np.uint8)
+    p = rf.GuidedParams(**{**rf.CWGF.__dict__, "tile": 4096})  # one tile
+    small_box = rf.guided_refine(rgba, m, p)
+    wide = m.copy()
+    wide[0, 0] = wide[-1, -1] = 0.5
+    whole = rf.guided_refine(rgba, wide, p)
+    band = (m > 0.02) & (m < 0.98)
+    assert band.sum() > 1000 and np.abs(small_box - m)[band].max() > 0.01  # it did refine
+    far = np.ones((h, w), bool)
+    far[:64, :64] = far[-64:, -64:] = False  # the corners' own neighbourhoods differ
+    assert np.abs(small_box - whole)[far].max() < 1e-6
+
+
 def test_48mp_call_has_bounded_memory():
     """A 48 MP photo (8000x6000): beyond the output mask, memory is bounded by the tile size."""
     h, w = 6000, 8000

@@ -18,7 +18,8 @@ with a colour (or grey) guide:
 - the result only replaces the mask inside the uncertain band (weight ``1 - |2m - 1|^delta``);
   confident pixels are kept;
 - the work is done in tiles of the coarse grid with a halo wide enough that tiles do not see
-  each other, and tiles without any uncertain pixel are skipped: memory is bounded by the tile
+  each other; tiles without any uncertain pixel are skipped, and in the others only the cells
+  bounding the uncertain pixels (plus the halo) are solved: memory is bounded by the tile
   size (a 48 MP photo needs a few tens of MB beyond the output), and the cost falls with the
   band's share of the photo.
 
@@ -374,12 +375,17 @@ def guided_refine(
     out = mask if in_place and writable else mask.astype(np.float32, copy=True)
     lo, hi = np.float32(p.lo), np.float32(1 - p.lo)
 
-    def uncertain(ty: int) -> list[tuple[int, int]]:  # the tiles of one row worth refining
+    def uncertain(ty: int) -> list[tuple[int, int, int, int]]:
+        """The coarse cells (y0, y1, x0, x1) bounding the uncertain pixels of each tile of one
+        row of tiles; tiles without any are left out."""
         found = []
         for tx in range(0, nx, T):
             mt = mask[ty * s : min(h, (ty + T) * s), tx * s : min(w, (tx + T) * s)]
-            if ((mt > lo) & (mt < hi)).any():
-                found.append((ty, tx))
+            sel = (mt > lo) & (mt < hi)
+            rows = np.flatnonzero(sel.any(axis=1))
+            if rows.size:
+                cols = np.flatnonzero(sel.any(axis=0))
+                found.append((ty + rows[0] // s, ty + rows[-1] // s + 1, tx + cols[0] // s, tx + cols[-1] // s + 1))
         return found
 
     todo = [t for row in parallel.map_ordered(uncertain, range(0, ny, T), "alphacut-refine") for t in row]
@@ -390,13 +396,16 @@ def guided_refine(
     # (guide, mask) block means on the whole coarse grid: each tile slices its crop with halo
     coarse = _coarse_grid(rgba, mask, s, ny, nx, p.colour, GRID_BAND)
 
-    def tile(ty: int, tx: int) -> None:
-        y0, y1 = ty * s, min(h, (ty + T) * s)  # the tile's own pixels
-        x0, x1 = tx * s, min(w, (tx + T) * s)
+    def tile(by0: int, by1: int, bx0: int, bx1: int) -> None:
+        # Only the tile's cells around its uncertain pixels: a thin band leaves most of a
+        # tile out (2.5x fewer coarse cells to solve on the photos of bench/), and the
+        # regression at each kept cell sees the same window as on the whole grid.
+        y0, y1 = by0 * s, min(h, by1 * s)  # those cells' full-resolution pixels
+        x0, x1 = bx0 * s, min(w, bx1 * s)
         mt = mask[y0:y1, x0:x1]
         sel = (mt > lo) & (mt < hi)  # only these pixels can change
-        cy0, cy1 = max(0, ty - halo), min(ny, ty + T + halo)  # coarse crop with halo
-        cx0, cx1 = max(0, tx - halo), min(nx, tx + T + halo)
+        cy0, cy1 = max(0, by0 - halo), min(ny, by1 + halo)  # coarse crop with halo
+        cx0, cx1 = max(0, bx0 - halo), min(nx, bx1 + halo)
         I_lo = coarse[0][:, cy0:cy1, cx0:cx1]
         m_lo = coarse[1][cy0:cy1, cx0:cx1]
         wt = None
@@ -407,12 +416,12 @@ def guided_refine(
         coefs = np.concatenate([A, B[None]])
         if np.count_nonzero(sel) > DENSE_SHARE * sel.size:
             # Most of the tile is uncertain: compute it whole, keep the band's values.
-            coef = _upsample_dense(coefs, s, ty - cy0, tx - cx0, y1 - y0, x1 - x0)
+            coef = _upsample_dense(coefs, s, by0 - cy0, bx0 - cx0, y1 - y0, x1 - x0)
             gi = rgba[y0:y1, x0:x1, :3]
             mv = mt
         else:
             ys, xs = np.nonzero(sel)
-            coef = _sample(coefs, s, ty - cy0, tx - cx0, ys, xs)
+            coef = _sample(coefs, s, by0 - cy0, bx0 - cx0, ys, xs)
             gi = rgba[y0 + ys, x0 + xs, :3]
             mv = mt[ys, xs]
         q = np.ascontiguousarray(coef[..., -1])

@@ -10,8 +10,9 @@
 //   edges clamped) and applied to the full-resolution RGB (0..255 units);
 // - the result replaces the mask only in the uncertain band, with weight
 //   u = max(0, (4m(1-m))^k - v0) / (1 - v0), v0 = (4·lo·(1-lo))^k, so u = 0 where m <= lo or
-//   m >= 1 - lo; tiles of the coarse grid with no uncertain pixel are skipped (memory bounded
-//   by the tile size, cost following the band).
+//   m >= 1 - lo; tiles of the coarse grid with no uncertain pixel are skipped, and in the
+//   others only the cells bounding the uncertain pixels (plus the halo) are solved (memory
+//   bounded by the tile size, cost following the band).
 // Box means use mirrored edges (… c b a | a b c …), as scipy.ndimage's "reflect" mode.
 // Parity with Python: tests/js/refine_vectors.json (tests/js/make_refine_vectors.py), within
 // 1e-4 (the Python side stores some float32 intermediates).
@@ -121,15 +122,29 @@ function luma(r, g, b) {
   );
 }
 
-function anyUncertain(mask, w, y0, y1, x0, x1, lo, hi) {
+/**
+ * The coarse cells [by0, by1, bx0, bx1] bounding the uncertain pixels of the tile's
+ * full-resolution pixels [y0, y1) × [x0, x1), or null when it has none.
+ */
+function uncertainBox(mask, w, s, y0, y1, x0, x1, lo, hi) {
+  let ya = -1;
+  let yz = -1;
+  let xa = x1;
+  let xz = -1;
   for (let y = y0; y < y1; y++) {
     const o = y * w;
     for (let x = x0; x < x1; x++) {
       const v = mask[o + x];
-      if (v > lo && v < hi) return true;
+      if (v > lo && v < hi) {
+        if (ya < 0) ya = y;
+        yz = y;
+        if (x < xa) xa = x;
+        if (x > xz) xz = x;
+      }
     }
   }
-  return false;
+  if (ya < 0) return null;
+  return [Math.floor(ya / s), Math.floor(yz / s) + 1, Math.floor(xa / s), Math.floor(xz / s) + 1];
 }
 
 /** Block means of the s×s cells of the crop: RGB (or luma) / 255 into I, the mask into m. */
@@ -265,16 +280,20 @@ export function refineMask(rgba, width, height, mask, options = {}) {
 
   for (let ty = 0; ty < ny; ty += T) {
     for (let tx = 0; tx < nx; tx += T) {
-      const y0 = ty * s;
-      const y1 = Math.min(h, (ty + T) * s);
-      const x0 = tx * s;
-      const x1 = Math.min(w, (tx + T) * s);
-      if (!anyUncertain(mask, w, y0, y1, x0, x1, lo, hi)) continue;
+      const box = uncertainBox(mask, w, s, ty * s, Math.min(h, (ty + T) * s), tx * s, Math.min(w, (tx + T) * s), lo, hi);
+      if (box === null) continue;
+      // Only the tile's cells around its uncertain pixels (as refine.py does): each kept
+      // cell's regression sees the same window as on the whole grid.
+      const [by0, by1, bx0, bx1] = box;
+      const y0 = by0 * s;
+      const y1 = Math.min(h, by1 * s);
+      const x0 = bx0 * s;
+      const x1 = Math.min(w, bx1 * s);
 
-      const cy0 = Math.max(0, ty - halo);
-      const cy1 = Math.min(ny, ty + T + halo);
-      const cx0 = Math.max(0, tx - halo);
-      const cx1 = Math.min(nx, tx + T + halo);
+      const cy0 = Math.max(0, by0 - halo);
+      const cy1 = Math.min(ny, by1 + halo);
+      const cx0 = Math.max(0, bx0 - halo);
+      const cx1 = Math.min(nx, bx1 + halo);
       const cny = cy1 - cy0;
       const cnx = cx1 - cx0;
       const n = cny * cnx;
