@@ -21,7 +21,7 @@ def faults():
 
 def rss():
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
+        return int(f.read().split()[1]) * resource.getpagesize()
 
 def touch(nbytes):
     a = np.empty(nbytes, np.uint8)

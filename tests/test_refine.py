@@ -3,6 +3,7 @@ dtype, tile invariance, bounded memory on a 48 MP call) and colour decontaminati
 
 from __future__ import annotations
 
+from dataclasses import replace
 import tracemalloc
 
 import numpy as np
@@ -105,7 +106,7 @@ def test_solving_only_around_the_band_changes_nothing(shape):
     m = np.clip(0.5 - d / 6.0, 0, 1).astype(np.float32)  # a disc with a soft edge
     rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
     rgba[..., 1] = np.where(d < 0, 220, 30).astype(np.uint8)
-    p = rf.GuidedParams(**{**rf.CWGF.__dict__, "tile": 4096})  # one tile
+    p = replace(rf.CWGF, tile=4096)  # one tile
     small_box = rf.guided_refine(rgba, m, p)
     wide = m.copy()
     wide[0, 0] = wide[-1, -1] = 0.5
