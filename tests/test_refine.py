@@ -3,8 +3,8 @@ dtype, tile invariance, bounded memory on a 48 MP call) and colour decontaminati
 
 from __future__ import annotations
 
-from dataclasses import replace
 import tracemalloc
+from dataclasses import replace
 
 import numpy as np
 import pytest
