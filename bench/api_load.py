@@ -30,7 +30,7 @@ def start_server(queue: int):
 
     import uvicorn
 
-    from alphacut.server import create_app
+    from alphacut.serve.app import create_app
 
     os.environ.setdefault("ALPHACUT_API_QUEUE", str(queue))
     sock = socket.socket()

@@ -168,8 +168,8 @@ def main() -> None:
     from browser.conftest import CHROMIUM, Server
     from playwright.sync_api import sync_playwright
 
-    from alphacut.catalog import DEFAULT_MODEL
-    from alphacut.server import create_app
+    from alphacut.models.catalog import DEFAULT_MODEL
+    from alphacut.serve.app import create_app
 
     tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
     photos = make_photos(tmp, sorted({1, *sizes}))

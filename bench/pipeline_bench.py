@@ -84,7 +84,8 @@ BARE = textwrap.dedent(
     """
     import sys, time
     import numpy as np, onnxruntime as ort
-    from alphacut import store, infer
+    from alphacut.models import store
+    from alphacut.stages import infer
     spec, path = store.resolve(None)
     s = infer.get_session(path, spec)
     x = np.random.default_rng(0).standard_normal((1, 3, 1024, 1024)).astype(np.float32) * 0.5
@@ -100,7 +101,7 @@ REMBG = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from rembg import new_session, remove
-    from alphacut import store
+    from alphacut.models import store
     spec, path = store.resolve(None)
     s = new_session("dis_custom", model_path=str(path))
     out = Path(sys.argv[1])
@@ -129,7 +130,7 @@ def batch(paths: list[Path], tmp: Path, with_rembg: bool) -> dict:
         else:
             out = tmp / "rembg-out"
             out.mkdir(exist_ok=True)
-            from alphacut import store
+            from alphacut.models import store
 
             # rembg only loads custom models from its own folder: point it at our store.
             model_dir = store.resolve(None)[1].parent

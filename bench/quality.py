@@ -25,8 +25,8 @@ DEFAULT_SET = ROOT.parent / "shared" / "eval" / "dev"
 
 def refine_cost(set_dir: Path, sizes: list[float], methods: list[str], with_inference: bool = False) -> None:
     from alphacut import evaluate as ev
-    from alphacut import mask as mm
-    from alphacut import refine as rf
+    from alphacut.stages import mask as mm
+    from alphacut.stages import refine as rf
 
     items = {it.name: it for it in ev.load_set(set_dir)}
     it = items.get("alphamatting_GT04") or next(iter(items.values()))
@@ -56,7 +56,7 @@ def refine_cost(set_dir: Path, sizes: list[float], methods: list[str], with_infe
         if with_inference:
             # Same process, same moment: preprocess + one model run, then the default refinement
             # again, alternated, so the ratio holds on a busy machine.
-            from alphacut import preprocess
+            from alphacut.stages import preprocess
 
             ti, tr = [], []
             for _ in range(2):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alphacut import compose
+from alphacut.stages import compose
 
 OUT = Path(__file__).parent / "vectors" / "contract.json"
 

@@ -228,7 +228,7 @@ def test_batch_read_ahead_is_fifo_and_bounded_by_bytes():
     import threading
     import time
 
-    from alphacut.batch import _ReadAhead
+    from alphacut.engines.batch import _ReadAhead
 
     q = _ReadAhead(100)
     q.put("a", 60)
@@ -254,8 +254,9 @@ def test_batch_read_ahead_is_fifo_and_bounded_by_bytes():
 def test_large_jpeg_model_input_from_a_reduced_decode(tmp_path, monkeypatch, remover):
     """A large JPEG's model input comes from libjpeg's reduced-scale decode, the same with
     or without its pixels kept, and close to the resize of the full-resolution pixels."""
-    from alphacut import pipeline, preprocess
-    from alphacut.decode import decode, decode_rgb_for_model
+    from alphacut import pipeline
+    from alphacut.stages import preprocess
+    from alphacut.stages.decode import decode, decode_rgb_for_model
     from skimage import data
 
     monkeypatch.setattr(pipeline, "LOW_MEMORY_PIXELS", 1000)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alphacut.catalog import DEFAULT_MODEL
+from alphacut.models.catalog import DEFAULT_MODEL
 from alphacut import evaluate as ev
-from alphacut.catalog import CATALOG
+from alphacut.models.catalog import CATALOG
 
 DEV = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "dev"
 
@@ -146,7 +146,7 @@ def test_dev_set_two_images(tmp_path):
     """Real model on the two smallest dev images (cached runs are fast)."""
     if not (DEV / "manifest.json").is_file():
         pytest.skip(f"dev evaluation set not present at {DEV}")
-    from alphacut import store
+    from alphacut.models import store
 
     try:
         store.resolve(None)  # the default model

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from alphacut import output, store
-from alphacut.decode import decode
+from alphacut.stages import output
+from alphacut.models import store
+from alphacut.stages.decode import decode
 from alphacut.errors import InputError, ModelError, OutputError
 
 ALPHACUT = Path(sys.executable).with_name("alphacut")
@@ -201,7 +202,8 @@ def test_full_disk_on_output_leaves_nothing(tmp_path, monkeypatch):
 def test_save_writes_while_checking_and_renames_only_what_passed(existing, tmp_path, monkeypatch, rng):
     """``CutOut.save`` writes the temporary file while the check runs; a failed check leaves
     no output, no temporary file, and an existing output as it was."""
-    from alphacut import encode, pipeline
+    from alphacut.stages import encode
+    from alphacut import pipeline
     from alphacut.errors import VerifyError
 
     rgba = rng.integers(0, 256, (40, 30, 4), dtype=np.uint8)

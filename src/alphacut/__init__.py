@@ -9,8 +9,8 @@
     remover = alphacut.Remover()  # one session for many images
 """
 
-from .errors import AlphacutError, InputError, ModelError, OutputError, VerifyError
-from .pipeline import CutOut, Remover, remove
+from alphacut.errors import AlphacutError, InputError, ModelError, OutputError, VerifyError
+from alphacut.pipeline import CutOut, Remover, remove
 
 __all__ = [
     "AlphacutError",

@@ -15,8 +15,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from .catalog import DEFAULT_MODEL
-from .errors import AlphacutError
+from alphacut.models.catalog import DEFAULT_MODEL
+from alphacut.errors import AlphacutError
 
 app = typer.Typer(
     help=(
@@ -87,9 +87,9 @@ def remove(
 
       cat in.jpg | alphacut remove - -o - > out.png
     """
-    from . import batch
-    from .compose import parse_color
-    from .pipeline import Remover
+    from alphacut.engines import batch
+    from alphacut.stages.compose import parse_color
+    from alphacut.pipeline import Remover
 
     bg = None
     if background is not None:
@@ -108,7 +108,7 @@ def remove(
         if output is None or str(output) == "-" or "-" in inputs:
             _fail("--engine ray needs input directories or URIs and -o OUTPUT (a directory or URI)")
         try:
-            from . import ray_engine
+            from alphacut.engines import ray as ray_engine
         except ImportError as e:
             _fail(f"--engine ray needs Ray: pip install 'alphacut[ray]' ({e})")
         code = ray_engine.run_cli(
@@ -186,7 +186,7 @@ def models_list() -> None:
     """Show every model in the catalog, its size, licence and whether it is installed."""
     from rich.table import Table
 
-    from . import store
+    from alphacut.models import store
 
     table = Table("id", "installed", "size", "licence", "notes", show_lines=False)
     for row in store.status():
@@ -207,7 +207,7 @@ def models_install(
     """Install a model into the store: embedded models offline, others by verified download."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    from . import store
+    from alphacut.models import store
 
     with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err) as p:
         task = p.add_task(f"installing {model_id}", total=None)
@@ -225,8 +225,8 @@ def models_install(
 @models_app.command("verify")
 def models_verify(model_id: Annotated[Optional[str], typer.Argument(help="Model id; all installed models if omitted.")] = None) -> None:
     """Re-hash installed model files against the catalog; a corrupt file is removed."""
-    from . import store
-    from .catalog import CATALOG, get_spec
+    from alphacut.models import store
+    from alphacut.models.catalog import CATALOG, get_spec
 
     try:
         specs = [get_spec(model_id)] if model_id else list(CATALOG.values())
@@ -252,7 +252,7 @@ def models_verify(model_id: Annotated[Optional[str], typer.Argument(help="Model 
 @models_app.command("path")
 def models_path(model_id: Annotated[str, typer.Argument(help="Model id.")]) -> None:
     """Print the path of an installed model file (installing an embedded one if needed)."""
-    from . import store
+    from alphacut.models import store
 
     try:
         _, path = store.resolve(model_id)
@@ -270,7 +270,7 @@ def serve(
     model: Annotated[str, typer.Option("--model", "-m", help="Model the app uses.")] = DEFAULT_MODEL,
 ) -> None:
     """Run the local app: in-browser cut-outs, served from this machine only."""
-    from . import server
+    from alphacut.serve import app as server
 
     try:
         server.serve(host=host, port=port, open_browser=open_browser, token=token, model=model)
@@ -286,7 +286,7 @@ def eval_command(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the per-image scores and aggregates as JSON.")] = None,
 ) -> None:
     """Score cut-outs against ground truth: MAE, MSE, SAD for mattes; MAE, IoU, F-beta for masks."""
-    from . import evaluate
+    from alphacut import evaluate
 
     try:
         code = evaluate.main(set_dir, model=model, variants=variant, json_out=json_out)
@@ -301,7 +301,7 @@ def build_site(
     model: Annotated[str, typer.Option("--model", "-m", help="Model bundled with the site.")] = DEFAULT_MODEL,
 ) -> None:
     """Write the app as a static site (with header rules for common hosts)."""
-    from . import site
+    from alphacut.serve import site
 
     try:
         site.build_site(out_dir, model=model)
@@ -311,7 +311,7 @@ def build_site(
 
 
 def main() -> None:
-    from ._memory import configure_malloc
+    from alphacut._memory import configure_malloc
 
     configure_malloc()
     app()

@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import mask as mask_mod
-from . import preprocess, refine
-from .catalog import CATALOG, DEFAULT_MODEL
-from .errors import AlphacutError
+from alphacut.stages import mask as mask_mod
+from alphacut.stages import preprocess, refine
+from alphacut.models.catalog import CATALOG, DEFAULT_MODEL
+from alphacut.errors import AlphacutError
 
 FBETA2 = 0.3
 
@@ -71,7 +71,7 @@ def load_set(set_dir: Path) -> list[Item]:
 
 
 def load_image(path: Path) -> np.ndarray:
-    from .decode import decode
+    from alphacut.stages.decode import decode
 
     return decode(path).rgba
 
@@ -194,7 +194,7 @@ class Outputs:
     """Raw model outputs, (h, w) float32 at the model's size, cached on disk."""
 
     def __init__(self, model: str = DEFAULT_MODEL, cache: Path | None = None):
-        from . import store
+        from alphacut.models import store
 
         self.model = model
         self.spec, self.model_path = store.resolve(model)
@@ -206,7 +206,7 @@ class Outputs:
     @property
     def session(self):
         if self._session is None:
-            from . import infer
+            from alphacut.stages import infer
 
             self._session = infer.get_session(self.model_path, self.spec)
         return self._session

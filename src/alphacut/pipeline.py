@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import compose, encode, infer, mask, output, preprocess, refine, store, verify
-from .catalog import ModelSpec
-from .decode import DecodedImage, decode, decode_rgb_for_model
-from .errors import OutputError
+from alphacut.stages import compose, encode, infer, mask, output, preprocess, refine, verify
+from alphacut.models import store
+from alphacut.models.catalog import ModelSpec
+from alphacut.stages.decode import DecodedImage, decode, decode_rgb_for_model
+from alphacut.errors import OutputError
 
 Source = str | os.PathLike | bytes | Image.Image
 

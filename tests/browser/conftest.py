@@ -46,7 +46,7 @@ class Server:
 @pytest.fixture(scope="session")
 def server():
     _require_chromium()
-    from alphacut.server import create_app
+    from alphacut.serve.app import create_app
 
     s = Server(create_app())
     yield s
@@ -62,7 +62,7 @@ def static_site(tmp_path_factory):
     import http.server
     import mimetypes
 
-    from alphacut import site
+    from alphacut.serve import site
 
     root = tmp_path_factory.mktemp("www")
     site.build_site(root / "sub")

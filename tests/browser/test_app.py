@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alphacut.catalog import DEFAULT_MODEL
+from alphacut.models.catalog import DEFAULT_MODEL
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS
 
@@ -366,7 +366,7 @@ def test_webgpu_backend_and_fallback(playwright_instance, samples, tmp_path):
     - Forced WebGPU on an fp16-compute network: SwiftShader lacks shader-f16, session creation
       fails, and the app falls back to threaded WASM, says why, and gives exactly the WASM result.
     """
-    from alphacut.server import create_app
+    from alphacut.serve.app import create_app
 
     from .conftest import Server
 

@@ -1,7 +1,7 @@
 // Image size from the header (web/header.js), on headers built here byte by byte.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { imageSize, overLimit, DEFAULT_MAX_PIXELS } from '../../src/alphacut/web/header.js';
+import { imageSize, overLimit, DEFAULT_MAX_PIXELS } from '../../src/alphacut/serve/web/header.js';
 
 const bytes = (...parts) => Uint8Array.from(parts.flatMap((p) => (typeof p === 'string' ? [...p].map((c) => c.charCodeAt(0)) : [...p])));
 const be32 = (v) => [(v >>> 24) & 255, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { zlibSync, unzlibSync } from '../../node_modules/fflate/esm/index.mjs';
-import { crc32, extractIcc, pngWithIcc, webpWithIcc, isRgbProfile } from '../../src/alphacut/web/icc.js';
+import { crc32, extractIcc, pngWithIcc, webpWithIcc, isRgbProfile } from '../../src/alphacut/serve/web/icc.js';
 
 const fx = JSON.parse(readFileSync(new URL('./fixtures.json', import.meta.url))).icc;
 const b64 = (s) => new Uint8Array(Buffer.from(s, 'base64'));

@@ -1,8 +1,8 @@
 """Generate tests/js/refine_vectors.json: the Python refinement's output on small synthetic
-photos, which the JS port (src/alphacut/web/refine.js) must match within 1e-4.
+photos, which the JS port (src/alphacut/serve/web/refine.js) must match within 1e-4.
 
 Run `.venv/bin/python tests/js/make_refine_vectors.py` after an intended change to
-alphacut.refine; tests/js/refine.test.mjs and tests/test_refine.py read the file.
+alphacut.stages.refine; tests/js/refine.test.mjs and tests/test_refine.py read the file.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alphacut import refine as rf
+from alphacut.stages import refine as rf
 
 OUT = Path(__file__).parent / "refine_vectors.json"
 

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { refineMask, gridGeometry, DEFAULT_PARAMS } from '../../src/alphacut/web/refine.js';
+import { refineMask, gridGeometry, DEFAULT_PARAMS } from '../../src/alphacut/serve/web/refine.js';
 
 const vec = JSON.parse(readFileSync(new URL('./refine_vectors.json', import.meta.url)));
 

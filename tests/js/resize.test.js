@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { resizeRGB, resizeFloat, toTensor, clip01, coeffs } from '../../src/alphacut/web/resize.js';
+import { resizeRGB, resizeFloat, toTensor, clip01, coeffs } from '../../src/alphacut/serve/web/resize.js';
 
 const fx = JSON.parse(readFileSync(new URL('./fixtures.json', import.meta.url)));
 

@@ -1,0 +1,756 @@
+"""The local HTTP API under ``/api/v1`` (served by ``alphacut serve`` beside the browser app).
+
+Routes:
+
+- ``POST /api/v1/remove``: the image as the raw request body (``image/*`` or
+  ``application/octet-stream``) or as ``multipart/form-data`` (field ``image``); parameters
+  ``model``, ``format``, ``mask_only``, ``background``, ``quality`` in the query string or as
+  form fields. The answer is the encoded, verified cut-out with its own content type.
+- ``GET /api/v1/models``: the catalog, with what is installed and usable here.
+- ``GET /api/v1/openapi.json``: the OpenAPI 3.0.3 document of all of this, errors included.
+- ``GET /api/docs``: a self-contained docs page (files in ``api_docs/``, no CDN, no inline
+  script, so it works offline under the app's CSP) that renders the document and can try the
+  endpoints.
+
+Limits (each settable by an environment variable, read when the app is created): request size
+(``ALPHACUT_API_MAX_BODY``, 64 MiB; checked against Content-Length and again while the body
+streams in), pixels (``ALPHACUT_API_MAX_PIXELS``, else the decoder's limit; read from the image
+header before any pixel is decoded), concurrency (``ALPHACUT_API_WORKERS`` running, 1, plus
+``ALPHACUT_API_QUEUE`` waiting, 2; any further request is answered 503 at once with
+``Retry-After``), and a per-request deadline (``ALPHACUT_API_TIMEOUT``, 120 s; 504). Every
+error is JSON: ``{"error": <code>, "detail": <one line>}`` (the token check in
+``server.Guard`` answers 401 in plain text before any route runs).
+
+Images live in memory only: the body is read into one buffer, multipart is split in memory
+(no spooled temporary files), nothing of an image or its uploaded file name is logged or
+written anywhere. Model sessions are shared per process (``infer`` caches them): one
+``Remover`` per model, and ``lifespan`` loads the served model when the server starts, so the
+first request finds its session ready. Decoding, inference and encoding run in worker threads,
+never on the event loop; a timed-out job finishes in its thread and keeps its slot until then,
+so the concurrency bound holds even when clients give up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.message
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import anyio
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from alphacut.stages import compose
+from alphacut.models import store
+from alphacut.stages import decode as decode_module
+from alphacut.models.catalog import CATALOG, DEFAULT_MODEL
+from alphacut.errors import (
+    AlphacutError,
+    ImageTooLargeError,
+    InputError,
+    ModelError,
+    OutputError,
+    VerifyError,
+)
+
+log = logging.getLogger("alphacut.api")
+
+PREFIX = "/api/v1"
+DOCS_DIR = Path(__file__).with_name("api_docs")
+MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "avif": "image/avif"}
+RAW_TYPES = ("application/octet-stream",)
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off"}
+PARAMS = ("model", "format", "mask_only", "background", "quality")
+
+
+# ----------------------------------------------------------------------------- limits
+
+
+def _env_number(name: str, default, cast=int):
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return cast(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body: int = 64 * 1024 * 1024  # bytes
+    max_pixels: int | None = None  # None: the decoder's limit (ALPHACUT_MAX_PIXELS, 120 MP)
+    workers: int = 1  # inferences running at once
+    queue: int = 2  # requests waiting for a worker; beyond that, 503 at once
+    timeout: float = 120.0  # seconds from admission to the answer
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        d = cls()
+        return cls(
+            max_body=_env_number("ALPHACUT_API_MAX_BODY", d.max_body),
+            max_pixels=_env_number("ALPHACUT_API_MAX_PIXELS", d.max_pixels),
+            workers=max(1, _env_number("ALPHACUT_API_WORKERS", d.workers)),
+            queue=max(0, _env_number("ALPHACUT_API_QUEUE", d.queue)),
+            timeout=_env_number("ALPHACUT_API_TIMEOUT", d.timeout, float),
+        )
+
+    @property
+    def pixel_limit(self) -> int:
+        return decode_module.DEFAULT_MAX_PIXELS if self.max_pixels is None else self.max_pixels
+
+
+# ----------------------------------------------------------------------------- shared removers
+
+_removers: dict[str, object] = {}
+_removers_lock = threading.Lock()
+
+
+def shared_remover(model: str):
+    """The process-wide ``Remover`` for a catalog model (its session is shared via ``infer``)."""
+    from alphacut.pipeline import Remover
+
+    with _removers_lock:
+        r = _removers.get(model)
+        if r is None:
+            r = _removers[model] = Remover(model)
+        return r
+
+
+def lifespan(model: str):
+    """Starlette lifespan that loads ``model``'s session before the server takes requests."""
+    factory = shared_remover  # bound now: a test may swap the factory for one app
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(app):
+        t = time.perf_counter()
+        try:
+            await anyio.to_thread.run_sync(lambda: factory(model).session)
+            log.info("api: model %s ready in %.1f s", model, time.perf_counter() - t)
+        except AlphacutError as e:  # the web app still serves; the API answers per request
+            log.warning("api: model %s not loaded at start-up: %s", model, e)
+        yield
+
+    return _lifespan
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers or {}
+
+    def response(self) -> JSONResponse:
+        return error_response(self.status, self.error, self.detail, self.headers)
+
+
+def error_response(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    h = {"Cache-Control": "no-store", **(headers or {})}
+    return JSONResponse({"error": error, "detail": detail}, status, headers=h)
+
+
+def _from_pipeline(e: Exception, params: Params | None = None) -> ApiError:
+    if isinstance(e, VerifyError) and params is not None and params.quality is not None and params.quality < 100:
+        # lossy AVIF drifting past the verify stage's tolerance: the client's quality is too low
+        return ApiError(422, "cannot_encode", f"{e}; use a higher quality (or none: lossless)")
+    if isinstance(e, ImageTooLargeError):
+        return ApiError(422, "image_too_large", str(e))
+    if isinstance(e, InputError):
+        return ApiError(422, "bad_image", str(e))
+    if isinstance(e, OutputError):
+        return ApiError(422, "cannot_encode", str(e))
+    if isinstance(e, ModelError):
+        return ApiError(503, "model_unavailable", str(e), {"Retry-After": "30"})
+    log.error("api: internal error %s", type(e).__name__)  # never the message: no image data in logs
+    return ApiError(500, "internal", "internal error while processing the image")
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+@dataclass
+class Params:
+    model: str
+    format: str = "png"
+    mask_only: bool = False
+    background: tuple[int, int, int] | None = None
+    quality: int | None = None
+
+    @property
+    def filename(self) -> str:
+        return ("mask." if self.mask_only else "cutout.") + self.format
+
+
+def parse_params(raw: dict[str, str], default_model: str) -> Params:
+    """Validate the request's parameters (query string merged with form fields)."""
+    raw = {k: v.strip() for k, v in raw.items() if k in PARAMS and v.strip() != ""}
+    model = raw.get("model", default_model)
+    if model == default_model and model not in CATALOG:
+        model = default_model  # the server's own model, e.g. `serve --model my.onnx`: the operator chose it
+    elif model not in CATALOG:  # never a path from a client
+        raise ApiError(400, "unknown_model", f"unknown model {model!r}; known: {', '.join(CATALOG)}")
+    spec = CATALOG.get(model)
+    if spec is not None and not spec.embedded and not _installed(model):
+        raise ApiError(409, "model_not_installed", f"model {model} is not installed here; run `alphacut models install {model}`")
+    fmt = raw.get("format", "png").lower()
+    if fmt not in MEDIA_TYPES:
+        raise ApiError(400, "bad_parameter", f"format {raw['format']!r}: choose png, webp or avif")
+    mask_only = False
+    if "mask_only" in raw:
+        v = raw["mask_only"].lower()
+        if v not in TRUE | FALSE:
+            raise ApiError(400, "bad_parameter", f"mask_only {raw['mask_only']!r}: use true or false")
+        mask_only = v in TRUE
+    background = None
+    if "background" in raw:
+        try:
+            background = compose.parse_color(raw["background"])
+        except ValueError as e:
+            raise ApiError(400, "bad_parameter", str(e)) from None
+        if mask_only:
+            raise ApiError(400, "bad_parameter", "mask_only and background exclude each other")
+    quality = None
+    if "quality" in raw:
+        try:
+            quality = int(raw["quality"])
+        except ValueError:
+            raise ApiError(400, "bad_parameter", f"quality {raw['quality']!r}: give a whole number 0-100") from None
+        if not 0 <= quality <= 100:
+            raise ApiError(400, "bad_parameter", f"quality {quality}: give a whole number 0-100")
+        if fmt != "avif":
+            raise ApiError(400, "bad_parameter", "quality applies to format=avif only (png and webp are lossless)")
+    return Params(model, fmt, mask_only, background, quality)
+
+
+def _installed(model: str) -> bool:
+    for row in store.status():
+        if row["id"] == model:
+            return bool(row["installed"])
+    return False
+
+
+# ----------------------------------------------------------------------------- bodies
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to exceed ``limit``."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            n = int(length)
+        except ValueError:
+            raise ApiError(400, "bad_request", "Content-Length is not a number") from None
+        if n > limit:
+            raise _too_large(limit, f"Content-Length {n}")
+    buf = bytearray()
+    try:
+        async for chunk in request.stream():
+            buf += chunk
+            if len(buf) > limit:
+                raise _too_large(limit, "the body")
+    except ClientDisconnect:
+        raise ApiError(400, "bad_request", "client disconnected before sending the whole body") from None
+    return bytes(buf)
+
+
+def _too_large(limit: int, what: str) -> ApiError:
+    return ApiError(
+        413,
+        "request_too_large",
+        f"{what} exceeds the limit of {limit} bytes ({limit / 2**20:.1f} MiB; ALPHACUT_API_MAX_BODY)",
+        {"Connection": "close"},
+    )
+
+
+def split_multipart(body: bytes, content_type: str) -> tuple[bytes | None, dict[str, str]]:
+    """(bytes of the ``image`` field, text fields), parsed in memory; the file name is ignored."""
+    m = email.message.Message()
+    m["content-type"] = content_type
+    boundary = m.get_param("boundary")
+    if not boundary or not isinstance(boundary, str):
+        raise ApiError(400, "bad_request", "multipart/form-data without a boundary")
+    delim = b"\r\n--" + boundary.encode("latin-1")
+    pieces = (b"\r\n" + body).split(delim)
+    if len(pieces) < 2:
+        raise ApiError(400, "bad_request", "multipart body has no parts")
+    image: bytes | None = None
+    fields: dict[str, str] = {}
+    for piece in pieces[1:]:
+        if piece.startswith(b"--"):
+            break  # close delimiter
+        head, sep, content = piece.partition(b"\r\n\r\n")
+        if not sep:
+            raise ApiError(400, "bad_request", "malformed multipart part (no blank line after headers)")
+        h = email.message.Message()
+        for line in head.split(b"\r\n"):
+            name, colon, value = line.decode("latin-1").partition(":")
+            if colon:
+                h[name.strip()] = value.strip()
+        name = h.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        if name == "image":
+            if image is not None:
+                raise ApiError(400, "bad_request", "more than one 'image' field")
+            image = content
+        elif name in PARAMS:
+            try:
+                fields[name] = content.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ApiError(400, "bad_parameter", f"form field {name!r} is not UTF-8 text") from None
+    return image, fields
+
+
+# ----------------------------------------------------------------------------- the API
+
+
+@dataclass
+class _Ticket:
+    """Who gives the request's slot back: the job once it has begun, else the request."""
+
+    abandoned: bool = False  # the request stopped waiting (timeout)
+    begun: bool = False  # the job started in its thread
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class Api:
+    model: str = DEFAULT_MODEL
+    limits: Limits = field(default_factory=Limits.from_env)
+    remover_for: object = None  # callable(model) -> Remover; defaults to shared_remover
+
+    def __post_init__(self):
+        if self.remover_for is None:
+            self.remover_for = shared_remover
+        self._lock = threading.Lock()
+        self._in_flight = 0  # admitted requests, until their job has really finished
+        self._run = threading.Semaphore(self.limits.workers)
+        self._threads = anyio.CapacityLimiter(self.limits.workers + self.limits.queue)
+        self._job_seconds = 3.0  # running estimate of one job, for Retry-After
+
+    # --- admission -------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        with self._lock:
+            if self._in_flight >= self.limits.workers + self.limits.queue:
+                busy = self._in_flight
+            else:
+                self._in_flight += 1
+                return
+        wait = max(1, math.ceil(self._job_seconds * busy / self.limits.workers))
+        raise ApiError(
+            503,
+            "busy",
+            f"{busy} requests are running or waiting (limit {self.limits.workers} running + "
+            f"{self.limits.queue} waiting); retry in about {wait} s",
+            {"Retry-After": str(wait)},
+        )
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    # --- the job, in a worker thread ---------------------------------------------------
+
+    def _job(self, ticket: _Ticket, body: bytes, params: Params, deadline: float) -> tuple[bytes, dict]:
+        with ticket.lock:
+            if ticket.abandoned:  # the request timed out before this thread picked the job up
+                raise TimeoutError
+            ticket.begun = True
+        try:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._run.acquire(timeout=remaining):
+                raise TimeoutError
+            try:
+                if ticket.abandoned:
+                    raise TimeoutError
+                remover = self.remover_for(params.model)
+                t = time.perf_counter()
+                image = decode_module.decode(body, name="image", max_pixels=self.limits.max_pixels)
+                decoded = time.perf_counter() - t
+                del body
+                cut = remover.process(image, "image")
+                cut.timings = {"decode": decoded, **cut.timings}
+                if ticket.abandoned:
+                    raise TimeoutError
+                data = cut.encode(
+                    params.format, mask_only=params.mask_only, background=params.background, quality=params.quality
+                )
+                self._job_seconds = 0.7 * self._job_seconds + 0.3 * (time.perf_counter() - t)
+                return data, dict(cut.timings)
+            finally:
+                self._run.release()
+        finally:
+            self._leave()
+
+    # --- routes ------------------------------------------------------------------------
+
+    async def remove(self, request: Request) -> Response:
+        try:
+            _check_origin(request)
+            ctype = request.headers.get("content-type", "application/octet-stream")
+            media = ctype.split(";")[0].strip().lower()
+            multipart = media == "multipart/form-data"
+            if not (multipart or media.startswith("image/") or media in RAW_TYPES):
+                raise ApiError(
+                    415,
+                    "unsupported_media_type",
+                    f"Content-Type {media!r}: send the image as image/* or application/octet-stream, "
+                    "or as multipart/form-data with a field named 'image'",
+                )
+            query = dict(request.query_params)
+            if not multipart:
+                parse_params(query, self.model)  # fail fast on bad parameters, before the body
+            length = request.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > self.limits.max_body:
+                raise _too_large(self.limits.max_body, f"Content-Length {length}")
+            self._admit()
+        except ApiError as e:
+            return e.response()
+
+        submitted = False
+        ticket = _Ticket()
+        try:
+            deadline = time.monotonic() + self.limits.timeout
+            with anyio.fail_after(self.limits.timeout):
+                body = await read_body(request, self.limits.max_body)
+            if multipart:
+                image, fields = split_multipart(body, ctype)
+                if image is None:
+                    raise ApiError(400, "bad_request", "multipart body has no field named 'image'")
+                body = image
+                query.update(fields)
+            params = parse_params(query, self.model)
+            # The header alone tells the size: refuse before queueing, before decoding.
+            try:
+                img = decode_module.open_image(body, "image")
+                decode_module.check_pixels(img, "image", self.limits.max_pixels)
+                img.close()
+            except InputError as e:
+                raise _from_pipeline(e) from None
+            submitted = True
+            try:
+                with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                    data, timings = await anyio.to_thread.run_sync(
+                        self._job, ticket, body, params, deadline, abandon_on_cancel=True, limiter=self._threads
+                    )
+            except BaseException as e:  # timeout, cancellation, or the job's own error
+                with ticket.lock:
+                    ticket.abandoned = True
+                    if not ticket.begun:  # the job will never run (or will return at once)
+                        self._leave()
+                if isinstance(e, TimeoutError):
+                    raise ApiError(504, "timeout", f"no result within {self.limits.timeout:g} s (ALPHACUT_API_TIMEOUT)") from None
+                if isinstance(e, Exception):
+                    raise _from_pipeline(e, params) from None
+                raise
+        except TimeoutError:
+            return error_response(504, "timeout", f"the body did not arrive within {self.limits.timeout:g} s")
+        except ApiError as e:
+            return e.response()
+        finally:
+            if not submitted:
+                self._leave()
+        headers = {
+            "Content-Disposition": f'inline; filename="{params.filename}"',
+            "Cache-Control": "no-store",
+            "X-Alphacut-Model": params.model,
+            "Server-Timing": ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timings.items()),
+        }
+        return Response(data, media_type=MEDIA_TYPES[params.format], headers=headers)
+
+    async def models(self, request: Request) -> Response:
+        rows = await anyio.to_thread.run_sync(store.status)
+        out = []
+        for row in rows:
+            row = {k: v for k, v in row.items() if k != "path"}
+            row["available"] = bool(row["installed"] or row["embedded"])
+            row["default"] = row["id"] == self.model
+            out.append(row)
+        if self.model not in CATALOG:  # a model file the server was started with
+            out.append({"id": self.model, "title": Path(self.model).name, "size": None, "installed": True,
+                        "embedded": False, "gated": False, "licence": "as supplied by the user",
+                        "available": True, "default": True})
+        return JSONResponse({"default": self.model, "models": out}, headers={"Cache-Control": "no-store"})
+
+    async def openapi_json(self, request: Request) -> Response:
+        return JSONResponse(openapi(self), headers={"Cache-Control": "no-cache"})
+
+    async def docs_page(self, request: Request) -> Response:
+        return _docs_file("index.html")
+
+    async def docs_file(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in ("docs.js", "docs.css"):
+            return error_response(404, "not_found", f"no such docs file {name!r}")
+        return _docs_file(name)
+
+    async def not_found(self, request: Request) -> Response:
+        allowed = {f"{PREFIX}/remove": "POST", f"{PREFIX}/models": "GET, HEAD", f"{PREFIX}/openapi.json": "GET, HEAD"}
+        path = request.url.path
+        if path in allowed:
+            return error_response(405, "method_not_allowed", f"{request.method} {path}: use {allowed[path]}", {"Allow": allowed[path]})
+        return error_response(404, "not_found", f"no API route {request.method} {path}")
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(f"{PREFIX}/remove", self.remove, methods=["POST"]),
+            Route(f"{PREFIX}/models", self.models, methods=["GET"]),
+            Route(f"{PREFIX}/openapi.json", self.openapi_json, methods=["GET"]),
+            Route("/api/docs", self.docs_page, methods=["GET"]),
+            Route("/api/docs/", lambda r: RedirectResponse("/api/docs"), methods=["GET"]),
+            Route("/api/docs/{name}", self.docs_file, methods=["GET"]),
+            Route(PREFIX + "/{rest:path}", self.not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        ]
+
+
+def _check_origin(request: Request) -> None:
+    """Refuse cross-site browser requests (a page elsewhere posting to this loopback port)."""
+    if request.headers.get("sec-fetch-site", "") == "cross-site":
+        raise ApiError(403, "cross_origin", "cross-site requests are refused")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    host = request.headers.get("host", "")
+    if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
+        raise ApiError(403, "cross_origin", "requests from another origin are refused")
+
+
+def _docs_file(name: str) -> Response:
+    path = DOCS_DIR / name
+    if not path.is_file():
+        return error_response(404, "not_found", f"docs file {name} is not installed")
+    media = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+    return FileResponse(path, media_type=media[path.suffix], headers={"Cache-Control": "no-cache"})
+
+
+def routes(model: str = DEFAULT_MODEL, limits: Limits | None = None) -> list[BaseRoute]:
+    """The API's routes, for ``server.api_routes``."""
+    return Api(model, limits or Limits.from_env()).routes()
+
+
+# ----------------------------------------------------------------------------- OpenAPI
+
+_ERROR_CODES = {
+    "400": "A parameter or the body is malformed (error: bad_parameter, bad_request) or the model is unknown (unknown_model).",
+    "403": "A cross-site browser request (error: cross_origin). A Host header that is not loopback on a loopback bind gets a plain-text 403.",
+    "405": "The method is not allowed on this path (error: method_not_allowed).",
+    "409": "The model is in the catalog but not installed here (error: model_not_installed).",
+    "413": "The body is over the size limit, by Content-Length or while streaming (error: request_too_large).",
+    "415": "The Content-Type is not image/*, application/octet-stream or multipart/form-data (error: unsupported_media_type).",
+    "422": "The body is not a usable image: empty, corrupt, unsupported (bad_image), over the pixel limit read from its header (image_too_large), or cannot be encoded in the chosen format (cannot_encode; also a lossy AVIF quality so low that the result fails verification).",
+    "503": "All workers and queue places are taken (error: busy), or the model cannot be loaded (model_unavailable). Retry after the Retry-After seconds.",
+    "504": "No result within the per-request timeout (error: timeout).",
+    "500": "An internal error (error: internal).",
+}
+
+
+def openapi(api: Api) -> dict:
+    lim = api.limits
+    error_ref = {"$ref": "#/components/schemas/Error"}
+
+    def err(code: str, extra_headers: dict | None = None) -> dict:
+        r = {"description": _ERROR_CODES[code], "content": {"application/json": {"schema": error_ref}}}
+        if extra_headers:
+            r["headers"] = extra_headers
+        return r
+
+    unauthorized = {
+        "description": "The server runs with a token and the request did not carry it (plain text, from the server's guard).",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+    retry_after = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
+    param_props = {
+        "model": {
+            "type": "string",
+            "description": "Catalog id of an installed (or embedded) model; see GET /api/v1/models.",
+            "example": api.model,
+        },
+        "format": {"type": "string", "enum": list(MEDIA_TYPES), "default": "png", "description": "Output format."},
+        "mask_only": {
+            "type": "boolean",
+            "default": False,
+            "description": "Answer the mask alone, as a greyscale image (its values are the cut-out's alpha).",
+        },
+        "background": {
+            "type": "string",
+            "description": "Flatten onto an opaque colour: #rrggbb, #rgb, r,g,b or a CSS colour name. Not with mask_only.",
+            "example": "#ffffff",
+        },
+        "quality": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 100,
+            "description": "AVIF only: below 100 is lossy (smaller); absent or 100 is lossless. The result is verified: a quality so low that it drifts past the tolerance (typically below about 70) is refused with 422.",
+        },
+    }
+    parameters = [
+        {"name": k, "in": "query", "required": False, "schema": {kk: vv for kk, vv in v.items() if kk not in ("description", "example")}, "description": v["description"]}
+        for k, v in param_props.items()
+    ]
+    binary = {"type": "string", "format": "binary"}
+    image_body = {"schema": binary}
+    remove = {
+        "operationId": "removeBackground",
+        "summary": "Cut out the foreground of one image",
+        "description": (
+            "Send the image as the raw body (any image/* type or application/octet-stream) or as "
+            "multipart/form-data with the file in the field `image`. Parameters go in the query "
+            "string or, with multipart, also as form fields (a form field wins). The answer is the "
+            "encoded cut-out (straight alpha, RGB untouched), already decoded again and checked. "
+            f"Limits here: body {lim.max_body} bytes, {lim.pixel_limit} pixels, {lim.workers} running + "
+            f"{lim.queue} waiting, {lim.timeout:g} s per request. The image stays in memory and is never logged or stored."
+        ),
+        "parameters": parameters,
+        "requestBody": {
+            "required": True,
+            "content": {
+                "image/png": image_body,
+                "image/jpeg": image_body,
+                "image/webp": image_body,
+                "application/octet-stream": image_body,
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["image"],
+                        "properties": {"image": binary, **{k: {kk: vv for kk, vv in v.items() if kk != "example"} for k, v in param_props.items()}},
+                    },
+                    "encoding": {"image": {"contentType": "image/*, application/octet-stream"}},
+                },
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The encoded image: RGBA (or RGB with background, grey with mask_only).",
+                "headers": {
+                    "Content-Disposition": {"description": 'inline; filename="cutout.<format>" (or mask.<format>)', "schema": {"type": "string"}},
+                    "Server-Timing": {"description": "Time of each stage in milliseconds.", "schema": {"type": "string"}},
+                },
+                "content": {t: {"schema": binary} for t in MEDIA_TYPES.values()},
+            },
+            "400": err("400"),
+            "401": unauthorized,
+            "403": err("403"),
+            "405": err("405", {"Allow": {"description": "The allowed methods.", "schema": {"type": "string"}}}),
+            "409": err("409"),
+            "413": err("413"),
+            "415": err("415"),
+            "422": err("422"),
+            "500": err("500"),
+            "503": err("503", retry_after),
+            "504": err("504"),
+        },
+    }
+    model_schema = {
+        "type": "object",
+        "required": ["id", "title", "installed", "embedded", "available", "default"],
+        "properties": {
+            "id": {"type": "string"},
+            "title": {"type": "string"},
+            "size": {"type": "integer", "nullable": True, "description": "Bytes of the model file."},
+            "installed": {"type": "boolean", "description": "A verified copy is in the store."},
+            "embedded": {"type": "boolean", "description": "Installs offline from a bundled package on first use."},
+            "available": {"type": "boolean", "description": "Usable by /remove now (installed or embedded)."},
+            "gated": {"type": "boolean"},
+            "licence": {"type": "string"},
+            "default": {"type": "boolean", "description": "The model used when no model parameter is given."},
+        },
+    }
+    security = [{}, {"bearer": []}, {"tokenQuery": []}]
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "alphacut local API",
+            "version": _version(),
+            "description": (
+                "Background removal on this machine. Loopback only unless the server was started "
+                "with --token on another interface; then every call carries the token as "
+                "`Authorization: Bearer <token>` or `?token=<token>`. Errors are JSON "
+                '`{"error": <code>, "detail": <text>}`, except the plain-text 401/403 of the guard.'
+            ),
+            "license": {"name": "AGPL-3.0-or-later"},
+        },
+        "servers": [{"url": "/"}],
+        "paths": {
+            f"{PREFIX}/remove": {"post": {**remove, "security": security}},
+            f"{PREFIX}/models": {
+                "get": {
+                    "operationId": "listModels",
+                    "summary": "The model catalog, with what is installed",
+                    "security": security,
+                    "responses": {
+                        "200": {
+                            "description": "Catalog models.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["default", "models"],
+                                        "properties": {
+                                            "default": {"type": "string"},
+                                            "models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "401": unauthorized,
+                    },
+                }
+            },
+            f"{PREFIX}/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "security": security,
+                    "responses": {
+                        "200": {"description": "OpenAPI 3.0.3 document.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                        "401": unauthorized,
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "detail"],
+                    "properties": {
+                        "error": {
+                            "type": "string",
+                            "description": "Machine-readable code.",
+                            "enum": [
+                                "bad_parameter", "bad_request", "unknown_model", "cross_origin",
+                                "model_not_installed", "request_too_large", "unsupported_media_type",
+                                "bad_image", "image_too_large", "cannot_encode", "busy",
+                                "model_unavailable", "timeout", "internal", "not_found", "method_not_allowed",
+                            ],
+                        },
+                        "detail": {"type": "string", "description": "One line for a person."},
+                    },
+                },
+                "Model": model_schema,
+            },
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "The --token of `alphacut serve`."},
+                "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
+            },
+        },
+    }
+
+
+def _version() -> str:
+    from alphacut import __version__
+
+    return __version__

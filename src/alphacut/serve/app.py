@@ -1,0 +1,270 @@
+"""``alphacut serve``: a local server for the browser app (Starlette + uvicorn).
+
+The server only hands out files: the app, its pinned JS/WASM vendor files and the model.
+Images never reach it; the page cuts them out in a Web Worker. Every response carries
+cross-origin isolation (COOP/COEP, needed for multi-threaded WASM), a strict CSP whose
+connect-src is 'self' only, ``nosniff`` and a CORP header; vendor and app files live under
+versioned URLs and are cached as immutable, HTML and ``config.json`` are ``no-cache``.
+
+Routes are grouped so that other features (an HTTP API under ``/api/v1``) can add theirs:
+``create_app`` concatenates ``api_routes()`` and ``web_routes()``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import sys
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from alphacut.serve import site
+from alphacut.models.catalog import DEFAULT_MODEL
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+TOKEN_COOKIE = "alphacut_token"
+
+
+class SecurityHeaders:
+    """Adds the site-wide headers to every response, errors included."""
+
+    def __init__(self, app: ASGIApp, headers: dict[str, str]):
+        self.app = app
+        self.raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k, v) for k, v in self.raw if k not in names
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class Guard:
+    """Host-header check (DNS rebinding) on loopback binds, and the optional access token.
+
+    With a token, a request must carry it as ``?token=``, an ``Authorization: Bearer`` header
+    or the cookie set the first time the page was opened with ``?token=``.
+    """
+
+    def __init__(self, app: ASGIApp, host: str, token: str | None):
+        self.app = app
+        self.loopback = _is_loopback(host)
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if self.loopback:
+            host_header = request.headers.get("host") or ""
+            if host_header.startswith("["):
+                hostname = host_header[: host_header.find("]") + 1]
+            else:
+                hostname = host_header.split(":")[0]
+            if hostname.lower() not in LOOPBACK_NAMES:
+                await PlainTextResponse("forbidden host", 403)(scope, receive, send)
+                return
+        set_cookie = False
+        if self.token:
+            given = (
+                request.query_params.get("token")
+                or request.cookies.get(TOKEN_COOKIE)
+                or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            )
+            if not given or not hmac.compare_digest(given, self.token):
+                await PlainTextResponse("missing or wrong token", 401)(scope, receive, send)
+                return
+            set_cookie = request.query_params.get("token") is not None
+
+        if not set_cookie:
+            await self.app(scope, receive, send)
+            return
+        cookie = f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode()
+
+        async def send_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + [(b"set-cookie", cookie)]
+            await send(message)
+
+        await self.app(scope, receive, send_cookie)
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class WebApp:
+    """The browser app's files: index, config, app modules, vendor files and the model."""
+
+    def __init__(self, model: str = DEFAULT_MODEL):
+        self.model = model
+        self.node_modules = site.find_node_modules()
+        self.versions = site.vendor_versions(self.node_modules)
+        self.app_hash = site.asset_hash(self.node_modules)
+        self.index = site.render_index(self.app_hash)
+        self.vendor_js = site.vendor_module(self.node_modules).encode()
+        self._config: tuple[bytes, Path, str] | None = None
+        self.vendor: dict[str, tuple[str, frozenset[str]]] = {
+            f"{pkg}@{ver}": (pkg, frozenset(site.VENDOR_FILES[pkg])) for pkg, ver in self.versions.items()
+        }
+        self.app_files = {str(p.as_posix()) for p in site.web_files()}
+
+    def config(self) -> tuple[bytes, Path, str]:
+        """(config.json bytes, model path, model URL); the model is resolved on first use."""
+        if self._config is None:
+            cfg, path = site.model_config(self.model)
+            self._config = (site.config_bytes(cfg), path, cfg["model"]["url"])
+        return self._config
+
+    async def index_page(self, request: Request) -> Response:
+        return Response(self.index, media_type=site.MIME_TYPES[".html"], headers={"Cache-Control": site.NO_CACHE})
+
+    async def config_json(self, request: Request) -> Response:
+        body, _, _ = self.config()
+        return Response(body, media_type="application/json", headers={"Cache-Control": site.NO_CACHE})
+
+    async def app_file(self, request: Request) -> Response:
+        h, rel = request.path_params["hash"], request.path_params["path"]
+        if h != self.app_hash:
+            return _not_found()
+        if rel == "vendor.js":
+            return Response(self.vendor_js, media_type=site.mime_type(rel), headers={"Cache-Control": site.IMMUTABLE})
+        if rel not in self.app_files:
+            return _not_found()
+        return _file(site.WEB_DIR / rel, site.IMMUTABLE)
+
+    async def vendor_file(self, request: Request) -> Response:
+        entry = self.vendor.get(request.path_params["pkg"])
+        rel = request.path_params["path"]
+        if entry is None:
+            # scoped packages: /vendor/@jsquash/png@3.1.1/...
+            scope, _, rest = rel.partition("/")
+            entry = self.vendor.get(f"{request.path_params['pkg']}/{scope}")
+            rel = rest
+        if entry is None or rel not in entry[1]:
+            return _not_found()
+        return _file(self.node_modules / entry[0] / rel, site.IMMUTABLE)
+
+    async def model_file(self, request: Request) -> Response:
+        _, path, url = self.config()
+        if request.url.path != "/" + url:
+            return _not_found()
+        return _file(path, site.NO_CACHE)
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self.index_page, methods=["GET", "HEAD"]),
+            Route("/index.html", self.index_page, methods=["GET", "HEAD"]),
+            Route("/config.json", self.config_json, methods=["GET", "HEAD"]),
+            Route("/app/{hash}/{path:path}", self.app_file, methods=["GET", "HEAD"]),
+            Route("/vendor/{pkg}/{path:path}", self.vendor_file, methods=["GET", "HEAD"]),
+            Route("/models/{name}", self.model_file, methods=["GET", "HEAD"]),
+        ]
+
+
+def _file(path: Path, cache: str) -> Response:
+    if not path.is_file():
+        return _not_found()
+    return FileResponse(path, media_type=site.mime_type(path), headers={"Cache-Control": cache})
+
+
+def _not_found() -> Response:
+    return PlainTextResponse("not found", 404, headers={"Cache-Control": site.NO_CACHE})
+
+
+def api_routes(model: str = DEFAULT_MODEL) -> list[BaseRoute]:
+    """Routes of the HTTP API (``/api/v1/...``, ``/api/docs``): see ``alphacut.serve.api``."""
+    from alphacut.serve import api
+
+    return api.routes(model)
+
+
+def web_routes(model: str = DEFAULT_MODEL) -> list[BaseRoute]:
+    return WebApp(model).routes()
+
+
+def create_app(model: str = DEFAULT_MODEL, token: str | None = None, host: str = "127.0.0.1") -> Starlette:
+    """The ASGI app: API routes first, then the browser app; headers and guards on all."""
+    from alphacut.serve import api
+
+    return Starlette(
+        routes=[*api_routes(model), *web_routes(model)],
+        middleware=[
+            Middleware(SecurityHeaders, headers=site.SECURITY_HEADERS),
+            Middleware(Guard, host=host, token=token),
+        ],
+        lifespan=api.lifespan(model),  # loads the API's model session before requests arrive
+    )
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    open_browser: bool = False,
+    token: str | None = None,
+    model: str = DEFAULT_MODEL,
+) -> None:
+    """Serve the app until interrupted; the model is installed and verified before the URL prints."""
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from alphacut.models import store
+
+    store.resolve(model)  # embedded models install here (no network); others must be installed
+    if not _is_loopback(host):
+        if not token:
+            from alphacut.errors import AlphacutError
+
+            raise AlphacutError(
+                f"--host {host} makes the app reachable from other machines; pass --token SECRET "
+                "(every request must then carry it), or keep the default 127.0.0.1"
+            )
+        print(
+            f"alphacut: WARNING: listening on {host}, not loopback: anyone who can reach this "
+            "port and knows the token can use the app and the API",
+            file=sys.stderr,
+            flush=True,
+        )
+    app = create_app(model=model, token=token, host=host)
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        shown = "127.0.0.1"
+    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    print(f"alphacut: serving the browser app at {url}  (Ctrl+C to stop)", flush=True)
+    print(f"alphacut: HTTP API at http://{shown}:{port}/api/v1/remove, docs at http://{shown}:{port}/api/docs", flush=True)
+    if open_browser:
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _main() -> None:  # `python -m alphacut.serve.app [port]`, used by tests and the benchmark
+    import sys
+
+    serve(port=int(sys.argv[1]) if len(sys.argv) > 1 else 8000)
+
+
+if __name__ == "__main__":
+    _main()

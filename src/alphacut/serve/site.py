@@ -1,0 +1,313 @@
+"""The browser app as a set of files: what it is made of, and a static-site build of it.
+
+The app (``src/alphacut/web/``) is plain ES modules with no bundler. It needs three kinds of
+files, and this module is the single list of them, shared by ``alphacut serve``
+(``server.py``) and ``alphacut build-site``:
+
+- the app's own files, served under ``app/<hash>/`` where ``<hash>`` covers their content and
+  the vendor versions, so they can be cached as immutable;
+- vendor files from pinned npm packages in the checkout's ``node_modules`` (ONNX Runtime Web,
+  jSquash codecs, fflate), served under ``vendor/<package>@<version>/`` (versioned, so
+  immutable), and only the files listed in ``VENDOR_FILES``;
+- the model file from the model store, under ``models/<id>.onnx``, with its SHA-256 and size
+  published in ``config.json`` so the page can verify what it downloaded.
+
+Every URL the app uses is relative, so a static build works under any path prefix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+from alphacut.models.catalog import DEFAULT_MODEL
+from alphacut.errors import AlphacutError
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+
+#: npm package → files the app loads from it (relative to the package folder).
+VENDOR_FILES: dict[str, tuple[str, ...]] = {
+    "onnxruntime-web": (
+        "dist/ort.wasm.min.mjs",
+        "dist/ort-wasm-simd-threaded.mjs",
+        "dist/ort-wasm-simd-threaded.wasm",
+        "dist/ort.webgpu.min.mjs",
+        "dist/ort-wasm-simd-threaded.asyncify.mjs",
+        "dist/ort-wasm-simd-threaded.asyncify.wasm",
+    ),
+    "@jsquash/png": (
+        "codec/pkg/squoosh_png.js",
+        "codec/pkg/squoosh_png_bg.wasm",
+    ),
+    "@jsquash/webp": (
+        "utils.js",
+        "meta.js",
+        "codec/dec/webp_dec.js",
+        "codec/dec/webp_dec.wasm",
+        "codec/enc/webp_enc_simd.js",
+        "codec/enc/webp_enc_simd.wasm",
+    ),
+    "@jsquash/avif": (
+        "utils.js",
+        "meta.js",
+        "codec/dec/avif_dec.js",
+        "codec/dec/avif_dec.wasm",
+        "codec/enc/avif_enc.js",
+        "codec/enc/avif_enc.wasm",
+    ),
+    "fflate": ("esm/browser.js",),
+}
+
+MIME_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".wasm": "application/wasm",
+    ".onnx": "application/octet-stream",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+NO_CACHE = "no-cache"
+
+#: Content Security Policy: nothing but this origin, no inline script, WASM allowed.
+CSP = "; ".join(  # noqa: FLY002
+    [
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "worker-src 'self' blob:",
+        "connect-src 'self'",
+        "img-src 'self' blob: data:",
+        "style-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+#: Headers on every response (server) / every path (static hosts).
+SECURITY_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def mime_type(path: str | Path) -> str:
+    return MIME_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
+
+
+def find_node_modules() -> Path:
+    """The checkout's ``node_modules`` (found the way the model store finds its data package)."""
+    from alphacut.models import store
+
+    return store.find_data_package().parent.parent
+
+
+@lru_cache(maxsize=4)
+def _vendor_versions(node_modules: Path) -> dict[str, str]:
+    versions = {}
+    for pkg in VENDOR_FILES:
+        meta = node_modules / pkg / "package.json"
+        try:
+            versions[pkg] = json.loads(meta.read_text())["version"]
+        except (OSError, ValueError, KeyError):
+            raise AlphacutError(
+                f"the npm package {pkg} is not installed in {node_modules}; run `npm ci` in the "
+                "alphacut checkout"
+            ) from None
+    return versions
+
+
+def vendor_versions(node_modules: Path | None = None) -> dict[str, str]:
+    return _vendor_versions(node_modules or find_node_modules())
+
+
+def vendor_prefix(pkg: str, version: str) -> str:
+    return f"vendor/{pkg}@{version}/"
+
+
+def web_files() -> list[Path]:
+    """The app's own files (relative to WEB_DIR), except the index template."""
+    return sorted(
+        p.relative_to(WEB_DIR)
+        for p in WEB_DIR.rglob("*")
+        if p.is_file() and p.name != "index.html" and "__pycache__" not in p.parts
+    )
+
+
+def asset_hash(node_modules: Path | None = None) -> str:
+    """Short hash over the app's files and the vendor versions: the app/ cache-busting key."""
+    h = hashlib.sha256()
+    for rel in web_files():
+        h.update(str(rel).encode() + b"\0" + (WEB_DIR / rel).read_bytes() + b"\0")
+    h.update(json.dumps(vendor_versions(node_modules), sort_keys=True).encode())
+    return h.hexdigest()[:12]
+
+
+def vendor_module(node_modules: Path | None = None) -> str:
+    """``app/<hash>/vendor.js``: where each vendor package lives, relative to the app folder."""
+    lines = ["// Generated by alphacut.serve.site: versioned vendor folders, relative to this module."]
+    for pkg, ver in vendor_versions(node_modules).items():
+        lines.append(f"export const {_js_name(pkg)} = new URL('../../{vendor_prefix(pkg, ver)}', import.meta.url).href;")
+    return "\n".join(lines) + "\n"
+
+
+def _js_name(pkg: str) -> str:
+    return {"onnxruntime-web": "ORT", "@jsquash/png": "PNG", "@jsquash/webp": "WEBP",
+            "@jsquash/avif": "AVIF", "fflate": "FFLATE"}[pkg]
+
+
+def render_index(app_hash: str) -> bytes:
+    return (WEB_DIR / "index.html").read_text().replace("__APP__", f"app/{app_hash}").encode()
+
+
+def model_slug(spec) -> str:
+    from alphacut.models.catalog import CATALOG
+
+    return spec.id if spec.id in CATALOG else "custom"
+
+
+def model_config(model: str = DEFAULT_MODEL) -> tuple[dict, Path]:
+    """What the page needs to fetch, verify and run the model, and the model file's path."""
+    from alphacut.models import store
+
+    spec, path = store.resolve(model)
+    f = spec.main_file
+    sha = f.sha256 or _sha256_cached(str(path), path.stat().st_size, path.stat().st_mtime_ns)
+    cfg = {
+        "model": {
+            "id": spec.id,
+            "title": spec.title,
+            "url": f"models/{model_slug(spec)}.onnx",
+            "sha256": sha,
+            "size": path.stat().st_size,
+            "input_size": list(spec.input_size),
+            "mean": list(spec.mean),
+            "std": list(spec.std),
+            "output": spec.output,
+            "activation": spec.activation,
+            "normalize": spec.normalize,
+            "licence": spec.licence,
+            # fp16 graphs (IS-Net's embedded weights) compute in f16 on WebGPU: the adapter
+            # must offer shader-f16, or the page skips WebGPU and says why.
+            "webgpu_needs_f16": "fp16" in f.name,
+        },
+    }
+    return cfg, path
+
+
+@lru_cache(maxsize=8)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    from alphacut.models import store
+
+    return store.sha256_file(Path(path))
+
+
+def config_bytes(cfg: dict) -> bytes:
+    from alphacut import __version__
+
+    return json.dumps({"version": __version__, **cfg}, indent=1).encode()
+
+
+# ---- static site -------------------------------------------------------------------------
+
+
+def _header_rules(app_hash: str) -> list[tuple[str, dict[str, str]]]:
+    """(path pattern, headers) pairs, most general first."""
+    return [
+        ("/*", dict(SECURITY_HEADERS)),
+        ("/app/*", {"Cache-Control": IMMUTABLE}),
+        ("/vendor/*", {"Cache-Control": IMMUTABLE}),
+        ("/", {"Cache-Control": NO_CACHE}),
+        ("/index.html", {"Cache-Control": NO_CACHE}),
+        ("/config.json", {"Cache-Control": NO_CACHE}),
+        ("/models/*", {"Cache-Control": NO_CACHE}),
+    ]
+
+
+def _netlify_headers(rules) -> str:
+    out = ["# Netlify and Cloudflare Pages header rules (written by alphacut build-site)"]
+    for pattern, headers in rules:
+        out.append(pattern)
+        out.extend(f"  {k}: {v}" for k, v in headers.items())
+    return "\n".join(out) + "\n"
+
+
+def _firebase(rules) -> dict:
+    conv = []
+    for pattern, headers in rules:
+        glob = "**" if pattern == "/*" else pattern.lstrip("/").replace("*", "**") or "index.html"
+        conv.append({"source": glob, "headers": [{"key": k, "value": v} for k, v in headers.items()]})
+    conv.append({"source": "**/*.wasm", "headers": [{"key": "Content-Type", "value": "application/wasm"}]})
+    return {"hosting": {"public": ".", "ignore": ["firebase.json", "vercel.json", "nginx.conf", "_headers"], "headers": conv}}
+
+
+def _vercel(rules) -> dict:
+    conv = []
+    for pattern, headers in rules:
+        src = "/(.*)" if pattern == "/*" else pattern.replace("*", "(.*)")
+        conv.append({"source": src, "headers": [{"key": k, "value": v} for k, v in headers.items()]})
+    return {"headers": conv}
+
+
+def _nginx(rules) -> str:
+    sec = "".join(f'    add_header {k} "{v}" always;\n' for k, v in SECURITY_HEADERS.items())
+    return (
+        "# nginx: include inside the server { } block that serves this folder as its root.\n"
+        "# add_header in a location replaces the server-level ones, so each location repeats them.\n"
+        "types {\n    text/html html;\n    text/javascript js mjs;\n    text/css css;\n"
+        "    application/json json;\n    application/wasm wasm;\n    application/octet-stream onnx;\n"
+        "    image/svg+xml svg;\n}\n"
+        "location ~ ^/(app|vendor)/ {\n" + sec + f'    add_header Cache-Control "{IMMUTABLE}" always;\n}}\n'
+        "location / {\n" + sec + f'    add_header Cache-Control "{NO_CACHE}" always;\n'
+        "    try_files $uri $uri/ =404;\n}\n"
+    )
+
+
+def build_site(out_dir: Path, model: str = DEFAULT_MODEL) -> None:
+    """Write the app, its vendor files, the model and header rules into ``out_dir``."""
+    out_dir = Path(out_dir)
+    node_modules = find_node_modules()
+    cfg, model_path = model_config(model)
+    app_hash = asset_hash(node_modules)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for sub in ("app", "vendor"):
+        if (out_dir / sub).exists():
+            shutil.rmtree(out_dir / sub)
+    (out_dir / "index.html").write_bytes(render_index(app_hash))
+    (out_dir / "config.json").write_bytes(config_bytes(cfg))
+    app = out_dir / "app" / app_hash
+    for rel in web_files():
+        dst = app / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(WEB_DIR / rel, dst)
+    (app / "vendor.js").write_text(vendor_module(node_modules))
+    for pkg, ver in vendor_versions(node_modules).items():
+        for rel in VENDOR_FILES[pkg]:
+            dst = out_dir / vendor_prefix(pkg, ver) / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(node_modules / pkg / rel, dst)
+    models = out_dir / "models"
+    models.mkdir(exist_ok=True)
+    dst = out_dir / cfg["model"]["url"]
+    if not (dst.is_file() and dst.stat().st_size == model_path.stat().st_size):
+        shutil.copyfile(model_path, dst)
+    rules = _header_rules(app_hash)
+    (out_dir / "_headers").write_text(_netlify_headers(rules))
+    (out_dir / "firebase.json").write_text(json.dumps(_firebase(rules), indent=1) + "\n")
+    (out_dir / "vercel.json").write_text(json.dumps(_vercel(rules), indent=1) + "\n")
+    (out_dir / "nginx.conf").write_text(_nginx(rules))

@@ -1,0 +1,170 @@
+// Image codecs for the worker: jSquash (WASM builds of libpng/png-rs, libwebp, libavif).
+// Decoders return straight (non-premultiplied) RGBA; no 2D canvas is involved, except for
+// JPEG, which has no alpha channel, so an OffscreenCanvas round trip is lossless for it
+// (every pixel is opaque: premultiplying by 255 changes nothing) and it applies the EXIF
+// orientation like the Python decoder does.
+//
+// The codec modules are imported directly (not through the packages' index files, whose
+// bare imports would need a bundler), and all are loaded by preload() before the model is
+// ready, so no request is made once the first image has been processed.
+
+import { PNG, WEBP, AVIF, FFLATE } from './vendor.js';
+import { to8bit } from './compose.js';
+import { checkPng } from './verify.js';
+
+let png, webpDec, webpEnc, avifDec, avifEnc, webpDefaults, avifDefaults, fflate;
+
+async function emscripten(modUrl) {
+  const factory = (await import(modUrl)).default;
+  return factory({ noInitialRun: true });
+}
+
+export async function preload() {
+  if (png) return;
+  const pngMod = await import(PNG + 'codec/pkg/squoosh_png.js');
+  await pngMod.default();
+  png = pngMod;
+  [webpDec, webpEnc, avifDec, avifEnc] = await Promise.all([
+    emscripten(WEBP + 'codec/dec/webp_dec.js'),
+    emscripten(WEBP + 'codec/enc/webp_enc_simd.js'),
+    emscripten(AVIF + 'codec/dec/avif_dec.js'),
+    emscripten(AVIF + 'codec/enc/avif_enc.js'),
+  ]);
+  fflate = await import(FFLATE + 'esm/browser.js');
+  webpDefaults = (await import(WEBP + 'meta.js')).defaultOptions;
+  avifDefaults = (await import(AVIF + 'meta.js')).defaultOptions;
+}
+
+export const FORMATS = {
+  png: { ext: '.png', mime: 'image/png' },
+  webp: { ext: '.webp', mime: 'image/webp', maxSide: 16383 },
+  avif: { ext: '.avif', mime: 'image/avif' },
+};
+
+/** Sniff the container from the first bytes. */
+export function sniff(bytes) {
+  const b = bytes;
+  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return 'png';
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  if (b.length >= 12 && String.fromCharCode(...b.subarray(0, 4)) === 'RIFF' &&
+      String.fromCharCode(...b.subarray(8, 12)) === 'WEBP') return 'webp';
+  if (b.length >= 12 && String.fromCharCode(...b.subarray(4, 8)) === 'ftyp') {
+    const brand = String.fromCharCode(...b.subarray(8, 12));
+    if (brand === 'avif' || brand === 'avis' || brand === 'mif1') return 'avif';
+  }
+  if (b.length >= 6 && String.fromCharCode(...b.subarray(0, 3)) === 'GIF') return 'gif';
+  if (b.length >= 2 && b[0] === 0x42 && b[1] === 0x4d) return 'bmp';
+  return null;
+}
+
+/** Decode any supported file to {width, height, data: Uint8ClampedArray RGBA (straight)}. */
+export async function decode(bytes, type) {
+  const kind = sniff(bytes);
+  try {
+    return await decodeKind(bytes, type, kind);
+  } catch (e) {
+    if (!kind) throw e;
+    const why = e?.message && !/unwrap|unreachable|RuntimeError/i.test(e.message) ? `: ${e.message}` : '';
+    throw new Error(`cannot decode this ${kind.toUpperCase()} file (damaged or unsupported)${why}`);
+  }
+}
+
+async function decodeKind(bytes, type, kind) {
+  if (kind === 'png') {
+    // IHDR bit depth at byte 24: 16-bit PNGs are scaled as round(v / 257) like the Python side.
+    if (bytes[24] === 16) {
+      const img = png.decode_rgba16(bytes);
+      return { width: img.width, height: img.height, data: to8bit(img.data) };
+    }
+    const img = png.decode(bytes);
+    return { width: img.width, height: img.height, data: img.data };
+  }
+  if (kind === 'webp') {
+    const img = webpDec.decode(bytes);
+    if (!img) throw new Error('not a WebP file the decoder understands');
+    return { width: img.width, height: img.height, data: img.data };
+  }
+  if (kind === 'avif') {
+    const img = avifDec.decode(bytes, 8);
+    if (!img) throw new Error('not an AVIF file the decoder understands');
+    return { width: img.width, height: img.height, data: img.data };
+  }
+  if (kind === 'jpeg' || kind === 'bmp') {
+    return await decodeOpaque(bytes, type || (kind === 'jpeg' ? 'image/jpeg' : 'image/bmp'), kind);
+  }
+  throw new Error('unsupported or damaged file (PNG, JPEG, WebP and AVIF are supported)');
+}
+
+async function decodeOpaque(bytes, type, kind) {
+  let bmp;
+  try {
+    bmp = await createImageBitmap(new Blob([bytes], { type }), {
+      premultiplyAlpha: 'none', colorSpaceConversion: 'none', imageOrientation: 'from-image',
+    });
+  } catch (e) {
+    throw new Error(`cannot decode this ${kind.toUpperCase()} file (damaged or unsupported)`);
+  }
+  const { width, height } = bmp;
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(bmp, 0, 0);
+  bmp.close(); // before getImageData: a 48 MP photo then needs two full copies, not three
+  const data = ctx.getImageData(0, 0, width, height).data;
+  canvas.width = canvas.height = 1; // release the canvas backing store now
+  if (kind === 'bmp') {
+    for (let i = 3; i < data.length; i += 4) {
+      if (data[i] !== 255) throw new Error('BMP with transparency: convert it to PNG first');
+    }
+  }
+  return { width, height, data };
+}
+
+/** Encode straight RGBA to bytes of `fmt`; lossless everywhere, RGB under alpha 0 kept. */
+export function encode(data, width, height, fmt) {
+  if (fmt === 'png') {
+    return png.encode(new Uint8Array(data.buffer, data.byteOffset, data.length), width, height, 8);
+  }
+  if (fmt === 'webp') {
+    if (width > 16383 || height > 16383) {
+      throw new Error(`${width}x${height} is too large for WebP (at most 16383 px a side); choose PNG or AVIF`);
+    }
+    // lossless with exact: libwebp otherwise discards the RGB under alpha 0
+    const out = webpEnc.encode(data, width, height, { ...webpDefaults, lossless: 1, exact: 1, quality: 50, method: 1 });
+    if (!out) throw new Error('WebP encoding failed');
+    return out;
+  }
+  if (fmt === 'avif') {
+    const out = avifEnc.encode(new Uint8Array(data.buffer, data.byteOffset, data.length), width, height,
+      { ...avifDefaults, lossless: true, quality: 100, qualityAlpha: -1, subsample: 3, speed: 8 });
+    if (!out) throw new Error('AVIF encoding failed');
+    return out;
+  }
+  throw new Error(`unknown format ${fmt}`);
+}
+
+/** Decode the encoded bytes again and compare with the intended pixels, byte for byte.
+ *  PNG is read back by an independent streaming decoder (fflate + verify.js, a few rows of
+ *  memory); WebP and AVIF by their jSquash decoders. */
+export async function verify(bytes, expected, width, height) {
+  if (sniff(bytes) === 'png') {
+    checkPng(bytes, expected, width, height, fflate.Unzlib);
+    return;
+  }
+  let got;
+  try {
+    got = await decode(bytes);
+  } catch (e) {
+    throw new Error(`the encoded file does not decode: ${e.message}`);
+  }
+  if (got.width !== width || got.height !== height) {
+    throw new Error(`decoded size ${got.width}x${got.height} differs from ${width}x${height}`);
+  }
+  const a = got.data, b = expected;
+  if (a.length !== b.length) throw new Error('decoded pixel count differs');
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) {
+      const p = i >> 2;
+      throw new Error(`decoded pixels differ from the intended ones (first at x=${p % width}, y=${Math.floor(p / width)})`);
+    }
+  }
+}

@@ -1,0 +1,224 @@
+"""The browser app's server and static build, without a browser: routes, headers, MIME types,
+404s, the model route, the access token, the Host check, and `build_site`'s header rules."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import warnings
+
+import pytest
+
+from alphacut.serve import site
+from alphacut.models import store
+from alphacut.models.catalog import CATALOG, DEFAULT_MODEL
+
+try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Starlette's notice about httpx
+        from starlette.testclient import TestClient
+except ImportError:  # pragma: no cover - httpx missing
+    TestClient = None
+
+pytestmark = [
+    pytest.mark.skipif(TestClient is None, reason="starlette.testclient needs httpx"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
+
+BASE = "http://127.0.0.1:8000"
+
+
+@pytest.fixture(scope="module")
+def client():
+    from alphacut.serve.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return TestClient(create_app(), base_url=BASE)
+
+
+@pytest.fixture(scope="module")
+def app_hash(client):
+    return re.search(r'src="app/([0-9a-f]{12})/main\.js"', client.get("/").text).group(1)
+
+
+def _versions():
+    return site.vendor_versions()
+
+
+def _check_security_headers(r):
+    h = r.headers
+    assert h["cross-origin-opener-policy"] == "same-origin"
+    assert h["cross-origin-embedder-policy"] == "require-corp"
+    assert h["cross-origin-resource-policy"] == "same-origin"
+    assert h["x-content-type-options"] == "nosniff"
+    csp = h["content-security-policy"]
+    assert "default-src 'self'" in csp
+    assert "connect-src 'self';" in csp  # 'self' only: no remote host can receive anything
+    assert "script-src 'self' 'wasm-unsafe-eval';" in csp  # no inline script, no eval
+    assert "unsafe-inline" not in csp
+
+
+def test_index_is_html_no_cache_and_has_no_inline_script(client, app_hash):
+    for path in ("/", "/index.html"):
+        r = client.get(path)
+        assert r.status_code == 200
+        _check_security_headers(r)
+        assert r.headers["content-type"].startswith("text/html")
+        assert r.headers["cache-control"] == "no-cache"
+        scripts = re.findall(r"<script([^>]*)>(.*?)</script>", r.text, re.DOTALL)
+        assert scripts and all("src=" in attrs and not body.strip() for attrs, body in scripts)
+        assert 'type="file" multiple' in r.text
+        assert "__APP__" not in r.text
+
+
+def test_config_json_carries_the_catalog_hash_and_size(client):
+    r = client.get("/config.json")
+    assert r.status_code == 200
+    _check_security_headers(r)
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["cache-control"] == "no-cache"
+    cfg = r.json()["model"]
+    spec = CATALOG[DEFAULT_MODEL]
+    assert cfg["sha256"] == spec.main_file.sha256
+    assert cfg["size"] == spec.main_file.size
+    assert cfg["url"] == f"models/{DEFAULT_MODEL}.onnx"
+    assert cfg["input_size"] == [1024, 1024] and cfg["mean"] == [128.0] * 3 and cfg["std"] == [256.0] * 3
+    assert cfg["output"] == "output"
+
+
+@pytest.mark.parametrize(
+    "name,mime",
+    [("main.js", "text/javascript"), ("worker.js", "text/javascript"), ("compose.js", "text/javascript"),
+     ("style.css", "text/css"), ("vendor.js", "text/javascript")],
+)
+def test_app_files_are_immutable_under_their_hash(client, app_hash, name, mime):
+    r = client.get(f"/app/{app_hash}/{name}")
+    assert r.status_code == 200
+    _check_security_headers(r)
+    assert r.headers["content-type"].startswith(mime)
+    assert r.headers["cache-control"] == site.IMMUTABLE
+
+
+def test_vendor_module_points_at_versioned_folders(client, app_hash):
+    text = client.get(f"/app/{app_hash}/vendor.js").text
+    for pkg, ver in _versions().items():
+        assert f"vendor/{pkg}@{ver}/" in text
+    assert _versions()["onnxruntime-web"] == "1.30.0"
+
+
+def test_every_vendor_file_is_served_with_its_mime_type(client):
+    for pkg, files in site.VENDOR_FILES.items():
+        ver = _versions()[pkg]
+        for rel in files:
+            r = client.head(f"/vendor/{pkg}@{ver}/{rel}")
+            assert r.status_code == 200, rel
+            _check_security_headers(r)
+            assert r.headers["cache-control"] == site.IMMUTABLE
+            want = "application/wasm" if rel.endswith(".wasm") else "text/javascript"
+            assert r.headers["content-type"].startswith(want), rel
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/app/000000000000/main.js",  # stale hash
+        "/app/{hash}/nope.js",
+        "/app/{hash}/../site.py",
+        "/vendor/onnxruntime-web@1.30.0/package.json",  # not on the allow-list
+        "/vendor/onnxruntime-web@0.0.1/dist/ort.wasm.min.mjs",  # wrong version
+        "/vendor/left-pad@1.0.0/index.js",
+        "/vendor/@jsquash/png@3.1.1/../../../package.json",
+        "/models/other.onnx",
+        "/models/isnet-quint8.onnx",
+        "/nothing-here",
+    ],
+)
+def test_404s_still_carry_the_security_headers(client, app_hash, path):
+    r = client.get(path.replace("{hash}", app_hash))
+    assert r.status_code == 404
+    _check_security_headers(r)
+
+
+def test_model_route_serves_the_verified_store_file(client):
+    spec, path = store.resolve(DEFAULT_MODEL)
+    r = client.head(f"/models/{DEFAULT_MODEL}.onnx")
+    assert r.status_code == 200
+    _check_security_headers(r)
+    assert int(r.headers["content-length"]) == spec.main_file.size
+    assert r.headers["content-type"] == "application/octet-stream"
+    # Range requests work (resumable) and return the store's bytes.
+    r = client.get(f"/models/{DEFAULT_MODEL}.onnx", headers={"Range": "bytes=0-65535"})
+    assert r.status_code == 206
+    with open(path, "rb") as f:
+        assert r.content == f.read(65536)
+
+
+@pytest.mark.slow
+def test_model_route_bytes_hash_to_the_catalog_value(client):
+    h = hashlib.sha256()
+    with client.stream("GET", f"/models/{DEFAULT_MODEL}.onnx") as r:
+        for chunk in r.iter_bytes():
+            h.update(chunk)
+    assert h.hexdigest() == CATALOG[DEFAULT_MODEL].main_file.sha256
+
+
+def test_api_routes_come_before_the_app(client):
+    """The HTTP API (alphacut.serve.api) shares the app and its headers; the app's routes stay."""
+    r = client.get("/api/v1/remove")
+    assert r.status_code != 200
+    _check_security_headers(r)
+
+
+def test_token_guard():
+    from alphacut.serve.app import create_app
+
+    c = TestClient(create_app(token="s3cret"), base_url=BASE)
+    r = c.get("/")
+    assert r.status_code == 401
+    _check_security_headers(r)
+    r = c.get("/?token=wrong")
+    assert r.status_code == 401
+    r = c.get("/?token=s3cret")
+    assert r.status_code == 200 and "alphacut_token=s3cret" in r.headers["set-cookie"]
+    assert "HttpOnly" in r.headers["set-cookie"] and "SameSite=Strict" in r.headers["set-cookie"]
+    assert c.get("/config.json").status_code == 200  # the cookie now carries it
+    c2 = TestClient(create_app(token="s3cret"), base_url=BASE)
+    assert c2.get("/config.json", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_loopback_server_refuses_foreign_host_headers(client):
+    """DNS rebinding: a page on another name resolving to 127.0.0.1 must not read the app."""
+    assert client.get("/", headers={"Host": "evil.example:8000"}).status_code == 403
+    assert client.get("/", headers={"Host": "localhost:8000"}).status_code == 200
+    assert client.get("/", headers={"Host": "[::1]:8000"}).status_code == 200
+
+
+def test_build_site_writes_app_vendor_model_and_header_rules(tmp_path):
+    out = tmp_path / "site"
+    site.build_site(out)
+    index = (out / "index.html").read_text()
+    h = re.search(r'src="app/([0-9a-f]{12})/main\.js"', index).group(1)
+    assert (out / "app" / h / "worker.js").is_file()
+    assert (out / "app" / h / "vendor.js").is_file()
+    for pkg, files in site.VENDOR_FILES.items():
+        for rel in files:
+            assert (out / f"vendor/{pkg}@{_versions()[pkg]}" / rel).is_file()
+    cfg = json.loads((out / "config.json").read_text())["model"]
+    model = out / cfg["url"]
+    assert model.stat().st_size == CATALOG[DEFAULT_MODEL].main_file.size
+    headers = (out / "_headers").read_text()
+    for k, v in site.SECURITY_HEADERS.items():
+        assert f"  {k}: {v}" in headers
+    assert "/app/*\n  Cache-Control: public, max-age=31536000, immutable" in headers
+    firebase = json.loads((out / "firebase.json").read_text())
+    keys = {h["key"] for rule in firebase["hosting"]["headers"] for h in rule["headers"]}
+    assert {"Cross-Origin-Opener-Policy", "Cross-Origin-Embedder-Policy", "Content-Security-Policy"} <= keys
+    vercel = json.loads((out / "vercel.json").read_text())
+    assert any(r["source"] == "/(.*)" for r in vercel["headers"])
+    nginx = (out / "nginx.conf").read_text()
+    assert "application/wasm wasm;" in nginx and 'Cross-Origin-Embedder-Policy "require-corp"' in nginx
+    # A rebuild replaces the old app folder instead of piling up hashes.
+    site.build_site(out)
+    assert len(list((out / "app").iterdir())) == 1
