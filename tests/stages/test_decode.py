@@ -127,6 +127,76 @@ def test_16bit_rgba_png():
     assert d.alpha.tolist() == [[0, 128], [255, 1]]
 
 
+def _png16(samples: np.ndarray, color_type: int, trns: bytes | None = None, exif: bytes | None = None) -> bytes:
+    """A 16-bit PNG written chunk by chunk (so a tRNS key and eXIf can be put in)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    h, w = samples.shape[:2]
+    rows = b"".join(b"\x00" + samples[y].astype(">u2").tobytes() for y in range(h))
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
+    if trns is not None:
+        out += chunk(b"tRNS", trns)
+    if exif is not None:
+        out += chunk(b"eXIf", exif)
+    return out + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+# Values where truncating to the top byte and round(v / 257) differ, and two where they agree.
+_V16 = [0x00FF, 0xFF00, 0x7F80, 0x0180, 0x80FF, 0xFFFF, 0x0000]
+_R16 = [round(v / 257) for v in _V16]  # 1, 254, 127, 1, 129, 255, 0
+
+
+@pytest.mark.parametrize("color_type,channels", [(2, 3), (6, 4), (0, 1), (4, 2)])
+def test_16bit_png_rounds_every_sample(color_type, channels):
+    """The contract: an 8-bit sample is round(v / 257), for every channel of every 16-bit layout
+    (Pillow alone drops the low byte of RGB, RGBA and LA PNGs)."""
+    v = np.array(_V16, np.uint16)
+    a = np.stack([np.roll(v, k) for k in range(channels)], axis=-1)[None]  # (1, 7, channels)
+    d = decode(_png16(a if channels > 1 else a[..., 0], color_type))
+    r = np.array(_R16, np.uint8)
+    want = np.stack([np.roll(r, k) for k in range(channels)], axis=-1)
+    if channels >= 3:
+        assert d.rgba[0, :, :channels].tolist() == want.tolist()
+    else:
+        assert d.rgba[0, :, 0].tolist() == want[:, 0].tolist() == d.rgba[0, :, 2].tolist()
+    if channels in (2, 4):
+        assert d.has_alpha and d.alpha[0].tolist() == want[:, -1].tolist()
+    else:
+        assert (d.alpha == 255).all()
+
+
+def test_16bit_png_trns_key_and_orientation():
+    """A 16-bit RGB PNG with a tRNS colour key: the key's pixels get alpha 0 (it is compared on
+    all 16 bits), and EXIF orientation still applies."""
+    a = np.array([[[0x00FF, 0xFF00, 0x7F80], [0x0100, 0x0200, 0x0300]]], np.uint16)  # (1, 2, 3)
+    exif = Image.Exif()
+    exif[0x0112] = 3  # rotate 180
+    d = decode(_png16(a, 2, trns=struct.pack(">HHH", 0x0100, 0x0200, 0x0300), exif=exif.tobytes()))
+    assert d.has_alpha
+    assert d.rgba.tolist() == [[[1, 2, 3, 0], [1, 254, 127, 255]]]
+
+
+@pytest.mark.parametrize("key_mode", ["RGB", "L"])
+def test_png_trns_colour_key_is_transparent(key_mode):
+    """An 8-bit RGB (or grey) PNG with a tRNS colour key decodes as Pillow's RGBA conversion
+    gives: the key colour with alpha 0, its RGB kept, every other pixel opaque."""
+    if key_mode == "RGB":
+        img = Image.new("RGB", (3, 2), (10, 20, 30))
+        img.putpixel((1, 0), (1, 2, 3))
+        data = _save(img, "PNG", transparency=(10, 20, 30))
+    else:
+        img = Image.new("L", (3, 2), 40)
+        img.putpixel((1, 0), 7)
+        data = _save(img, "PNG", transparency=40)
+    d = decode(data)
+    with Image.open(io.BytesIO(data)) as im:
+        want = np.asarray(im.convert("RGBA"))
+    assert d.has_alpha
+    assert np.array_equal(d.rgba, want)
+    assert d.alpha.tolist() == [[0, 255, 0], [0, 0, 0]]
+
+
 def test_cmyk_jpeg_becomes_rgb():
     img = Image.new("CMYK", (5, 5), (0, 255, 255, 0))  # red
     d = decode(_save(img, "JPEG", quality=95))

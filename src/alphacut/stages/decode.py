@@ -2,7 +2,7 @@
 
 Pillow does the decoding. What this module adds is what naive code gets wrong: the pixel
 limit is checked from the header before any pixel is decoded; EXIF orientation is applied;
-16-bit samples are scaled (x / 257, rounded), not clipped; palette transparency and LA keep
+16-bit samples are scaled (x / 257, rounded), not clipped; palette transparency, tRNS colour keys and LA keep
 their alpha; CMYK is converted through its ICC profile when it has one. The result is always
 straight (non-premultiplied) RGBA, so later stages handle one layout only.
 """
@@ -126,7 +126,7 @@ def _to_rgba(img: Image.Image) -> tuple[np.ndarray, bool, bytes | None]:
         img = img.convert("RGBA")  # un-premultiply
     elif mode == "La":
         img = img.convert("LA")
-    if img.mode == "RGB":
+    if img.mode == "RGB" and "transparency" not in img.info:  # a tRNS colour key needs convert()
         # Pillow stores RGB as 4 bytes a pixel with an opaque pad byte: packed as RGBX, that
         # is RGBA with alpha 255 in one copy, without a converted image beside it (at 48 MP
         # 0.3-0.4 s and 192 MB less). Checked, as the pad is Pillow's business.
@@ -140,6 +140,47 @@ def _to_rgba(img: Image.Image) -> tuple[np.ndarray, bool, bytes | None]:
     # np.asarray takes Pillow's fast export (np.array re-copies through a slow path: 4x slower
     # at 48 MP); the result may be read-only, and the compose stage copies it if so.
     return np.asarray(img, dtype=np.uint8), has_alpha, icc
+
+
+def _is_png16(img: Image.Image) -> bool:
+    """A 16-bit-per-sample PNG, which Pillow reads as 8-bit by dropping the low byte (and then
+    misses a 16-bit tRNS colour key): its raw mode is ``RGB;16B``, ``RGBA;16B``, ``LA;16B``…"""
+    if img.format != "PNG" or not img.tile:
+        return False
+    raw = img.tile[0].args if hasattr(img.tile[0], "args") else img.tile[0][3]
+    raw = raw[0] if isinstance(raw, tuple) else raw
+    return isinstance(raw, str) and raw.endswith("16B")
+
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _decode_png16(img: Image.Image, source: str | os.PathLike | bytes) -> tuple[np.ndarray, bool, bytes | None]:
+    """A 16-bit PNG decoded by libpng (through imagecodecs, which also expands a tRNS key to
+    alpha) and scaled to 8 bits as the contract says, ``round(v / 257)``, upright."""
+    import imagecodecs
+
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    a = imagecodecs.png_decode(data)
+    if a.ndim == 2:
+        a = a[..., None]
+    # round(v / 257) in integers: v / 257 is never exactly k + 0.5, so (v + 128) // 257 is exact
+    a8 = ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    h, w, c = a8.shape
+    rgba = np.empty((h, w, 4), np.uint8)
+    rgba[..., :3] = a8[..., :3] if c >= 3 else a8[..., :1]
+    rgba[..., 3] = a8[..., -1] if c in (2, 4) else 255
+    icc = img.info.get("icc_profile") or None
+    if icc and c < 3:
+        icc = None  # a grey profile does not describe RGB output
+    turn = _TRANSPOSE.get(img.getexif().get(0x0112, 1))
+    if turn is not None:
+        rgba = np.asarray(Image.fromarray(rgba, "RGBA").transpose(turn))
+    return rgba, c in (2, 4), icc
 
 
 def _jpeg_scan_complete(data: bytes) -> bool:
@@ -218,6 +259,10 @@ def decode(
                 icc = img.info.get("icc_profile") or None
                 img.close()
                 return DecodedImage(rgba=fast, has_alpha=False, icc_profile=icc, format=fmt, notice=notice)
+            if _is_png16(img):
+                rgba, has_alpha, icc = _decode_png16(img, source)
+                img.close()
+                return DecodedImage(rgba=rgba, has_alpha=has_alpha, icc_profile=icc, format=fmt, notice=notice)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img.load()
@@ -262,7 +307,8 @@ def decode_rgb_for_model(
     img = open_image(source, label)
     w, h = img.size
     fmt = img.format or "RAW"
-    if w * h <= min_pixels or fmt not in SUPPORTED_FORMATS or img.mode not in ("RGB", "RGBA", "L"):
+    if (w * h <= min_pixels or fmt not in SUPPORTED_FORMATS or img.mode not in ("RGB", "RGBA", "L")
+            or _is_png16(img)):
         img.close()
         return None
     check_pixels(img, label, max_pixels)

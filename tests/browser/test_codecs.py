@@ -1,0 +1,80 @@
+"""The browser's decoders on inputs where a careless conversion differs from the alpha
+contract, run in Chromium on the app's own codec module (no model needed)."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+
+DECODE = r"""async (b64) => {
+  const main = document.querySelector('script[type=module]').src;
+  const codecs = await import(main.replace(/main\.js$/, 'codecs.js'));
+  await codecs.preload();
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const img = await codecs.decode(bytes, 'image/png');
+  return [img.width, img.height, Array.from(img.data)];
+}"""
+
+
+def _png16(samples: np.ndarray, color_type: int, trns: bytes | None = None) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    h, w = samples.shape[:2]
+    rows = b"".join(b"\x00" + samples[y].astype(">u2").tobytes() for y in range(h))
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
+    if trns is not None:
+        out += chunk(b"tRNS", trns)
+    return out + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    context = browser.new_context()
+    p = context.new_page()
+    p.goto(server.url)
+    yield p
+    context.close()
+
+
+def _decode(page, data: bytes) -> np.ndarray:
+    w, h, px = page.evaluate(DECODE, base64.b64encode(data).decode())
+    return np.array(px, np.uint8).reshape(h, w, 4)
+
+
+def test_16bit_png_is_round_v_over_257_like_python(page):
+    """0x00FF, 0xFF00, 0x0180, 0x80FF: truncating to the top byte gives 0, 255, 1, 128;
+    the contract (and the Python decoder) round(v / 257): 1, 254, 1, 129."""
+    from alphacut.stages.decode import decode
+
+    v = np.array([0x00FF, 0xFF00, 0x7F80, 0x0180, 0x80FF, 0xFFFF, 0x0000], np.uint16)
+    a = np.stack([v, np.roll(v, 1), np.roll(v, 2), np.roll(v, 3)], axis=-1)[None]
+    data = _png16(a, 6)
+    got = _decode(page, data)
+    want = ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    assert got.tolist() == want.tolist()
+    assert np.array_equal(got, decode(data).rgba)
+
+
+def test_png_trns_colour_keys_like_python(page):
+    """8-bit and 16-bit RGB PNGs with a tRNS key: the key colour has alpha 0 in both decoders."""
+    from PIL import Image
+    import io
+
+    from alphacut.stages.decode import decode
+
+    img = Image.new("RGB", (3, 1), (10, 20, 30))
+    img.putpixel((1, 0), (1, 2, 3))
+    b = io.BytesIO()
+    img.save(b, "PNG", transparency=(10, 20, 30))
+    a16 = np.array([[[0x00FF, 0xFF00, 0x7F80], [0x0100, 0x0200, 0x0300]]], np.uint16)
+    for data, alpha in ((b.getvalue(), [0, 255, 0]), (_png16(a16, 2, struct.pack(">HHH", 0x0100, 0x0200, 0x0300)), [255, 0])):
+        got = _decode(page, data)
+        assert got[0, :, 3].tolist() == alpha
+        assert np.array_equal(got, decode(data).rgba)
