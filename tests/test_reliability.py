@@ -229,7 +229,7 @@ def test_save_writes_while_checking_and_renames_only_what_passed(existing, tmp_p
 def test_full_disk_during_model_install(tmp_path, monkeypatch):
     monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "home"))
 
-    def no_space(f, tmp, progress):
+    def no_space(f, tmp, dist, progress):
         tmp.write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 

@@ -35,6 +35,8 @@ def fake_package(tmp_path, monkeypatch, rng):
     monkeypatch.setenv("ALPHACUT_DATA_PACKAGE", str(pkg))
     monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "home"))
     monkeypatch.setitem(catalog.CATALOG, spec.id, spec)
+    monkeypatch.setitem(catalog.IMGLY_CHUNKS, "/models/test",
+                        tuple((c["hash"], c["offsets"][1] - c["offsets"][0]) for c in chunks))
     return pkg, spec, payload, chunks
 
 
@@ -61,13 +63,27 @@ def test_corrupt_chunk_refused_and_nothing_installed(fake_package):
     assert not store.file_path(spec).exists() and not list(d.glob("*.part"))
 
 
-def test_missing_package_is_a_clear_error(fake_package, monkeypatch, tmp_path):
+def test_offline_without_package_says_how_to_install_by_hand(fake_package, monkeypatch, tmp_path):
     _, spec, _, _ = fake_package
     monkeypatch.setenv("ALPHACUT_DATA_PACKAGE", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("ALPHACUT_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(store, "__file__", str(tmp_path / "x" / "store.py"))
-    with pytest.raises(ModelError, match="npm package @imgly/background-removal-data is not installed"):
+    with pytest.raises(ModelError, match="ALPHACUT_OFFLINE is set.*--from-npm DIR"):
         store.install(spec.id)
+    assert not store.file_path(spec).exists()
+
+
+def test_from_npm_takes_the_package_dist_or_node_modules(fake_package, monkeypatch, tmp_path):
+    pkg, spec, payload, _ = fake_package
+    monkeypatch.setenv("ALPHACUT_DATA_PACKAGE", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("ALPHACUT_OFFLINE", "1")  # a local copy needs no network
+    lines = []
+    path = store.install(spec.id, from_npm=pkg / "dist", announce=lines.append)
+    assert path.read_bytes() == payload
+    assert lines == [f"assembling test-model from 3 chunks (0.2 MB) in {pkg / 'dist'} into {path}"]
+    with pytest.raises(ModelError, match="no chunks of @imgly/background-removal-data"):
+        store.install(spec.id, from_npm=tmp_path, force=True)
 
 
 def test_corrupt_store_file_detected_and_reinstalled(fake_package):
@@ -98,6 +114,7 @@ def test_two_processes_install_at_once(fake_package, tmp_path):
         spec = ModelSpec(id="test-model", title="t", files=(ModelFile("m.onnx", {len(payload)}, "{spec.main_file.sha256}", "npm:/models/test"),),
                          input_size=(8, 8), mean=(0, 0, 0), std=(1, 1, 1), embedded=True)
         catalog.CATALOG[spec.id] = spec
+        catalog.IMGLY_CHUNKS["/models/test"] = {catalog.IMGLY_CHUNKS["/models/test"]!r}
         print(store.install(spec.id, force=True))
         """
     )

@@ -90,6 +90,7 @@ def test_store_derives_then_checks_the_sha(tmp_path, monkeypatch, rng):
     want = hashlib.sha256((tmp_path / "expected.onnx").read_bytes()).hexdigest()
     monkeypatch.setenv("ALPHACUT_DATA_PACKAGE", str(pkg))
     monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "home"))
+    monkeypatch.setitem(catalog.IMGLY_CHUNKS, "/models/t", ((h, len(payload)),))
     for sha, ok in ((want, True), ("0" * 64, False)):
         spec = ModelSpec(id=f"t-{ok}", title="t", files=(ModelFile("t.onnx", None, sha, "npm:/models/t", "fp32"),),
                          input_size=(16, 16), mean=(0, 0, 0), std=(1, 1, 1), embedded=True)
