@@ -33,6 +33,51 @@ app.add_typer(models_app, name="models")
 err = Console(stderr=True, highlight=False)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from alphacut import __version__
+
+        print(f"alphacut {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Remove image backgrounds on your own machine. Nothing is uploaded."""
+
+
+def _install_with_progress(model_id: str, quiet: bool = False, **kw) -> Path:
+    """``store.install`` with the one-line plan and a download bar on stderr."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from alphacut.models import store
+
+    with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err,
+                  disable=quiet, transient=False) as p:
+        task = p.add_task(f"installing {model_id}", total=None, visible=False)
+
+        def progress(done: int, total: int | None) -> None:
+            p.update(task, completed=done, total=total, visible=True)
+
+        return store.install(model_id, progress=progress, announce=lambda line: p.console.print(line, markup=False, soft_wrap=True), **kw)
+
+
+def _ensure_model(model: str, quiet: bool = False) -> None:
+    """Install a catalog model that installs on first use, visibly, before any work starts."""
+    from alphacut.models import store
+    from alphacut.models.catalog import CATALOG
+
+    spec = CATALOG.get(model)
+    if spec is None or not spec.embedded or store.verify_file(store.file_path(spec), spec.main_file):
+        return
+    try:
+        _install_with_progress(model, quiet=quiet)
+    except AlphacutError as e:
+        _fail(str(e))
+
+
 class Engine(str, Enum):
     local = "local"
     ray = "ray"
@@ -143,6 +188,7 @@ def remove(
     if not jobs:
         raise typer.Exit(1 if errors else 0)
 
+    _ensure_model(model, quiet=quiet or to_stdout)
     try:
         remover = Remover(model, refine=refine, threshold=threshold, max_pixels=max_pixels, quality=quality.value,
                           decontaminate=decontaminate)
@@ -203,22 +249,14 @@ def models_install(
     file: Annotated[Optional[Path], typer.Option("--file", help="Install from a file you already have (gated models); its SHA-256 is checked.")] = None,
     token: Annotated[Optional[str], typer.Option("--token", envvar="HF_TOKEN", help="Access token for gated models (or set HF_TOKEN).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Install again even if a verified copy exists.")] = False,
+    from_npm: Annotated[Optional[Path], typer.Option("--from-npm", help="IS-Net models: assemble from a copy of the npm package @imgly/background-removal-data (its folder, dist/ or node_modules) instead of downloading.")] = None,
 ) -> None:
-    """Install a model into the store: embedded models offline, others by verified download."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
-    from alphacut.models import store
-
-    with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err) as p:
-        task = p.add_task(f"installing {model_id}", total=None)
-
-        def progress(done: int, total: int | None) -> None:
-            p.update(task, completed=done, total=total)
-
-        try:
-            path = store.install(model_id, force=force, progress=progress, token=token, source_file=file)
-        except AlphacutError as e:
-            _fail(str(e), 1)
+    """Install a model into the store, verified: IS-Net from a local copy of its npm data package
+    or from the package's CDN (ALPHACUT_MODEL_MIRROR overrides it), others from their hub."""
+    try:
+        path = _install_with_progress(model_id, force=force, token=token, source_file=file, from_npm=from_npm)
+    except AlphacutError as e:
+        _fail(str(e), 1)
     print(path)
 
 
@@ -272,6 +310,7 @@ def serve(
     """Run the local app: in-browser cut-outs, served from this machine only."""
     from alphacut.serve import app as server
 
+    _ensure_model(model)
     try:
         server.serve(host=host, port=port, open_browser=open_browser, token=token, model=model)
     except AlphacutError as e:

@@ -184,3 +184,29 @@ def test_pinned_chunks_add_up_to_the_catalog_sizes():
         assert all(n == 4 << 20 for _, n in chunks[:-1])
         spec = catalog.CATALOG[variant_ids[0]]
         assert sum(n for _, n in chunks) == spec.main_file.size
+
+
+def test_cli_models_install_says_what_it_fetches(mirror):
+    from typer.testing import CliRunner
+
+    from alphacut.cli import app
+
+    srv, spec, payload, _ = mirror
+    r = CliRunner().invoke(app, ["models", "install", spec.id])
+    assert r.exit_code == 0, r.output
+    path = store.file_path(spec)
+    assert f"downloading test-model: 3 chunks, 0.2 MB, from {srv.base} into" in r.output
+    assert r.output.strip().splitlines()[-1] == str(path) and path.read_bytes() == payload
+
+
+def test_version_and_python_dash_m():
+    import subprocess
+    import sys
+
+    import alphacut
+
+    for argv in ([sys.executable, "-m", "alphacut", "--version"],):
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and out.stdout.strip() == f"alphacut {alphacut.__version__}"
+    out = subprocess.run([sys.executable, "-m", "alphacut", "models", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "install" in out.stdout
