@@ -9,6 +9,15 @@
     remover = alphacut.Remover()  # one session for many images
 """
 
+import os as _os
+
+# ONNX Runtime 1.29+ starts a telemetry uploader when it is imported: on Linux and macOS it
+# writes a device id and an event queue under ~/.cache/Microsoft/DeveloperTools/.onnxruntime.
+# ORT_DISABLE_TELEMETRY=1, read at that import, stops all of it (no uploader, no file); set
+# here, first, so every entry point (CLI, server, library, Ray workers) has it before
+# ONNX Runtime is loaded. A value of 0 left by the user is overridden on purpose.
+_os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
 from alphacut.errors import AlphacutError, InputError, ModelError, OutputError, VerifyError
 from alphacut.pipeline import CutOut, Remover, remove
 

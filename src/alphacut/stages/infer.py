@@ -34,6 +34,10 @@ class Session:
     def __init__(self, path: Path, spec: ModelSpec, threads: int = 0):
         import onnxruntime as ort  # imported lazily: `alphacut --help` stays fast
 
+        # If ONNX Runtime was imported before alphacut (so ORT_DISABLE_TELEMETRY came too
+        # late), at least its usage events stay off.
+        ort.disable_telemetry_events()
+
         cache = optimized_graph_path(path, ort.__version__)
         self.session = _load_cached(ort, cache, threads) if cache is not None else None
         if self.session is None:
