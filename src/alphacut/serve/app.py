@@ -119,7 +119,7 @@ class WebApp:
 
     def __init__(self, model: str = DEFAULT_MODEL):
         self.model = model
-        self.node_modules = site.find_node_modules()
+        self.node_modules = site.vendor_root()
         self.versions = site.vendor_versions(self.node_modules)
         self.app_hash = site.asset_hash(self.node_modules)
         self.index = site.render_index(self.app_hash)

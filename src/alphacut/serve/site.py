@@ -6,9 +6,10 @@ files, and this module is the single list of them, shared by ``alphacut serve``
 
 - the app's own files, served under ``app/<hash>/`` where ``<hash>`` covers their content and
   the vendor versions, so they can be cached as immutable;
-- vendor files from pinned npm packages in the checkout's ``node_modules`` (ONNX Runtime Web,
-  jSquash codecs, fflate), served under ``vendor/<package>@<version>/`` (versioned, so
-  immutable), and only the files listed in ``VENDOR_FILES``;
+- vendor files from pinned npm packages (ONNX Runtime Web, jSquash codecs, fflate), served
+  under ``vendor/<package>@<version>/`` (versioned, so immutable), and only the files listed in
+  ``VENDOR_FILES``: an installed wheel carries them in ``alphacut/serve/vendor/`` (copied from
+  the locked packages at build time by ``setup.py``), a checkout reads its ``node_modules``;
 - the model file from the model store, under ``models/<id>.onnx``, with its SHA-256 and size
   published in ``config.json`` so the page can verify what it downloaded.
 
@@ -110,11 +111,21 @@ def mime_type(path: str | Path) -> str:
     return MIME_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
 
 
-def find_node_modules() -> Path:
-    """The checkout's ``node_modules`` (found the way the model store finds its data package)."""
-    from alphacut.models import store
+#: The vendor packages' folders inside an installed wheel (written by setup.py's build hook).
+PACKAGED_VENDOR = Path(__file__).resolve().parent / "vendor"
 
-    return store.find_data_package().parent.parent
+
+def vendor_root() -> Path:
+    """The folder holding ``<package>/package.json`` and the listed files of each vendor package:
+    the copy built into the wheel, else the checkout's ``node_modules``."""
+    here = Path(__file__).resolve()
+    for root in (PACKAGED_VENDOR, *(d / "node_modules" for d in here.parents)):
+        if all((root / pkg / "package.json").is_file() for pkg in VENDOR_FILES):
+            return root
+    raise AlphacutError(
+        "the browser app's vendor files (ONNX Runtime Web, jSquash, fflate) are missing: install "
+        "alphacut from a wheel or sdist, or run `npm ci --ignore-scripts` in the alphacut checkout"
+    )
 
 
 @lru_cache(maxsize=4)
@@ -126,14 +137,14 @@ def _vendor_versions(node_modules: Path) -> dict[str, str]:
             versions[pkg] = json.loads(meta.read_text())["version"]
         except (OSError, ValueError, KeyError):
             raise AlphacutError(
-                f"the npm package {pkg} is not installed in {node_modules}; run `npm ci` in the "
-                "alphacut checkout"
+                f"the npm package {pkg} is not in {node_modules}; run `npm ci --ignore-scripts` "
+                "in the alphacut checkout"
             ) from None
     return versions
 
 
 def vendor_versions(node_modules: Path | None = None) -> dict[str, str]:
-    return _vendor_versions(node_modules or find_node_modules())
+    return _vendor_versions(node_modules or vendor_root())
 
 
 def vendor_prefix(pkg: str, version: str) -> str:
@@ -281,7 +292,7 @@ def _nginx(rules) -> str:
 def build_site(out_dir: Path, model: str = DEFAULT_MODEL) -> None:
     """Write the app, its vendor files, the model and header rules into ``out_dir``."""
     out_dir = Path(out_dir)
-    node_modules = find_node_modules()
+    node_modules = vendor_root()
     cfg, model_path = model_config(model)
     app_hash = asset_hash(node_modules)
     out_dir.mkdir(parents=True, exist_ok=True)
