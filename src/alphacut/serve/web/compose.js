@@ -59,3 +59,15 @@ export function parseColor(text) {
   if (!/^[0-9a-f]{6}$/i.test(t)) throw new Error(`bad colour ${text}`);
   return [0, 2, 4].map((i) => parseInt(t.slice(i, i + 2), 16));
 }
+
+/** Rule 3 again over a rectangle (x1, y1 exclusive) after the mask changed there (the brush):
+ *  alpha = floor(alphaIn × m + 0.5), alphaIn null meaning 255 everywhere; RGB untouched. */
+export function applyMaskRect(rgba, mask, alphaIn, width, x0, y0, x1, y1) {
+  for (let y = y0; y < y1; y++) {
+    for (let i = y * width + x0, end = y * width + x1; i < end; i++) {
+      let m = mask[i];
+      if (!(m > 0)) m = 0; else if (m > 1) m = 1;
+      rgba[i * 4 + 3] = Math.floor((alphaIn ? alphaIn[i] : 255) * m + 0.5);
+    }
+  }
+}

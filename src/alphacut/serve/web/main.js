@@ -3,6 +3,8 @@
 // Images are never sent anywhere: the only requests this page makes are for its own files
 // and, once, the model.
 
+import { Viewer } from './viewer.js';
+
 const $ = (sel, root = document) => root.querySelector(sel);
 const params = new URLSearchParams(location.search);
 const prefs = {
@@ -63,6 +65,7 @@ function startWorker(config) {
   };
   worker.postMessage({ type: 'init', config, prefs, base: location.href });
   state.worker = worker;
+  state.viewer = new Viewer({ worker, note, onClose: closedViewer });
 }
 
 function onWorkerMessage(msg) {
@@ -111,6 +114,19 @@ function onWorkerMessage(msg) {
       if (job) failJob(job, msg.message);
       break;
     }
+    case 'edit-opened':
+    case 'edit-view':
+    case 'edit-state':
+    case 'edit-error':
+      state.viewer.onMessage(msg);
+      if (msg.type === 'edit-error') {
+        const job = state.jobs.get(msg.id);
+        if (job && job.saving) { job.saving = false; $('.status', job.el).textContent = 'done'; $('.info', job.el).textContent = msg.message; }
+      }
+      break;
+    case 'saved':
+      savedEdit(msg);
+      break;
     case 'zipped':
       saveZip(msg);
       break;
@@ -169,12 +185,43 @@ function finishJob(msg) {
   $('.after', compare).src = job.afterUrl;
   $('.slider', compare).addEventListener('input', (e) => compare.style.setProperty('--pos', `${e.target.value}%`));
   compare.hidden = false;
+  compare.addEventListener('click', (e) => { if (!e.target.closest('.slider')) state.viewer.open(job); });
+  const open = $('.open', el);
+  open.hidden = false;
+  open.addEventListener('click', () => state.viewer.open(job));
   const a = $('.download', el);
   a.href = job.url;
   a.download = job.outName;
   a.hidden = false;
   $('#download-all').disabled = false;
   note('done', { id: job.id, name: job.outName, timings: msg.timings, elapsed: job.elapsed, backend: msg.backend });
+}
+
+/** The viewer closed: write the edited file (in the worker) when something changed. */
+function closedViewer(job, dirty) {
+  $('.open', job.el).focus();
+  if (!dirty) return;
+  job.saving = true;
+  $('.download', job.el).hidden = true;
+  $('.status', job.el).textContent = 'saving the edit…';
+  state.worker.postMessage({ type: 'edit-save', id: job.id });
+}
+
+function savedEdit(msg) {
+  const job = state.jobs.get(msg.id);
+  if (!job) return;
+  job.saving = false;
+  URL.revokeObjectURL(job.url);
+  if (job.afterUrl !== job.url) URL.revokeObjectURL(job.afterUrl);
+  job.blob = msg.blob;
+  job.url = URL.createObjectURL(job.blob);
+  job.afterUrl = msg.preview ? URL.createObjectURL(msg.preview) : job.url;
+  $('.after', job.el).src = job.afterUrl;
+  const a = $('.download', job.el);
+  a.href = job.url;
+  a.hidden = false;
+  $('.status', job.el).textContent = 'done (edited)';
+  note('edited', { id: job.id, size: job.blob.size, timings: msg.timings });
 }
 
 function failJob(job, message) {

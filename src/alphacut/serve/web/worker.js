@@ -13,6 +13,7 @@ import { Engine, capabilities, label } from './infer.js';
 import { FFLATE } from './vendor.js';
 import { extractIcc, pngWithIcc, webpWithIcc } from './icc.js';
 import { imageSize, overLimit, DEFAULT_MAX_PIXELS } from './header.js';
+import * as edit from './edit.js';
 
 let config, prefs, base, caps, engine, fflate;
 let modelPromise = null;
@@ -145,21 +146,14 @@ async function processImage(msg) {
   // full-resolution bitmaps of the original and the cut-out.
   const big = Math.max(width, height) > PREVIEW_SIDE;
   const beforePreview = big ? previewPng(img.data, width, height) : null;
+  // The editor needs the input alpha (null: all opaque) and the float mask kept.
+  const alphaIn = edit.inputAlpha(img.data);
   // RGB untouched; alpha quantised once. In place: the decoded pixels become the output.
   const rgba = applyMask(img.data, mask, img.data);
-  mask = null; // let the full-resolution float mask go before the encoder needs memory
   timings.compose = now() - t;
-  t = now();
-  stage(`encoding ${fmt.toUpperCase()}`);
-  let out = codecs.encode(rgba, width, height, fmt);
-  // contract rule 9: an RGB profile goes to PNG and WebP outputs (never converted)
-  if (icc && fmt === 'png') out = pngWithIcc(out, icc, fflate.zlibSync);
-  else if (icc && fmt === 'webp') out = webpWithIcc(out, icc, width, height);
-  timings.encode = now() - t;
-  t = now();
-  stage('verifying');
-  await codecs.verify(out, rgba, width, height);
-  timings.verify = now() - t;
+  const out = await writeFile(rgba, width, height, fmt, icc, stage, timings);
+  edit.retain(id, { rgba, mask, alphaIn, width, height, fmt, icc });
+  mask = null;
   const afterPreview = big ? previewPng(rgba, width, height) : null;
   // alpha statistics for the card
   let partial = 0, clear = 0;
@@ -176,6 +170,42 @@ async function processImage(msg) {
   post({
     type: 'done', id, blob, previews, mime, ext: codecs.FORMATS[fmt].ext, width, height,
     timings, backend: label(engine.current), stats: { partial, clear, total: width * height }, icc: !!icc,
+  });
+}
+
+/** Encode, add the profile, decode again and compare (rules 7-9): the file's bytes. */
+async function writeFile(rgba, width, height, fmt, icc, stage, timings) {
+  let t = now();
+  stage(`encoding ${fmt.toUpperCase()}`);
+  let out = codecs.encode(rgba, width, height, fmt);
+  // contract rule 9: an RGB profile goes to PNG and WebP outputs (never converted)
+  if (icc && fmt === 'png') out = pngWithIcc(out, icc, fflate.zlibSync);
+  else if (icc && fmt === 'webp') out = webpWithIcc(out, icc, width, height);
+  timings.encode = now() - t;
+  t = now();
+  stage('verifying');
+  await codecs.verify(out, rgba, width, height);
+  timings.verify = now() - t;
+  return out;
+}
+
+/** The edited photo written again (after brush strokes, undo, reset). */
+async function saveEdited(s, msg) {
+  const { id } = msg;
+  const timings = {};
+  const stage = (text) => post({ type: 'stage', id, stage: text });
+  const out = await writeFile(s.rgba, s.width, s.height, s.fmt, s.icc, stage, timings);
+  const big = Math.max(s.width, s.height) > PREVIEW_SIDE;
+  const mime = codecs.FORMATS[s.fmt].mime;
+  let partial = 0, clear = 0;
+  for (let i = 3; i < s.rgba.length; i += 4) {
+    const a = s.rgba[i];
+    if (a === 0) clear++; else if (a !== 255) partial++;
+  }
+  post({
+    type: 'saved', id, blob: new Blob([out], { type: mime }), mime, ext: codecs.FORMATS[s.fmt].ext,
+    preview: big ? new Blob([previewPng(s.rgba, s.width, s.height)], { type: 'image/png' }) : null,
+    timings, stats: { partial, clear, total: s.width * s.height },
   });
 }
 
@@ -197,15 +227,23 @@ function zip(msg) {
 let chain = Promise.resolve();
 self.onmessage = (e) => {
   const msg = e.data;
+  // The editor's messages answer at once (between the stages of a photo being processed),
+  // except writing a file, which waits its turn like a photo.
+  if (msg.type !== 'edit-save' && msg.type.startsWith('edit-') || msg.type.startsWith('stroke-') || msg.type === 'forget') {
+    edit.handle(msg, post).catch((err) => post({ type: 'edit-error', id: msg.id, message: err?.message || String(err) }));
+    return;
+  }
   chain = chain.then(async () => {
     try {
       if (msg.type === 'init') await init(msg);
       else if (msg.type === 'load') await ensureModel();
       else if (msg.type === 'process') await processImage(msg);
       else if (msg.type === 'zip') zip(msg);
+      else if (msg.type === 'edit-save') await edit.handle(msg, post, saveEdited);
     } catch (err) {
       const message = err?.message || String(err);
       if (msg.type === 'process') post({ type: 'error', id: msg.id, message });
+      else if (msg.type === 'edit-save') post({ type: 'edit-error', id: msg.id, message });
       else if (msg.type === 'zip') post({ type: 'zip-error', id: msg.id, message });
       else post({ type: 'fatal', message });
     }

@@ -1,0 +1,261 @@
+"""The full-size viewer and the erase/restore brush, driven with the mouse and keyboard as a
+person would, in Debian's Chromium. Screenshots go to a temporary folder (printed); with
+``ALPHACUT_DOC_SHOTS=dir`` they are also written there (docs/img/ holds the committed ones).
+
+The expected pixels come from the brush rule (contract rule 10) computed here by the Python
+stage on the stroke the page recorded, and the recorded stroke is checked against where the
+mouse went (through the viewer's transform)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alphacut.stages import brush
+
+from .test_app import add_and_wait, card, download, rgba_of, wait_js
+
+pytestmark = pytest.mark.browser
+
+
+def shot(page, name: str, folder: Path) -> Path:
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    doc = os.environ.get("ALPHACUT_DOC_SHOTS")
+    if doc:
+        Path(doc).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(doc) / path.name)
+    print(f"screenshot: {path}")
+    return path
+
+
+def events(page, kind: str) -> list:
+    return page.evaluate(f"window.alphacut.events.filter(e => e.type === '{kind}')")
+
+
+def view_state(page) -> dict:
+    return page.evaluate("""(() => { const v = window.alphacut.state.viewer;
+        const r = v.canvas.getBoundingClientRect();
+        return { zoom: v.zoom, tx: v.tx, ty: v.ty, dpr: v.dpr, left: r.left, top: r.top,
+                 width: r.width, height: r.height, cw: v.canvas.width, ch: v.canvas.height, iw: v.iw, ih: v.ih }; })()""")
+
+
+def to_screen(v: dict, x: float, y: float) -> tuple[float, float]:
+    return v["left"] + (x * v["zoom"] + v["tx"]) / v["dpr"], v["top"] + (y * v["zoom"] + v["ty"]) / v["dpr"]
+
+
+def set_range(page, sel: str, value: int) -> None:
+    page.locator(sel).evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", value)
+
+
+def wait_count(page, kind: str, n: int, timeout: float = 60) -> None:
+    wait_js(page, f"window.alphacut.events.filter(e => e.type === '{kind}').length >= {n}", timeout)
+
+
+def open_viewer(page, name: str) -> None:
+    n = len(events(page, "viewer-open"))
+    views = len(events(page, "view"))
+    card(page, name).get_by_role("button", name="View & edit").click()
+    wait_count(page, "viewer-open", n + 1)
+    wait_count(page, "view", views + 1)
+    assert page.locator("#viewer").is_visible()
+
+
+def settle(page) -> None:
+    """Wait until the worker has answered the last view request."""
+    wait_js(page, "!window.alphacut.state.viewer.inflight && !window.alphacut.state.viewer.pending", 30)
+    time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def editor_page(browser, server, samples, tmp_path_factory):
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url)
+    wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+    add_and_wait(page, [samples["astronaut"]])
+    yield {"page": page, "errors": errors, "shots": tmp_path_factory.mktemp("editor-shots")}
+    context.close()
+
+
+def test_erase_stroke_with_the_mouse_then_undo_and_redo(editor_page, samples, tmp_path):
+    page, shots = editor_page["page"], editor_page["shots"]
+    c = card(page, "astronaut.png")
+    before_path = download(page, c, tmp_path / "a")
+    before_bytes = before_path.read_bytes()
+    before = rgba_of(before_path)
+    src = rgba_of(samples["astronaut"])
+
+    open_viewer(page, "astronaut.png")
+    shot(page, "viewer-fit", shots)
+    page.get_by_text("Erase", exact=True).click()
+    set_range(page, "#brush-size", 50)
+    set_range(page, "#brush-soft", 40)
+    v = view_state(page)
+    assert (v["iw"], v["ih"]) == (512, 512)
+    # across the astronaut's chest, where the model's alpha is 255
+    start, end = (170.0, 330.0), (350.0, 400.0)
+    assert (before[330, 170:350, 3] == 255).mean() > 0.5
+    page.mouse.move(*to_screen(v, *start))
+    page.mouse.down()
+    page.mouse.move(*to_screen(v, *end), steps=25)
+    page.mouse.up()
+    wait_count(page, "stroke", 1)
+    settle(page)
+    shot(page, "viewer-erased", shots)
+    stroke = events(page, "stroke")[-1]
+    assert stroke["mode"] == "erase" and stroke["softness"] == pytest.approx(0.4)
+    # the recorded stroke is where the mouse went: radius = 25 screen px in image pixels
+    assert stroke["radius"] == pytest.approx(25 * v["dpr"] / v["zoom"])
+    pts = np.array(stroke["points"])
+    assert np.abs(pts[0] - start).max() < 1.5 / v["zoom"] + 0.01 and np.abs(pts[-1] - end).max() < 1.5 / v["zoom"] + 0.01, pts
+    edited_n = len(events(page, "edited"))
+    page.keyboard.press("Escape")
+    assert not page.locator("#viewer").is_visible()
+    wait_count(page, "edited", edited_n + 1)
+    after_path = download(page, c, tmp_path / "b")
+    after = rgba_of(after_path)
+
+    # the documented pixels: W from rule 10 on the recorded stroke
+    keep = np.ones((512, 512), np.float32)
+    brush.apply_stroke(keep, {"mode": "erase", "radius": stroke["radius"], "softness": stroke["softness"],
+                              "points": stroke["points"]})
+    w = 1 - keep.astype(np.float64)
+    assert np.array_equal(after[..., :3], src[..., :3]), "RGB changed"
+    core, out, band = w == 1, w == 0, (w > 0) & (w < 1)
+    assert core.sum() > 3000 and band.sum() > 1000
+    assert (after[..., 3][core] == 0).all(), "alpha not 0 under the stroke"
+    assert np.array_equal(after[..., 3][out], before[..., 3][out]), "alpha changed outside the stroke"
+    expect = before[..., 3][band] * (1 - w[band])
+    got = after[..., 3][band].astype(np.float64)
+    assert np.abs(got - expect).max() <= 1.0 + 1e-9, np.abs(got - expect).max()
+    assert (got <= before[..., 3][band]).all()
+    assert ((before[..., 3][band] > 0) & (after[..., 3][band] < before[..., 3][band])).sum() > 500
+
+    # undo: the previous file, byte for byte
+    open_viewer(page, "astronaut.png")
+    assert page.locator("#undo").is_enabled()
+    page.keyboard.press("Control+z")
+    wait_js(page, "document.querySelector('#redo').disabled === false", 30)
+    page.keyboard.press("Escape")
+    wait_count(page, "edited", edited_n + 2)
+    assert download(page, c, tmp_path / "c").read_bytes() == before_bytes
+    # redo: the edited file again
+    open_viewer(page, "astronaut.png")
+    page.keyboard.press("Control+Shift+z")
+    wait_js(page, "document.querySelector('#undo').disabled === false", 30)
+    page.get_by_role("button", name="Done").click()
+    wait_count(page, "edited", edited_n + 3)
+    assert download(page, c, tmp_path / "d").read_bytes() == after_path.read_bytes()
+    assert not editor_page["errors"], editor_page["errors"]
+
+
+def test_restore_and_reset(editor_page, tmp_path):
+    """Restore brings alpha back to the input alpha (255 here) under the core; Reset goes back
+    to the model's file byte for byte."""
+    page = editor_page["page"]
+    c = card(page, "astronaut.png")
+    open_viewer(page, "astronaut.png")
+    page.get_by_role("button", name="Reset").click()
+    wait_js(page, "document.querySelector('#undo').disabled === false", 30)
+    n = len(events(page, "edited"))
+    page.keyboard.press("Escape")
+    wait_count(page, "edited", n + 1)
+    n += 1
+    model_path = download(page, c, tmp_path / "m")
+    model = rgba_of(model_path)
+    # a background pixel region (top left corner: alpha 0 from the model)
+    assert (model[5:60, 5:60, 3] == 0).mean() > 0.9
+    open_viewer(page, "astronaut.png")
+    page.get_by_text("Restore", exact=True).click()
+    set_range(page, "#brush-size", 30)
+    set_range(page, "#brush-soft", 0)
+    v = view_state(page)
+    page.mouse.move(*to_screen(v, 30, 30))
+    page.mouse.down()
+    page.mouse.move(*to_screen(v, 31, 31), steps=2)
+    page.mouse.up()
+    wait_count(page, "stroke", 2)
+    stroke = events(page, "stroke")[-1]
+    page.keyboard.press("Escape")
+    wait_count(page, "edited", n + 1)
+    got = rgba_of(download(page, c, tmp_path / "r"))
+    keep = np.zeros((512, 512), np.float32)
+    brush.apply_stroke(keep, {k: stroke[k] for k in ("mode", "radius", "softness", "points")})
+    assert (got[..., 3][keep == 1] == 255).all() and (keep == 1).sum() > 200
+    assert np.array_equal(got[..., 3][keep == 0], model[..., 3][keep == 0])
+    # Reset: the model's file again
+    open_viewer(page, "astronaut.png")
+    page.get_by_role("button", name="Reset").click()
+    wait_js(page, "document.querySelector('#undo').disabled === false", 30)
+    page.keyboard.press("Escape")
+    wait_count(page, "edited", n + 2)
+    assert download(page, c, tmp_path / "z").read_bytes() == model_path.read_bytes()
+
+
+def test_viewer_zoom_pan_divider_backdrop(editor_page):
+    page, shots = editor_page["page"], editor_page["shots"]
+    open_viewer(page, "astronaut.png")
+    page.get_by_text("Move", exact=True).click()
+    v0 = view_state(page)
+    fit = min(v0["cw"] / 512, v0["ch"] / 512)
+    assert v0["zoom"] == pytest.approx(fit)
+    # buttons: 1:1 and the 400 % ceiling
+    page.get_by_role("button", name="1:1").click()
+    assert view_state(page)["zoom"] == 1
+    assert page.locator("#zoom-label").inner_text() == "100 %"
+    for _ in range(8):
+        page.get_by_role("button", name="Zoom in").click()
+    assert view_state(page)["zoom"] == 4
+    page.get_by_role("button", name="Fit").click()
+    assert view_state(page)["zoom"] == pytest.approx(fit)
+    # the wheel zooms about the pointer: the image point under it stays put
+    cx, cy = to_screen(v0, 256, 200)
+    page.mouse.move(cx, cy)
+    page.mouse.wheel(0, -300)
+    v1 = view_state(page)
+    assert v1["zoom"] > fit * 1.5
+    assert to_screen(v1, 256, 200) == pytest.approx((cx, cy), abs=0.5)
+    # pan by drag
+    page.mouse.down()
+    page.mouse.move(cx + 120, cy + 40, steps=6)
+    page.mouse.up()
+    v2 = view_state(page)
+    assert (v2["tx"] - v1["tx"]) / v2["dpr"] == pytest.approx(120, abs=0.5)
+    assert (v2["ty"] - v1["ty"]) / v2["dpr"] == pytest.approx(40, abs=0.5)
+    settle(page)
+    # before/after divider, dragged on the image; the left side shows the photo (opaque)
+    page.get_by_role("button", name="Fit").click()
+    page.locator("#compare").check()
+    handle = page.locator("#divider")
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(v0["left"] + v0["width"] * 0.7, box["y"] + 100, steps=5)
+    page.mouse.up()
+    settle(page)
+    shot(page, "viewer-before-after", shots)
+    pix = page.evaluate("""(() => { const v = window.alphacut.state.viewer;
+        const c = document.createElement('canvas'); c.width = v.canvas.width; c.height = v.canvas.height;
+        const x = c.getContext('2d'); x.drawImage(v.canvas, 0, 0);
+        const px = (sx, sy) => Array.from(x.getImageData(Math.round(sx), Math.round(sy), 1, 1).data);
+        const s = (ix, iy) => [ix * v.zoom + v.tx, iy * v.zoom + v.ty];
+        return { left: px(...s(20, 20)), right: px(...s(495, 20)), div: v.divider }; })()""")
+    assert pix["left"][3] == 255, pix  # before: the photo, opaque
+    assert pix["right"][3] == 0, pix  # after: the background cut away
+    # backdrop switch
+    page.select_option("#backdrop", "color")
+    assert page.locator("#stage").get_attribute("data-backdrop") == "color"
+    shot(page, "viewer-colour-backdrop", shots)
+    page.select_option("#backdrop", "checker")
+    page.locator("#compare").uncheck()
+    page.keyboard.press("Escape")
+    assert not page.locator("#viewer").is_visible()
+    assert not editor_page["errors"], editor_page["errors"]
