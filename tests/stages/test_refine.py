@@ -303,8 +303,12 @@ def test_dense_and_sparse_tiles_give_the_same_values(monkeypatch, rng, colour):
     sparse = refine.guided_refine(rgba, m, p)
     monkeypatch.setattr(refine, "DENSE_SHARE", -1.0)  # always dense
     dense = refine.guided_refine(rgba, m, p)
+    # in place, a dense tile reads each step's mask rows before it writes them
+    monkeypatch.setattr(refine, "APPLY_PIXELS", 1000)  # many small steps
+    in_place = refine.guided_refine(rgba, m.copy(), p, in_place=True)
     assert st["cell"] == 3 and st["tiles"] > 4
     assert np.array_equal(mixed, sparse) and np.array_equal(dense, sparse)
+    assert np.array_equal(in_place, sparse)
     assert not np.array_equal(sparse, m)  # the refinement did change the band
 
 

@@ -253,9 +253,9 @@ def _upsample_dense(c: np.ndarray, s: int, iy: int, ix: int, hh: int, ww: int) -
     (iy, ix): bilinear, cell centres at full-res (j + 0.5)·s - 0.5, edges clamped, in two
     passes with float32 rounding after each (Pillow's bilinear with a source box); float32
     (hh, ww, k), the same values as ``_sample`` at every pixel.
-    Used where most pixels are uncertain (a furry animal filling the frame) and for the
-    foreground bands: whole first-pass rows are gathered instead of single values, and only
-    the coarse rows the output touches get a first pass (memory bounded by the output)."""
+    Used for the foreground bands (dense refinement tiles use ``_apply_dense``, the same
+    operations a few rows at a time): whole first-pass rows are gathered instead of single
+    values, and only the coarse rows the output touches get a first pass."""
     ny = c.shape[1]
     if s == 1:
         return np.moveaxis(c[:, iy : iy + hh, ix : ix + ww].astype(np.float32), 0, -1)
@@ -357,6 +357,81 @@ def _coarse_grid(rgba, mask, s: int, ny: int, nx: int, colour: bool, band: int):
     return guide, m_lo
 
 
+#: Full-resolution pixels per step of a dense tile: the step's float64 temporaries stay in the
+#: CPU cache instead of making tile-sized arrays (tens of MB each, fresh pages every time).
+APPLY_PIXELS = 1 << 14
+
+
+def _apply(coef: np.ndarray, gi: np.ndarray, mv: np.ndarray, p: GuidedParams) -> np.ndarray:
+    """The refined value at pixels with coefficients ``coef`` (..., k) (or the k planes of a
+    sequence), guide ``gi`` (..., 3) uint8 and mask ``mv``: q = b + a·I clipped, blended
+    into ``mv`` by the band weight; float32 in the order ``web/refine.js`` computes it."""
+    q = np.array(coef[-1] if isinstance(coef, list) else coef[..., -1], np.float32)
+    plane = (lambda c: coef[c]) if isinstance(coef, list) else (lambda c: coef[..., c])
+    if p.colour:
+        for c in range(3):
+            q += plane(c) * gi[..., c]
+    else:
+        q += plane(0) * _luma(gi)
+    np.clip(q, 0.0, 1.0, out=q)
+    q -= mv
+    q *= _blend_weight(mv, p)
+    q += mv
+    return np.clip(q, 0.0, 1.0, out=q)
+
+
+def _apply_dense(
+    c: np.ndarray, s: int, iy: int, ix: int, gi: np.ndarray, mt: np.ndarray, sel: np.ndarray, dst: np.ndarray, p: GuidedParams
+) -> None:
+    """A dense tile: the coefficients upsampled as ``_upsample_dense`` does (the same float
+    operations, so the same values), applied and written to ``dst`` where ``sel``, a few rows
+    at a time. ``dst`` may be ``mt`` itself: each step reads its rows before writing them.
+
+    The rows between two coarse rows share their two first-pass rows, so their vertical
+    pass is an outer product of those rows with the rows' weights: no gathered copies."""
+    k, ny = c.shape[0], c.shape[1]
+    hh, ww = mt.shape
+    if s == 1:
+        planes = c[:, iy : iy + hh, ix : ix + ww].astype(np.float32)
+        for a in range(0, hh, max(1, APPLY_PIXELS // max(ww, 1))):
+            b = min(hh, a + APPLY_PIXELS // max(ww, 1) or 1)
+            if sel[a:b].any():
+                q = _apply([pl[a:b] for pl in planes], gi[a:b], mt[a:b], p)
+                np.copyto(dst[a:b], q, where=sel[a:b])
+        return
+    y0, y1, fy = _taps(np.arange(hh), iy, ny, s)
+    first, last = int(y0.min()), int(y1.max())
+    # the first pass (float32 values) as float64 planes (k, coarse rows, ww)
+    rows = np.ascontiguousarray(np.moveaxis(_h_pass(c[:, first : last + 1], s, ix, ww), -1, 0), np.float64)
+    fy0 = 1 - fy
+    # runs of rows sharing both first-pass rows (at most s rows; edges are clamped)
+    starts = np.flatnonzero((np.diff(y0, prepend=-1) != 0) | (np.diff(y1, prepend=-1) != 0))
+    longest = int(np.diff(np.append(starts, hh)).max())
+    starts = starts.tolist() + [hh]
+    step = max(APPLY_PIXELS // max(ww, 1), 1)
+    coef = np.empty((k, step + longest, ww), np.float32)
+    t0 = np.empty((longest, ww), np.float64)
+    t1 = np.empty_like(t0)
+    i = 0
+    while i < len(starts) - 1:
+        a = starts[i]
+        j = i + 1
+        while j < len(starts) - 1 and starts[j + 1] - a <= step:
+            j += 1
+        b = starts[j]  # rows a..b: whole runs, about ``step`` rows
+        if sel[a:b].any():
+            for u, v in zip(starts[i:j], starts[i + 1 : j + 1]):
+                top, bot = rows[:, y0[u] - first], rows[:, y1[u] - first]
+                n = v - u
+                for m in range(k):
+                    np.multiply(top[m], fy0[u:v, None], out=t0[:n])
+                    np.multiply(bot[m], fy[u:v, None], out=t1[:n])
+                    np.add(t0[:n], t1[:n], out=coef[m, u - a : v - a], casting="same_kind")
+            q = _apply([pl[: b - a] for pl in coef], gi[a:b], mt[a:b], p)
+            np.copyto(dst[a:b], q, where=sel[a:b])
+        i = j
+
+
 def guided_refine(
     rgba: np.ndarray, mask: np.ndarray, p: GuidedParams = GuidedParams(), *, stats: dict | None = None, in_place: bool = False
 ) -> np.ndarray:
@@ -416,30 +491,12 @@ def guided_refine(
         coefs = np.concatenate([A, B[None]])
         if np.count_nonzero(sel) > DENSE_SHARE * sel.size:
             # Most of the tile is uncertain: compute it whole, keep the band's values.
-            coef = _upsample_dense(coefs, s, by0 - cy0, bx0 - cx0, y1 - y0, x1 - x0)
-            gi = rgba[y0:y1, x0:x1, :3]
-            mv = mt
-        else:
-            ys, xs = np.nonzero(sel)
-            coef = _sample(coefs, s, by0 - cy0, bx0 - cx0, ys, xs)
-            gi = rgba[y0 + ys, x0 + xs, :3]
-            mv = mt[ys, xs]
-        q = np.ascontiguousarray(coef[..., -1])
-        if p.colour:
-            for c in range(3):
-                q += coef[..., c] * gi[..., c]
-        else:
-            q += coef[..., 0] * _luma(gi)
-        del coef
-        np.clip(q, 0.0, 1.0, out=q)
-        q -= mv
-        q *= _blend_weight(mv, p)
-        q += mv
-        np.clip(q, 0.0, 1.0, out=q)
-        if q.ndim == 2:
-            out[y0:y1, x0:x1][sel] = q[sel]
-        else:
-            out[y0 + ys, x0 + xs] = q
+            _apply_dense(coefs, s, by0 - cy0, bx0 - cx0, rgba[y0:y1, x0:x1, :3], mt, sel, out[y0:y1, x0:x1], p)
+            return
+        ys, xs = np.nonzero(sel)
+        coef = _sample(coefs, s, by0 - cy0, bx0 - cx0, ys, xs)
+        q = _apply(coef, rgba[y0 + ys, x0 + xs, :3], mt[ys, xs], p)
+        out[y0 + ys, x0 + xs] = q
 
     parallel.map_ordered(lambda t: tile(*t), todo, "alphacut-refine")
     return out
