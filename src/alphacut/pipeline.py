@@ -85,7 +85,7 @@ class CutOut:
 
         def check() -> None:
             t = time.perf_counter()
-            verify.verify(data, px, lossless=lossless, label=self.name, quality=quality or 100)
+            verify.verify(data, px, lossless=lossless, label=self.name, quality=100 if quality is None else quality)
             self.timings["verify"] = time.perf_counter() - t
 
         return data, check

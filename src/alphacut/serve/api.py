@@ -17,7 +17,10 @@ Limits (each settable by an environment variable, read when the app is created):
 streams in), pixels (``ALPHACUT_API_MAX_PIXELS``, else the decoder's limit; read from the image
 header before any pixel is decoded), concurrency (``ALPHACUT_API_WORKERS`` running, 1, plus
 ``ALPHACUT_API_QUEUE`` waiting, 2; any further request is answered 503 at once with
-``Retry-After``), and a per-request deadline (``ALPHACUT_API_TIMEOUT``, 120 s; 504). Every
+``Retry-After``), a deadline for the body to arrive (``ALPHACUT_API_BODY_TIMEOUT``, 30 s; 408),
+and a per-request deadline from admission (``ALPHACUT_API_TIMEOUT``, 120 s; 504). A request is
+admitted only once its body is in, split and its image header checked (in a worker thread,
+so neither slow uploads nor large bodies hold places or stall the event loop). Every
 error is JSON: ``{"error": <code>, "detail": <one line>}`` (the token check in
 ``server.Guard`` answers 401 in plain text before any route runs).
 
@@ -70,6 +73,14 @@ RAW_TYPES = ("application/octet-stream",)
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off"}
 PARAMS = ("model", "format", "mask_only", "background", "quality")
+#: Which lossy AVIF answers are refused, as docs/api.md states it (a test holds the two together):
+#: the verify stage's tolerance, ``verify.lossy_tolerance``.
+AVIF_QUALITY_RULE = (
+    "Every quality 0-99 is encoded; the answer is refused with 422 (cannot_encode) only when, "
+    "decoded again, its mean error over visible colour or over alpha exceeds "
+    "max(4, (100 - quality) / 4) levels of 255. Photos pass at every quality; "
+    "noise-like images can fail at low ones."
+)
 
 
 # ----------------------------------------------------------------------------- limits
@@ -92,6 +103,7 @@ class Limits:
     workers: int = 1  # inferences running at once
     queue: int = 2  # requests waiting for a worker; beyond that, 503 at once
     timeout: float = 120.0  # seconds from admission to the answer
+    body_timeout: float = 30.0  # seconds for the whole body to arrive, before admission
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -102,6 +114,7 @@ class Limits:
             workers=max(1, _env_number("ALPHACUT_API_WORKERS", d.workers)),
             queue=max(0, _env_number("ALPHACUT_API_QUEUE", d.queue)),
             timeout=_env_number("ALPHACUT_API_TIMEOUT", d.timeout, float),
+            body_timeout=_env_number("ALPHACUT_API_BODY_TIMEOUT", d.body_timeout, float),
         )
 
     @property
@@ -163,7 +176,7 @@ def error_response(status: int, error: str, detail: str, headers: dict[str, str]
 def _from_pipeline(e: Exception, params: Params | None = None) -> ApiError:
     if isinstance(e, VerifyError) and params is not None and params.quality is not None and params.quality < 100:
         # lossy AVIF drifting past the verify stage's tolerance: the client's quality is too low
-        return ApiError(422, "cannot_encode", f"{e}; use a higher quality (or none: lossless)")
+        return ApiError(422, "cannot_encode", f"{e} (or none: lossless)")
     if isinstance(e, ImageTooLargeError):
         return ApiError(422, "image_too_large", str(e))
     if isinstance(e, InputError):
@@ -243,8 +256,9 @@ def _installed(model: str) -> bool:
 # ----------------------------------------------------------------------------- bodies
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused with 413 as soon as it is known to exceed ``limit``."""
+async def read_body(request: Request, limit: int) -> bytearray:
+    """The whole body, refused with 413 as soon as it is known to exceed ``limit``; kept as
+    the bytearray it arrived in (a 64 MiB copy would hold the event loop)."""
     length = request.headers.get("content-length")
     if length is not None:
         try:
@@ -261,7 +275,7 @@ async def read_body(request: Request, limit: int) -> bytes:
                 raise _too_large(limit, "the body")
     except ClientDisconnect:
         raise ApiError(400, "bad_request", "client disconnected before sending the whole body") from None
-    return bytes(buf)
+    return buf
 
 
 def _too_large(limit: int, what: str) -> ApiError:
@@ -273,25 +287,38 @@ def _too_large(limit: int, what: str) -> ApiError:
     )
 
 
-def split_multipart(body: bytes, content_type: str) -> tuple[bytes | None, dict[str, str]]:
-    """(bytes of the ``image`` field, text fields), parsed in memory; the file name is ignored."""
+def split_multipart(body: bytes | bytearray, content_type: str) -> tuple[bytes | None, dict[str, str]]:
+    """(bytes of the ``image`` field, text fields), parsed in memory; the file name is ignored.
+
+    The parts are found one ``find`` at a time, never by one split of the whole body: a
+    single call over 64 MiB holds the GIL (and so the event loop) for a large fraction of a
+    second on a slow machine."""
     m = email.message.Message()
     m["content-type"] = content_type
     boundary = m.get_param("boundary")
     if not boundary or not isinstance(boundary, str):
         raise ApiError(400, "bad_request", "multipart/form-data without a boundary")
     delim = b"\r\n--" + boundary.encode("latin-1")
-    pieces = (b"\r\n" + body).split(delim)
-    if len(pieces) < 2:
+    starts = [] if not body.startswith(delim[2:]) else [len(delim) - 2]
+    pos = 0
+    while True:  # every delimiter: its end is where a part starts
+        i = body.find(delim, pos)
+        if i < 0:
+            break
+        starts.append(i + len(delim))
+        pos = i + len(delim)
+    if not starts:
         raise ApiError(400, "bad_request", "multipart body has no parts")
     image: bytes | None = None
     fields: dict[str, str] = {}
-    for piece in pieces[1:]:
-        if piece.startswith(b"--"):
+    for k, start in enumerate(starts):
+        if body[start : start + 2] == b"--":
             break  # close delimiter
-        head, sep, content = piece.partition(b"\r\n\r\n")
-        if not sep:
+        end = starts[k + 1] - len(delim) if k + 1 < len(starts) else len(body)
+        sep = body.find(b"\r\n\r\n", start, end)
+        if sep < 0:
             raise ApiError(400, "bad_request", "malformed multipart part (no blank line after headers)")
+        head, content = bytes(body[start:sep]), body[sep + 4 : end]
         h = email.message.Message()
         for line in head.split(b"\r\n"):
             name, colon, value = line.decode("latin-1").partition(":")
@@ -303,10 +330,10 @@ def split_multipart(body: bytes, content_type: str) -> tuple[bytes | None, dict[
         if name == "image":
             if image is not None:
                 raise ApiError(400, "bad_request", "more than one 'image' field")
-            image = content
+            image = bytes(content)
         elif name in PARAMS:
             try:
-                fields[name] = content.decode("utf-8")
+                fields[name] = bytes(content).decode("utf-8")
             except UnicodeDecodeError:
                 raise ApiError(400, "bad_parameter", f"form field {name!r} is not UTF-8 text") from None
     return image, fields
@@ -394,6 +421,28 @@ class Api:
         finally:
             self._leave()
 
+    # --- before admission, in a worker thread -------------------------------------------
+
+    def _check_request(self, body: bytearray, ctype: str, multipart: bool, query: dict[str, str]) -> tuple[bytes, Params]:
+        """(image bytes, parameters): multipart split, parameters checked, and the image's
+        header read, so a request over the pixel limit is refused before it takes a slot."""
+        if multipart:
+            image, fields = split_multipart(body, ctype)
+            if image is None:
+                raise ApiError(400, "bad_request", "multipart body has no field named 'image'")
+            body = image
+            query = {**query, **fields}
+        else:
+            body = bytes(body)
+        params = parse_params(query, self.model)
+        try:
+            img = decode_module.open_image(body, "image")
+            decode_module.check_pixels(img, "image", self.limits.max_pixels)
+            img.close()
+        except InputError as e:
+            raise _from_pipeline(e) from None
+        return body, params
+
     # --- routes ------------------------------------------------------------------------
 
     async def remove(self, request: Request) -> Response:
@@ -415,33 +464,30 @@ class Api:
             length = request.headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > self.limits.max_body:
                 raise _too_large(self.limits.max_body, f"Content-Length {length}")
+            # The body is read before a slot is taken, under its own deadline: slow uploads
+            # never hold the places of requests that are ready to run.
+            try:
+                with anyio.fail_after(self.limits.body_timeout):
+                    body = await read_body(request, self.limits.max_body)
+            except TimeoutError:
+                raise ApiError(
+                    408, "request_timeout",
+                    f"the body did not arrive within {self.limits.body_timeout:g} s (ALPHACUT_API_BODY_TIMEOUT)",
+                    {"Connection": "close"},
+                ) from None
+            # Splitting multipart and reading the image header cost time in proportion to the
+            # body (tens of seconds for a hostile 64 MiB one): a worker thread does it, so the
+            # event loop keeps answering everyone else.
+            body, params = await anyio.to_thread.run_sync(self._check_request, body, ctype, multipart, query)
             self._admit()
         except ApiError as e:
             return e.response()
 
-        submitted = False
         ticket = _Ticket()
         try:
             deadline = time.monotonic() + self.limits.timeout
-            with anyio.fail_after(self.limits.timeout):
-                body = await read_body(request, self.limits.max_body)
-            if multipart:
-                image, fields = split_multipart(body, ctype)
-                if image is None:
-                    raise ApiError(400, "bad_request", "multipart body has no field named 'image'")
-                body = image
-                query.update(fields)
-            params = parse_params(query, self.model)
-            # The header alone tells the size: refuse before queueing, before decoding.
             try:
-                img = decode_module.open_image(body, "image")
-                decode_module.check_pixels(img, "image", self.limits.max_pixels)
-                img.close()
-            except InputError as e:
-                raise _from_pipeline(e) from None
-            submitted = True
-            try:
-                with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                with anyio.fail_after(self.limits.timeout):
                     data, timings = await anyio.to_thread.run_sync(
                         self._job, ticket, body, params, deadline, abandon_on_cancel=True, limiter=self._threads
                     )
@@ -455,13 +501,8 @@ class Api:
                 if isinstance(e, Exception):
                     raise _from_pipeline(e, params) from None
                 raise
-        except TimeoutError:
-            return error_response(504, "timeout", f"the body did not arrive within {self.limits.timeout:g} s")
         except ApiError as e:
             return e.response()
-        finally:
-            if not submitted:
-                self._leave()
         headers = {
             "Content-Disposition": f'inline; filename="{params.filename}"',
             "Cache-Control": "no-store",
@@ -511,8 +552,20 @@ class Api:
             Route("/api/docs", self.docs_page, methods=["GET"]),
             Route("/api/docs/", lambda r: RedirectResponse("/api/docs"), methods=["GET"]),
             Route("/api/docs/{name}", self.docs_file, methods=["GET"]),
-            Route(PREFIX + "/{rest:path}", self.not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+            Route(PREFIX + "/{rest:path}", _AnyMethod(self.not_found)),  # 404/405 as JSON, any method
         ]
+
+
+class _AnyMethod:
+    """An ASGI endpoint for every HTTP method (Starlette gives a plain function route GET only,
+    and answers other methods with a plain-text 405 of its own)."""
+
+    def __init__(self, handler):
+        self.handler = handler
+
+    async def __call__(self, scope, receive, send) -> None:
+        response = await self.handler(Request(scope, receive))
+        await response(scope, receive, send)
 
 
 def _check_origin(request: Request) -> None:
@@ -546,6 +599,7 @@ _ERROR_CODES = {
     "400": "A parameter or the body is malformed (error: bad_parameter, bad_request) or the model is unknown (unknown_model).",
     "403": "A cross-site browser request (error: cross_origin). A Host header that is not loopback on a loopback bind gets a plain-text 403.",
     "405": "The method is not allowed on this path (error: method_not_allowed).",
+    "408": "The body did not arrive within the body timeout (error: request_timeout).",
     "409": "The model is in the catalog but not installed here (error: model_not_installed).",
     "413": "The body is over the size limit, by Content-Length or while streaming (error: request_too_large).",
     "415": "The Content-Type is not image/*, application/octet-stream or multipart/form-data (error: unsupported_media_type).",
@@ -592,7 +646,7 @@ def openapi(api: Api) -> dict:
             "type": "integer",
             "minimum": 0,
             "maximum": 100,
-            "description": "AVIF only: below 100 is lossy (smaller); absent or 100 is lossless. The result is verified: a quality so low that it drifts past the tolerance (typically below about 70) is refused with 422.",
+            "description": "AVIF only: absent or 100 is lossless, below 100 lossy (smaller). " + AVIF_QUALITY_RULE,
         },
     }
     parameters = [
@@ -610,7 +664,8 @@ def openapi(api: Api) -> dict:
             "string or, with multipart, also as form fields (a form field wins). The answer is the "
             "encoded cut-out (straight alpha, RGB untouched), already decoded again and checked. "
             f"Limits here: body {lim.max_body} bytes, {lim.pixel_limit} pixels, {lim.workers} running + "
-            f"{lim.queue} waiting, {lim.timeout:g} s per request. The image stays in memory and is never logged or stored."
+            f"{lim.queue} waiting, {lim.body_timeout:g} s for the body to arrive, {lim.timeout:g} s per request "
+            "from admission. The image stays in memory and is never logged or stored."
         ),
         "parameters": parameters,
         "requestBody": {
@@ -643,6 +698,7 @@ def openapi(api: Api) -> dict:
             "401": unauthorized,
             "403": err("403"),
             "405": err("405", {"Allow": {"description": "The allowed methods.", "schema": {"type": "string"}}}),
+            "408": err("408"),
             "409": err("409"),
             "413": err("413"),
             "415": err("415"),
@@ -735,6 +791,7 @@ def openapi(api: Api) -> dict:
                                 "model_not_installed", "request_too_large", "unsupported_media_type",
                                 "bad_image", "image_too_large", "cannot_encode", "busy",
                                 "model_unavailable", "timeout", "internal", "not_found", "method_not_allowed",
+                                "request_timeout",
                             ],
                         },
                         "detail": {"type": "string", "description": "One line for a person."},

@@ -64,30 +64,46 @@ class Guard:
     def __init__(self, app: ASGIApp, host: str, token: str | None):
         self.app = app
         self.loopback = _is_loopback(host)
+        self.bound = host.strip("[]").lower()
         self.token = token
+        self.token_bytes = token.encode("utf-8") if token else b""
+
+    def _host_allowed(self, host_header: str) -> bool:
+        """The bound address, a loopback name or any loopback literal (127.0.0.0/8, ::1), with
+        or without a port: what a browser sends for a page on this server, and never the
+        name a DNS-rebinding page is loaded under."""
+        if host_header.startswith("["):
+            end = host_header.find("]")
+            if end < 0:
+                return False
+            hostname = host_header[1:end]
+        else:
+            hostname = host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+        hostname = hostname.lower()
+        return hostname in LOOPBACK_NAMES or hostname == self.bound or _is_loopback(hostname)
+
+    def _token_matches(self, request: Request) -> bool:
+        """The token from ?token=, the cookie or ``Authorization: Bearer`` (scheme in any case,
+        RFC 7235), compared as UTF-8 bytes in constant time (any character may arrive)."""
+        given = request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
+        if not given:
+            scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+            given = credentials.strip() if scheme.lower() == "bearer" else ""
+        if not given:
+            return False
+        return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), self.token_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        if self.loopback:
-            host_header = request.headers.get("host") or ""
-            if host_header.startswith("["):
-                hostname = host_header[: host_header.find("]") + 1]
-            else:
-                hostname = host_header.split(":")[0]
-            if hostname.lower() not in LOOPBACK_NAMES:
-                await PlainTextResponse("forbidden host", 403)(scope, receive, send)
-                return
+        if self.loopback and not self._host_allowed(request.headers.get("host") or ""):
+            await PlainTextResponse("forbidden host", 403)(scope, receive, send)
+            return
         set_cookie = False
         if self.token:
-            given = (
-                request.query_params.get("token")
-                or request.cookies.get(TOKEN_COOKIE)
-                or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            )
-            if not given or not hmac.compare_digest(given, self.token):
+            if not self._token_matches(request):
                 await PlainTextResponse("missing or wrong token", 401)(scope, receive, send)
                 return
             set_cookie = request.query_params.get("token") is not None
