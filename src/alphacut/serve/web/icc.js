@@ -84,7 +84,8 @@ export function extractIcc(bytes, kind, inflate) {
   return null;
 }
 
-function pngChunk(type, body) {
+/** A PNG chunk: length, type, body, CRC-32. */
+export function pngChunk(type, body) {
   const out = new Uint8Array(12 + body.length);
   const dv = new DataView(out.buffer);
   dv.setUint32(0, body.length);

@@ -14,9 +14,12 @@ import { FFLATE } from './vendor.js';
 import { extractIcc, pngWithIcc, webpWithIcc } from './icc.js';
 import { imageSize, overLimit, DEFAULT_MAX_PIXELS } from './header.js';
 import * as edit from './edit.js';
+import { StripPool, encodePng, verifyPng } from './parallel.js';
 
 let config, prefs, base, caps, engine, fflate;
 let modelPromise = null;
+let pool = null; // strip workers for PNG writing and checking; ended when the queue is idle
+const strips = () => (pool ||= new StripPool());
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 const status = (text) => post({ type: 'status', text });
@@ -177,14 +180,16 @@ async function processImage(msg) {
 async function writeFile(rgba, width, height, fmt, icc, stage, timings) {
   let t = now();
   stage(`encoding ${fmt.toUpperCase()}`);
-  let out = codecs.encode(rgba, width, height, fmt);
+  // PNG in strips on several workers (png.js); WebP and AVIF through jSquash
+  let out = fmt === 'png' ? await encodePng(strips(), rgba, width, height) : codecs.encode(rgba, width, height, fmt);
   // contract rule 9: an RGB profile goes to PNG and WebP outputs (never converted)
   if (icc && fmt === 'png') out = pngWithIcc(out, icc, fflate.zlibSync);
   else if (icc && fmt === 'webp') out = webpWithIcc(out, icc, width, height);
   timings.encode = now() - t;
   t = now();
   stage('verifying');
-  await codecs.verify(out, rgba, width, height);
+  // PNG strips are read back in parallel; any other file as a whole
+  if (!(fmt === 'png' && await verifyPng(strips(), out, rgba, width, height))) await codecs.verify(out, rgba, width, height);
   timings.verify = now() - t;
   return out;
 }
@@ -225,6 +230,7 @@ function zip(msg) {
 
 // One message at a time, in order: images are processed one after another.
 let chain = Promise.resolve();
+let queued = 0;
 self.onmessage = (e) => {
   const msg = e.data;
   // The editor's messages answer at once (between the stages of a photo being processed),
@@ -233,6 +239,7 @@ self.onmessage = (e) => {
     edit.handle(msg, post).catch((err) => post({ type: 'edit-error', id: msg.id, message: err?.message || String(err) }));
     return;
   }
+  queued++;
   chain = chain.then(async () => {
     try {
       if (msg.type === 'init') await init(msg);
@@ -247,5 +254,6 @@ self.onmessage = (e) => {
       else if (msg.type === 'zip') post({ type: 'zip-error', id: msg.id, message });
       else post({ type: 'fatal', message });
     }
+    if (--queued === 0 && pool) { pool.close(); pool = null; } // idle: the strip workers go
   });
 };

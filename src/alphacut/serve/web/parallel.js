@@ -1,0 +1,104 @@
+// Strip-parallel work for the worker (the browser twin of parallel.py): a small pool of
+// strip workers (parallel-worker.js) writes a PNG's strips and reads them back. Each task's
+// rows are copied out of the image only when a strip worker is free, so at most a few strips
+// (not a second full-size image) exist at once. The pool's workers are ended when the queue
+// is idle (close()), so nothing stays resident between photos.
+
+import { stripRanges, assemblePng, stripLayout, adler32Combine } from './png.js';
+
+export const PNG_LEVEL = 1;
+
+export class StripPool {
+  constructor(size = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 2))) {
+    this.size = size;
+    this.workers = [];
+    this.waiting = new Map();
+    this.next = 0;
+  }
+
+  worker(i) {
+    if (!this.workers[i]) {
+      const w = new Worker(new URL('./parallel-worker.js', import.meta.url), { type: 'module', name: `alphacut-strips-${i}` });
+      w.onmessage = (e) => {
+        const { id, result, error } = e.data;
+        const p = this.waiting.get(id);
+        this.waiting.delete(id);
+        if (error) p.reject(new Error(error));
+        else p.resolve(result);
+      };
+      w.onerror = (e) => {
+        for (const p of this.waiting.values()) p.reject(new Error(`a strip worker failed: ${e.message || 'unknown error'}`));
+        this.waiting.clear();
+      };
+      this.workers[i] = w;
+    }
+    return this.workers[i];
+  }
+
+  /** Run tasks 0..n-1 (`make(k)` → [message, transfer list]) with one in flight per worker;
+   *  results in order. */
+  async map(n, make) {
+    const results = new Array(n);
+    let k = 0;
+    const lane = async (i) => {
+      while (k < n) {
+        const j = k++;
+        const [msg, transfer] = make(j);
+        const id = this.next++;
+        results[j] = await new Promise((resolve, reject) => {
+          this.waiting.set(id, { resolve, reject });
+          this.worker(i).postMessage({ ...msg, id }, transfer);
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.size, n) }, (_, i) => lane(i)));
+    return results;
+  }
+
+  close() {
+    for (const w of this.workers) w?.terminate();
+    this.workers = [];
+  }
+}
+
+const bytes = (a) => new Uint8Array(a.buffer, a.byteOffset, a.length);
+
+function stripTask(rgba, width, y0, y1, extra) {
+  const stride = width * 4;
+  const rows = rgba.slice(y0 * stride, y1 * stride);
+  const above = y0 ? rgba.slice((y0 - 1) * stride, y0 * stride) : null;
+  return [{ rows, above, width, y0, ...extra }, above ? [rows.buffer, above.buffer] : [rows.buffer]];
+}
+
+/** PNG of straight RGBA pixels, strips written in parallel (png.js). */
+export async function encodePng(pool, rgba, width, height, level = PNG_LEVEL) {
+  const px = bytes(rgba);
+  const ranges = stripRanges(width, height);
+  const strips = await pool.map(ranges.length, (k) =>
+    stripTask(px, width, ranges[k][0], ranges[k][1], { op: 'encode', last: k === ranges.length - 1, level }));
+  return assemblePng(width, height, strips);
+}
+
+/**
+ * The read-back check of a PNG written by encodePng (contract rule 8): every strip inflated
+ * and compared with the intended rows in parallel, the strips' Adler-32s combined and
+ * compared with the stream's. Returns false for a PNG not laid out in those strips (the
+ * caller then checks it as one stream).
+ */
+export async function verifyPng(pool, png, rgba, width, height) {
+  const layout = stripLayout(png, width, height);
+  if (!layout) return false;
+  const px = bytes(rgba);
+  const { ranges, strips } = layout;
+  const sums = await pool.map(ranges.length, (k) => {
+    const [a, b] = strips[k];
+    const [msg, transfer] = stripTask(px, width, ranges[k][0], ranges[k][1], { op: 'check', last: k === ranges.length - 1 });
+    msg.idat = png.slice(a, b);
+    transfer.push(msg.idat.buffer);
+    return [msg, transfer];
+  });
+  let adler = 1;
+  for (const s of sums) adler = adler32Combine(adler, s.adler, s.len);
+  if (adler !== layout.adler) throw new Error('the PNG data checksum (Adler-32) does not match its pixels');
+  return true;
+}

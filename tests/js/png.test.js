@@ -1,0 +1,140 @@
+// The strip PNG writer and its parallel read-back check (web/png.js), read back by
+// independent decoders too: Node's zlib (the whole stream) and the streaming check of verify.js.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { inflateSync as zlibInflate, inflateRawSync } from 'node:zlib';
+import { Deflate, Unzlib } from '../../node_modules/fflate/esm/index.mjs';
+import * as P from '../../src/alphacut/serve/web/png.js';
+import { checkPng } from '../../src/alphacut/serve/web/verify.js';
+import { crc32 } from '../../src/alphacut/serve/web/icc.js';
+
+// 1500 x 1500 RGBA (9 MB: two strips): a smooth photo-like gradient with noise, alpha 0 over
+// a third of it with its RGB kept, soft edges.
+const W = 1500, H = 1500, S = W * 4;
+function image() {
+  const px = new Uint8Array(W * H * 4);
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 24);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const o = (y * W + x) * 4;
+      px[o] = (x / 6 + (rnd() & 7)) & 255;
+      px[o + 1] = (y / 6 + (rnd() & 3)) & 255;
+      px[o + 2] = ((x + y) / 12) & 255;
+      px[o + 3] = x < 500 ? 0 : x < 520 ? (x - 500) * 12 : 255;
+    }
+  }
+  return px;
+}
+const PX = image();
+const rows = (y0, y1) => PX.subarray(y0 * S, y1 * S);
+const above = (y0) => (y0 ? PX.subarray((y0 - 1) * S, y0 * S) : null);
+
+function encode(level = 1) {
+  const ranges = P.stripRanges(W, H);
+  const strips = ranges.map(([y0, y1], k) => P.encodeStrip(rows(y0, y1), above(y0), W, k === ranges.length - 1, level, Deflate));
+  return P.assemblePng(W, H, strips);
+}
+
+function idat(png) {
+  const parts = [];
+  const dv = new DataView(png.buffer, png.byteOffset);
+  for (let o = 8; o < png.length;) {
+    const n = dv.getUint32(o);
+    if (String.fromCharCode(...png.subarray(o + 4, o + 8)) === 'IDAT') parts.push(png.subarray(o + 8, o + 8 + n));
+    o += 12 + n;
+  }
+  return Buffer.concat(parts);
+}
+
+async function checkAll(png, px = PX) {
+  const lay = P.stripLayout(png, W, H);
+  assert.ok(lay, 'laid out in strips');
+  let adler = 1;
+  for (let k = 0; k < lay.strips.length; k++) {
+    const [a, b] = lay.strips[k];
+    const [y0, y1] = lay.ranges[k];
+    const r = await P.checkStrip(png.subarray(a, b), px.subarray(y0 * S, y1 * S), y0 ? px.subarray((y0 - 1) * S, y0 * S) : null, W, y0, k === lay.strips.length - 1);
+    adler = P.adler32Combine(adler, r.adler, r.len);
+  }
+  return adler === lay.adler;
+}
+
+const PNG = encode();
+
+test('strip PNG: one zlib stream that Node\'s zlib and the streaming check read back exactly', () => {
+  assert.equal(P.stripRanges(W, H).length, 2);
+  const raw = zlibInflate(idat(PNG)); // native zlib, Adler-32 checked
+  assert.equal(raw.length, H * (S + 1));
+  checkPng(PNG, PX, W, H, Unzlib);
+  // the check above covered RGB under alpha 0: the image has some
+  assert.ok(PX[(7 * W + 100) * 4 + 3] === 0 && PX[(7 * W + 100) * 4] > 0);
+});
+
+test('strip check accepts the file and its combined Adler-32', async () => {
+  assert.equal(await checkAll(PNG), true);
+});
+
+test('strip check rejects a changed pixel, a damaged chunk and a final block mid-stream', async () => {
+  const px = PX.slice();
+  px[(1200 * W + 700) * 4 + 1] ^= 4;
+  await assert.rejects(checkAll(PNG, px), /differ .*x=700, y=1200/);
+  px.set(PX);
+  px[(3 * W + 1499) * 4 + 3] ^= 1;
+  await assert.rejects(checkAll(PNG, px), /differ .*x=1499, y=3/);
+
+  const lay = P.stripLayout(PNG, W, H);
+  const bad = PNG.slice();
+  bad[lay.strips[0][0] + 100] ^= 0x10;
+  await assert.rejects(checkAll(bad), /CRC/);
+  // the same damage with a recomputed CRC: the data itself must fail
+  const [a, b] = lay.strips[0];
+  new DataView(bad.buffer).setUint32(b - 4, crc32(bad.subarray(a + 4, b - 4)));
+  await assert.rejects(checkAll(bad));
+
+  // a first strip written as a complete (final) stream: the strips no longer concatenate
+  const ranges = P.stripRanges(W, H);
+  const strips = ranges.map(([y0, y1]) => P.encodeStrip(rows(y0, y1), above(y0), W, true, 1, Deflate));
+  await assert.rejects(checkAll(P.assemblePng(W, H, strips)), /sync flush/);
+  // a wrong trailer
+  const t = PNG.slice();
+  const end = t.length - 12 - 16;
+  t[end + 8] ^= 1;
+  new DataView(t.buffer).setUint32(end + 12, crc32(t.subarray(end + 4, end + 12)));
+  assert.equal(await checkAll(t), false);
+  assert.throws(() => P.stripLayout(PNG, W + 1, H), /size/);
+  assert.throws(() => P.stripLayout(PNG.subarray(0, 100), W, H), /truncated|end/);
+});
+
+test('sync-flushed strips are valid for zlib at every level and bit position', () => {
+  // many small strips of varied content end at every bit offset; zlib must accept each one
+  const seen = new Set();
+  for (let n = 1; n < 120; n++) {
+    const data = PX.subarray(n * 997, n * 997 + 300 * n);
+    for (const level of [1, 2, 6]) {
+      const z = P.deflateStrip(data, false, level, Deflate);
+      assert.deepEqual([...z.subarray(-4)], [0, 0, 255, 255]);
+      const out = inflateRawSync(Buffer.concat([z, Buffer.from([3, 0])]));
+      assert.deepEqual(new Uint8Array(out), data);
+    }
+    seen.add(n);
+  }
+  assert.equal(seen.size, 119);
+});
+
+test('Up and Sub filters equal PNG\'s byte-wise definition; adler32Combine equals one pass', () => {
+  const r = rows(10, 14), up = above(10);
+  for (const f of [1, 2]) {
+    const got = P.filterStrip(r, up, W, f);
+    for (let y = 0; y < 4; y++) {
+      assert.equal(got[y * (S + 1)], f);
+      for (let i = 0; i < S; i++) {
+        const x = r[y * S + i];
+        const pred = f === 1 ? (i >= 4 ? r[y * S + i - 4] : 0) : (y ? r[(y - 1) * S + i] : up[i]);
+        if (got[y * (S + 1) + 1 + i] !== ((x - pred) & 255)) assert.fail(`filter ${f} row ${y} byte ${i}`);
+      }
+    }
+  }
+  const a = PX.subarray(0, 100000), b = PX.subarray(100000, 170001);
+  assert.equal(P.adler32Combine(P.adler32(a), P.adler32(b), b.length), P.adler32(PX.subarray(0, 170001)));
+});
