@@ -59,6 +59,11 @@ VENDOR_FILES: dict[str, tuple[str, ...]] = {
         "codec/enc/avif_enc.js",
         "codec/enc/avif_enc.wasm",
     ),
+    "@jsquash/jpeg": (
+        "meta.js",
+        "codec/enc/mozjpeg_enc.js",
+        "codec/enc/mozjpeg_enc.wasm",
+    ),
     "fflate": ("esm/browser.js",),
 }
 
@@ -179,7 +184,7 @@ def vendor_module(node_modules: Path | None = None) -> str:
 
 def _js_name(pkg: str) -> str:
     return {"onnxruntime-web": "ORT", "@jsquash/png": "PNG", "@jsquash/webp": "WEBP",
-            "@jsquash/avif": "AVIF", "fflate": "FFLATE"}[pkg]
+            "@jsquash/avif": "AVIF", "@jsquash/jpeg": "JPEG", "fflate": "FFLATE"}[pkg]
 
 
 def render_index(app_hash: str) -> bytes:

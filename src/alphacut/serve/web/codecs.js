@@ -8,11 +8,11 @@
 // bare imports would need a bundler), and all are loaded by preload() before the model is
 // ready, so no request is made once the first image has been processed.
 
-import { PNG, WEBP, AVIF, FFLATE } from './vendor.js';
+import { PNG, WEBP, AVIF, JPEG, FFLATE } from './vendor.js';
 import { to8bit } from './compose.js';
 import { checkPng } from './verify.js';
 
-let png, webpDec, webpEnc, avifDec, avifEnc, webpDefaults, avifDefaults, fflate;
+let png, webpDec, webpEnc, avifDec, avifEnc, jpegEnc, webpDefaults, avifDefaults, jpegDefaults, fflate;
 
 async function emscripten(modUrl) {
   const factory = (await import(modUrl)).default;
@@ -24,21 +24,29 @@ export async function preload() {
   const pngMod = await import(PNG + 'codec/pkg/squoosh_png.js');
   await pngMod.default();
   png = pngMod;
-  [webpDec, webpEnc, avifDec, avifEnc] = await Promise.all([
+  [webpDec, webpEnc, avifDec, avifEnc, jpegEnc] = await Promise.all([
     emscripten(WEBP + 'codec/dec/webp_dec.js'),
     emscripten(WEBP + 'codec/enc/webp_enc_simd.js'),
     emscripten(AVIF + 'codec/dec/avif_dec.js'),
     emscripten(AVIF + 'codec/enc/avif_enc.js'),
+    emscripten(JPEG + 'codec/enc/mozjpeg_enc.js'),
   ]);
   fflate = await import(FFLATE + 'esm/browser.js');
   webpDefaults = (await import(WEBP + 'meta.js')).defaultOptions;
   avifDefaults = (await import(AVIF + 'meta.js')).defaultOptions;
+  jpegDefaults = (await import(JPEG + 'meta.js')).defaultOptions;
 }
+
+/** JPEG (flattened output only: no alpha): quality 90, no chroma subsampling. Its check
+ *  is a tolerance, as for lossy AVIF: mean absolute error at most JPEG_MAE levels. */
+export const JPEG_QUALITY = 90;
+export const JPEG_MAE = 3;
 
 export const FORMATS = {
   png: { ext: '.png', mime: 'image/png' },
   webp: { ext: '.webp', mime: 'image/webp', maxSide: 16383 },
   avif: { ext: '.avif', mime: 'image/avif' },
+  jpeg: { ext: '.jpg', mime: 'image/jpeg', opaqueOnly: true },
 };
 
 /** Sniff the container from the first bytes. */
@@ -139,6 +147,12 @@ export function encode(data, width, height, fmt) {
     if (!out) throw new Error('AVIF encoding failed');
     return out;
   }
+  if (fmt === 'jpeg') {
+    const out = jpegEnc.encode(new Uint8Array(data.buffer, data.byteOffset, data.length), width, height,
+      { ...jpegDefaults, quality: JPEG_QUALITY, auto_subsample: false, chroma_subsample: 1, chroma_quality: JPEG_QUALITY });
+    if (!out) throw new Error('JPEG encoding failed');
+    return out;
+  }
   throw new Error(`unknown format ${fmt}`);
 }
 
@@ -148,6 +162,17 @@ export function encode(data, width, height, fmt) {
 export async function verify(bytes, expected, width, height) {
   if (sniff(bytes) === 'png') {
     checkPng(bytes, expected, width, height, fflate.Unzlib);
+    return;
+  }
+  if (sniff(bytes) === 'jpeg') {
+    const got = await decode(bytes, 'image/jpeg');
+    if (got.width !== width || got.height !== height) throw new Error(`decoded size ${got.width}x${got.height} differs from ${width}x${height}`);
+    let sum = 0;
+    for (let i = 0; i < got.data.length; i += 4) {
+      sum += Math.abs(got.data[i] - expected[i]) + Math.abs(got.data[i + 1] - expected[i + 1]) + Math.abs(got.data[i + 2] - expected[i + 2]);
+    }
+    const mae = sum / (width * height * 3);
+    if (!(mae <= JPEG_MAE)) throw new Error(`the JPEG differs from the intended pixels by ${mae.toFixed(2)} levels on average (at most ${JPEG_MAE})`);
     return;
   }
   let got;

@@ -121,7 +121,12 @@ function onWorkerMessage(msg) {
       state.viewer.onMessage(msg);
       if (msg.type === 'edit-error') {
         const job = state.jobs.get(msg.id);
-        if (job && job.saving) { job.saving = false; $('.status', job.el).textContent = 'done'; $('.info', job.el).textContent = msg.message; }
+        if (job && job.saving) {
+          job.saving = false;
+          $('.status', job.el).textContent = 'done (the edit was not saved)';
+          $('.info', job.el).textContent = msg.message;
+          $('.download', job.el).hidden = false;
+        }
       }
       break;
     case 'saved':
@@ -198,13 +203,13 @@ function finishJob(msg) {
 }
 
 /** The viewer closed: write the edited file (in the worker) when something changed. */
-function closedViewer(job, dirty) {
+function closedViewer(job, dirty, options) {
   $('.open', job.el).focus();
   if (!dirty) return;
   job.saving = true;
   $('.download', job.el).hidden = true;
   $('.status', job.el).textContent = 'saving the edit…';
-  state.worker.postMessage({ type: 'edit-save', id: job.id });
+  state.worker.postMessage({ type: 'edit-save', id: job.id, options });
 }
 
 function savedEdit(msg) {
@@ -217,12 +222,19 @@ function savedEdit(msg) {
   job.url = URL.createObjectURL(job.blob);
   job.afterUrl = msg.preview ? URL.createObjectURL(msg.preview) : job.url;
   $('.after', job.el).src = job.afterUrl;
+  job.outName = null;
+  job.outName = uniqueName(baseName(job.name) + msg.ext);
   const a = $('.download', job.el);
   a.href = job.url;
+  a.download = job.outName;
   a.hidden = false;
   $('.status', job.el).textContent = 'done (edited)';
-  note('edited', { id: job.id, size: job.blob.size, timings: msg.timings });
+  $('.info', job.el).textContent = `${msg.width}×${msg.height} · ${mib(job.blob.size)}` +
+    (msg.flat ? ' · flattened on its background' : '') + ' · verified';
+  note('edited', { id: job.id, size: job.blob.size, timings: msg.timings, width: msg.width, height: msg.height, flat: msg.flat, box: msg.box, name: job.outName });
 }
+
+const mib = (bytes) => `${(bytes / 1048576).toFixed(2)} MiB`;
 
 function failJob(job, message) {
   job.done = true;

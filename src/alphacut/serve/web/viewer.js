@@ -39,6 +39,8 @@ export class Viewer {
     this.el.hidden = false;
     document.body.classList.add('viewing');
     $('#viewer-title').textContent = job.outName || job.name;
+    this.showFileOptions(job.fileOptions || { format: job.format });
+    if (!job.fileOptions) job.fileOptions = this.fileOptions();
     $('#viewer-status').textContent = 'opening…';
     this.worker.postMessage({ type: 'edit-open', id: job.id });
     $('#viewer-done').focus();
@@ -53,7 +55,71 @@ export class Viewer {
     document.body.classList.remove('viewing');
     if (this.frame) this.frame.bitmap.close();
     this.frame = null;
-    this.onClose(job, this.dirty);
+    const options = this.fileOptions();
+    const changed = JSON.stringify({ ...options, bgFile: null }) !== JSON.stringify({ ...(job.fileOptions || {}), bgFile: null }) ||
+      options.bgFile !== job.fileOptions?.bgFile;
+    job.fileOptions = options;
+    this.onClose(job, this.dirty || changed, this.toMessage(options));
+  }
+
+  // --- the file's options (rule 11): format, background, shadow, crop
+  fileOptions() {
+    const kind = $('#bg-kind').value;
+    return {
+      format: $('#edit-format').value,
+      kind, color: $('#bg-color').value, x: Number($('#bg-x').value), y: Number($('#bg-y').value),
+      blur: Number($('#bg-blur').value), shadow: $('#bg-shadow').checked,
+      crop: $('#crop').checked, padding: $('#crop-pad').value.trim() || '0', aspect: $('#crop-aspect').value,
+      bgFile: $('#bg-image').files[0] || this.bgFile || null,
+    };
+  }
+
+  showFileOptions(o) {
+    const fmt = $('#edit-format');
+    fmt.value = o.format && [...fmt.options].some((x) => x.value === o.format) ? o.format : 'png';
+    $('#bg-kind').value = o.kind || 'none';
+    if (o.color) $('#bg-color').value = o.color;
+    $('#bg-x').value = o.x ?? 50; $('#bg-y').value = o.y ?? 50;
+    $('#bg-blur').value = o.blur ?? 20;
+    $('#bg-shadow').checked = !!o.shadow;
+    $('#crop').checked = !!o.crop;
+    $('#crop-pad').value = o.padding ?? '0';
+    $('#crop-aspect').value = o.aspect || '';
+    this.bgFile = o.bgFile || null;
+    $('#bg-image').value = '';
+    this.fileChanged();
+  }
+
+  /** What the worker needs: {format, background, shadow, crop}. */
+  toMessage(o) {
+    const hex = o.color.replace('#', '');
+    const background = o.kind === 'color' ? { kind: 'color', color: [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16)) }
+      : o.kind === 'image' ? { kind: 'image', file: o.bgFile, x: o.x / 100, y: o.y / 100 }
+      : o.kind === 'blur' ? { kind: 'blur', radius: o.blur } : null;
+    const aspect = o.aspect ? o.aspect.split(':').map(Number) : null;
+    return { format: o.format, background, shadow: !!(background && o.shadow), crop: o.crop ? { padding: o.padding, aspect } : null };
+  }
+
+  fileChanged() {
+    const o = this.fileOptions();
+    const kind = o.kind;
+    $('#bg-color').hidden = kind !== 'color';
+    $('#bg-image-label').hidden = kind !== 'image';
+    $('#bg-x').parentElement.hidden = kind !== 'image';
+    $('#bg-blur').parentElement.hidden = kind !== 'blur';
+    $('#bg-shadow').parentElement.hidden = kind === 'none';
+    $('#crop-pad').parentElement.hidden = $('#crop-aspect').parentElement.hidden = !o.crop;
+    const notes = [];
+    if (kind !== 'none') notes.push('flattened: no transparency in the file');
+    if (o.format === 'jpeg' && kind === 'none') notes.push('JPEG needs a background');
+    if (kind === 'image') notes.push(o.bgFile ? o.bgFile.name : 'no image chosen');
+    $('#file-note').textContent = notes.join(' · ');
+    // the "file's background" backdrop: the colour, or the image (cover); blur shows white
+    this.stage.style.setProperty('--file-color', kind === 'color' ? o.color : '#fff');
+    if (this.bgUrl) URL.revokeObjectURL(this.bgUrl);
+    this.bgUrl = kind === 'image' && o.bgFile ? URL.createObjectURL(o.bgFile) : null;
+    this.stage.style.setProperty('--file-bg', this.bgUrl ? `url("${this.bgUrl}")` : 'none');
+    this.stage.style.setProperty('--file-pos', `${o.x}% ${o.y}%`);
   }
 
   onMessage(msg) {
@@ -319,6 +385,12 @@ export class Viewer {
       this.stage.style.setProperty('--backdrop', $('#backdrop-color').value);
     };
     $('#backdrop').addEventListener('change', backdrop);
+    for (const id of ['#bg-kind', '#bg-color', '#bg-image', '#bg-x', '#bg-y', '#bg-blur', '#bg-shadow', '#crop', '#crop-pad', '#crop-aspect', '#edit-format']) {
+      $(id).addEventListener(id === '#crop-pad' ? 'change' : 'input', () => {
+        if (id === '#bg-image' && $('#bg-image').files[0]) this.bgFile = $('#bg-image').files[0];
+        this.fileChanged();
+      });
+    }
     $('#backdrop-color').addEventListener('input', () => { $('#backdrop').value = 'color'; backdrop(); });
     backdrop();
     document.addEventListener('keydown', (e) => {

@@ -15,6 +15,7 @@ import { extractIcc, pngWithIcc, webpWithIcc } from './icc.js';
 import { imageSize, overLimit, DEFAULT_MAX_PIXELS } from './header.js';
 import * as edit from './edit.js';
 import { StripPool, encodePng, verifyPng } from './parallel.js';
+import { compose as composeFile } from './background.js';
 
 let config, prefs, base, caps, engine, fflate;
 let modelPromise = null;
@@ -116,7 +117,7 @@ async function processImage(msg) {
   input = null;
   const { width, height } = img;
   timings.decode = now() - t;
-  const fmt = codecs.FORMATS[format] ? format : 'png';
+  const fmt = codecs.FORMATS[format] && !codecs.FORMATS[format].opaqueOnly ? format : 'png';
   if (fmt === 'webp' && (width > 16383 || height > 16383)) {
     throw new Error(`${width}x${height} is too large for WebP (at most 16383 px a side); choose PNG or AVIF`);
   }
@@ -194,23 +195,38 @@ async function writeFile(rgba, width, height, fmt, icc, stage, timings) {
   return out;
 }
 
-/** The edited photo written again (after brush strokes, undo, reset). */
+/** The edited photo written again (after brush strokes, undo, reset, or a change of the
+ *  file's options: format, background, shadow, crop; contract rule 11). */
 async function saveEdited(s, msg) {
   const { id } = msg;
   const timings = {};
   const stage = (text) => post({ type: 'stage', id, stage: text });
-  const out = await writeFile(s.rgba, s.width, s.height, s.fmt, s.icc, stage, timings);
-  const big = Math.max(s.width, s.height) > PREVIEW_SIDE;
-  const mime = codecs.FORMATS[s.fmt].mime;
-  let partial = 0, clear = 0;
-  for (let i = 3; i < s.rgba.length; i += 4) {
-    const a = s.rgba[i];
-    if (a === 0) clear++; else if (a !== 255) partial++;
+  const o = msg.options || {};
+  const fmt = codecs.FORMATS[o.format] ? o.format : s.fmt;
+  let background = o.background || null;
+  if (background?.kind === 'image') {
+    if (!background.file) throw new Error('choose a background image first');
+    stage('decoding the background');
+    const image = await codecs.decode(new Uint8Array(await background.file.arrayBuffer()), background.file.type);
+    background = { ...background, image, file: null };
   }
+  if (codecs.FORMATS[fmt].opaqueOnly && !background) throw new Error('JPEG has no transparency: choose a background for it, or another format');
+  const plain = !background && !o.crop;
+  if (!plain) stage('composing');
+  const img = plain ? { data: s.rgba, width: s.width, height: s.height, flat: false }
+    : composeFile(s.rgba, s.width, s.height, { background, shadow: !!o.shadow, crop: o.crop || null });
+  const { width, height } = img;
+  if (fmt === 'webp' && (width > 16383 || height > 16383)) {
+    throw new Error(`${width}x${height} is too large for WebP (at most 16383 px a side); choose PNG or AVIF`);
+  }
+  const out = await writeFile(img.data, width, height, fmt, fmt === 'jpeg' ? null : s.icc, stage, timings);
+  s.fmt = codecs.FORMATS[fmt].opaqueOnly ? s.fmt : fmt;
+  const big = Math.max(width, height) > PREVIEW_SIDE;
+  const mime = codecs.FORMATS[fmt].mime;
   post({
-    type: 'saved', id, blob: new Blob([out], { type: mime }), mime, ext: codecs.FORMATS[s.fmt].ext,
-    preview: big ? new Blob([previewPng(s.rgba, s.width, s.height)], { type: 'image/png' }) : null,
-    timings, stats: { partial, clear, total: s.width * s.height },
+    type: 'saved', id, blob: new Blob([out], { type: mime }), mime, ext: codecs.FORMATS[fmt].ext,
+    preview: big ? new Blob([previewPng(img.data, width, height)], { type: 'image/png' }) : null,
+    timings, width, height, flat: img.flat, box: img.box || null,
   });
 }
 
