@@ -62,3 +62,28 @@ def browser(playwright_instance):
     b = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield b
     b.close()
+
+
+def make_tiny_model(d: Path) -> Path:
+    """A 32x32 stand-in for a segmentation model (mean of the channels, then a sigmoid), with
+    its spec beside it: for tests about everything but the mask (milliseconds, no store)."""
+    import json
+
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[1], keepdims=1),
+             helper.make_node("Sigmoid", ["m"], ["output"])]
+    g = helper.make_graph(nodes, "tiny",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 32, 32])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    path = d / "tiny.onnx"
+    path.write_bytes(m.SerializeToString())
+    (d / "tiny.json").write_text(json.dumps({"input_size": [32, 32]}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))

@@ -11,7 +11,6 @@ environment must show the queue: otherwise the test could not fail.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import socket
@@ -32,25 +31,8 @@ CI_VARS = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL", "TF_BUILD", "TEAM
            "ORT_DISABLE_TELEMETRY", "ORT_TELEMETRY_DISABLED", "ORT_RUNNING_UNIT_TESTS")
 
 
-def _tiny_model(d: Path) -> Path:
-    """A 32x32 stand-in for a segmentation model (mean of the channels, sigmoid)."""
-    from onnx import TensorProto, helper
-
-    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[1], keepdims=1),
-             helper.make_node("Sigmoid", ["m"], ["output"])]
-    g = helper.make_graph(nodes, "tiny",
-                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
-                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 32, 32])])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    path = d / "tiny.onnx"
-    path.write_bytes(m.SerializeToString())
-    (d / "tiny.json").write_text(json.dumps({"input_size": [32, 32]}))
-    return path
-
-
 @pytest.fixture
-def clean(tmp_path):
+def clean(tmp_path, tiny_model):
     """(env, home, store, model, image): an empty HOME and cache, no CI variables."""
     home = tmp_path / "home"
     home.mkdir()
@@ -63,7 +45,7 @@ def clean(tmp_path):
     rng = np.random.default_rng(5)
     img = work / "photo.png"
     Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(img)
-    return env, home, store, _tiny_model(work), img
+    return env, home, store, tiny_model, img
 
 
 def _left_behind(home: Path, store: Path) -> list[str]:

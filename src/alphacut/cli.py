@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from alphacut.models.catalog import DEFAULT_MODEL
-from alphacut.errors import AlphacutError
+from alphacut.errors import AlphacutError, UsageError
 
 app = typer.Typer(
     help=(
@@ -146,6 +146,10 @@ def remove(
         _fail("--avif-quality applies to --format avif only (PNG and WebP are always lossless)")
     if overwrite and skip_existing:
         _fail("--overwrite and --skip-existing contradict each other; choose one")
+    try:
+        batch.check_suffix(suffix)
+    except AlphacutError as e:
+        _fail(str(e))
     opts = batch.SaveOptions(format.value, mask_only, bg, avif_quality, overwrite, skip_existing)
     if engine is Engine.ray:
         if quality is not Quality.default or decontaminate:
@@ -176,7 +180,10 @@ def remove(
                 _fail("-o - (stdout) takes exactly one input file")
             jobs, errors = [batch.Job(paths[0], None, str(paths[0]))], []
         else:
-            jobs, errors = batch.plan_outputs(paths, output, format.value, suffix=suffix)
+            try:
+                jobs, errors = batch.plan_outputs(paths, output, format.value, suffix=suffix)
+            except UsageError as e:
+                _fail(str(e))
             multi = len(paths) > 1 or paths[0].is_dir()
             if multi and output is not None:
                 try:

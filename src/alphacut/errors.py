@@ -12,6 +12,10 @@ class AlphacutError(Exception):
     """Base class: a clear, specific failure that is reported, not a crash."""
 
 
+class UsageError(AlphacutError, ValueError):
+    """A request no entry point accepts, found before any work (CLI exit 2, HTTP 400)."""
+
+
 class InputError(AlphacutError):
     """The input cannot be read or decoded (empty, truncated, not an image, unsupported)."""
 

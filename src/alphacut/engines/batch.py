@@ -8,7 +8,9 @@ while the reader starts, and the reader may run ahead by up to ``READ_AHEAD_BYTE
 prepared inputs (always one), so its decoding fills the core that session creation leaves
 idle instead of competing with inference later. Large photos are not held during inference
 (see ``Remover.prepare``), and the finisher's queue has one slot, so memory stays bounded.
-A failure is recorded for its file and the batch goes on.
+A failure is recorded for its file and the batch goes on, whatever a stage raises (an
+unexpected exception is reported as an internal error for that file): every thread always
+reaches its end marker, so a batch always ends, with one outcome per job.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from alphacut.errors import AlphacutError, OutputError
+from alphacut.errors import AlphacutError, OutputError, UsageError
 from alphacut.pipeline import Remover
 
 
@@ -113,28 +115,35 @@ def run_batch(
             report(Outcome(job, False, str(e)))
         except MemoryError:
             report(Outcome(job, False, f"{job.label}: not enough memory for {stage}"))
+        except Exception as e:  # noqa: BLE001 - a bug in a stage must not stop or hang the batch
+            report(Outcome(job, False, f"{job.label}: internal error in {stage}: {type(e).__name__}: {e}"))
         return None
 
     def reader() -> None:
-        for job in jobs:
-            if job.target is not None and job.target.exists() and not opts.overwrite:
-                if opts.skip_existing:
-                    report(Outcome(job, True, f"{job.target}: exists, skipped", skipped=True))
-                else:
-                    report(Outcome(job, False, f"{job.target}: exists (use --overwrite or --skip-existing)"))
-                continue
-            prepared = attempt(job, "decoding", remover.prepare, job.source, job.label, keep_pixels=False)
-            if prepared is None:
-                continue
-            inferred.put((job, prepared), _prepared_bytes(prepared))
-            del prepared
-        inferred.put(_DONE)
+        try:
+            for job in jobs:
+                attempt(job, "decoding", read, job)
+        finally:
+            inferred.put(_DONE)
+
+    def read(job: Job) -> None:
+        if job.target is not None and job.target.exists() and not opts.overwrite:
+            if opts.skip_existing:
+                report(Outcome(job, True, f"{job.target}: exists, skipped", skipped=True))
+            else:
+                report(Outcome(job, False, f"{job.target}: exists (use --overwrite or --skip-existing)"))
+            return
+        prepared = remover.prepare(job.source, job.label, keep_pixels=False)
+        inferred.put((job, prepared), _prepared_bytes(prepared))
 
     def finisher() -> None:
         while (item := finished.get()) is not _DONE:
             job, prepared, raw = item
             del item
-            attempt(job, "the cut-out", finish, job, prepared, raw)
+            try:
+                attempt(job, "the cut-out", finish, job, prepared, raw)
+            except Exception:  # noqa: BLE001 - on_done itself failed: keep draining, the batch must end
+                pass
             del prepared, raw
 
     def finish(job: Job, prepared, raw) -> None:
@@ -155,7 +164,7 @@ def run_batch(
     try:
         try:
             remover.session  # load the model while the reader decodes the first images
-        except (AlphacutError, MemoryError):
+        except Exception:  # noqa: BLE001
             pass  # reported for each job that needs it, by the loop below
         while (item := inferred.get()) is not _DONE:
             job, prepared = item
@@ -172,6 +181,26 @@ def run_batch(
     return outcomes
 
 
+def check_suffix(suffix: str) -> None:
+    """A ``--suffix`` is added to a file name: a path separator (or NUL) would put outputs
+    into other directories, even outside the output directory."""
+    import os
+
+    bad = [c for c in ("/", "\\", "\0", os.sep, os.altsep) if c and c in suffix]
+    if bad:
+        raise UsageError(f"--suffix {suffix!r}: it is added to file names, so it may not contain {bad[0]!r}")
+
+
+def default_output_dir(src: Path) -> Path:
+    """``<dir>-cutout`` beside an input directory; a usage error where that has no name."""
+    if src.name in ("", ".", ".."):
+        raise UsageError(
+            f"{src}: give -o OUTPUT_DIR for this directory (the default, a '-cutout' directory "
+            "beside the input, is only made for a named directory)"
+        )
+    return src.with_name(src.name + "-cutout")
+
+
 def plan_outputs(
     inputs: list[Path], output: Path | None, fmt: str, *, suffix: str = ""
 ) -> tuple[list[Job], list[str]]:
@@ -180,11 +209,13 @@ def plan_outputs(
     One input file: ``output`` is the output file (default ``<stem>-cutout.<ext>`` beside
     it). Directories or several inputs: ``output`` is a directory mirroring each input's
     structure, each output named as its input with the format's extension. Returns the
-    jobs and a list of errors for inputs that cannot be planned (missing, collisions).
+    jobs and a list of errors for inputs that cannot be planned (missing, collisions);
+    raises ``UsageError`` for a request that cannot be planned at all.
     """
     from alphacut.stages.encode import FORMATS
 
     ext = FORMATS[fmt]
+    check_suffix(suffix)
     errors: list[str] = []
     jobs: list[Job] = []
     single = len(inputs) == 1 and not inputs[0].is_dir()
@@ -202,7 +233,7 @@ def plan_outputs(
             errors.append(f"{src}: no such file or directory")
             continue
         if src.is_dir():
-            base_out = output if output is not None else src.with_name(src.name + "-cutout")
+            base_out = output if output is not None else default_output_dir(src)
             files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith("."))
             pairs = [(p, base_out / p.relative_to(src).with_name(f"{p.stem}{suffix}{ext}")) for p in files]
             if output is not None and len(inputs) > 1:

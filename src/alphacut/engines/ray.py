@@ -187,8 +187,10 @@ def plan(inputs: list[str], output: str, fmt: str, *, suffix: str = "", overwrit
     Raises ``AlphacutError`` for setup problems (mixed filesystems); per-input problems
     (missing, collisions, output = input) become report lines.
     """
+    from alphacut.engines.batch import check_suffix
     from alphacut.stages.encode import FORMATS
 
+    check_suffix(suffix)  # the same rule as the local engine: no path separators
     ext = FORMATS[fmt]
     locs = [locate(i) for i in inputs]
     out = locate(output)
