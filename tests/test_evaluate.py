@@ -196,3 +196,39 @@ def test_outputs_cache_key_of_a_model_file_is_its_hash_not_its_path(tmp_path):
     assert o.key.startswith("file-") and "/" not in o.key and len(o.key) == 21
     m.write_bytes(b"another model")
     assert ev.Outputs(str(m), cache=tmp_path / "c").key != o.key
+
+
+def test_edge_sad_counts_only_near_soft_ground_truth():
+    gt = np.zeros((60, 60), np.float32)
+    gt[:, :30] = 1
+    gt[:, 30] = 0.5  # one soft column
+    alpha = gt.copy()
+    alpha[:, 45] += 0.5  # 15 px from the soft column: outside the edge zone
+    alpha[:, 35] += 0.25  # 5 px away: inside
+    s = ev.score(alpha, gt, "alpha")
+    assert s["sad"] == pytest.approx(60 * 0.75 / 1000) and s["edge"] == pytest.approx(60 * 0.25 / 1000)
+    assert "edge" not in ev.score(alpha, gt, "mask")
+    assert ev.score(alpha, (gt > 0.6).astype(np.float32), "alpha")["edge"] == 0  # no soft pixel
+
+
+def test_paired_interval():
+    mean, lo, hi = ev.paired_interval([0.1] * 10)
+    assert mean == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
+    mean, lo, hi = ev.paired_interval([-1.0, 1.0] * 20)
+    assert mean == 0 and lo < 0 < hi and hi - lo < 1
+    assert ev.paired_interval([1.0, 2.0, 3.0]) == ev.paired_interval([1.0, 2.0, 3.0])  # reproducible
+
+
+def test_settle_variants_pair_and_report(tmp_path):
+    """settle and best run the settle stage; every variant is paired with the reference with
+    an interval; edge SAD and the whole time per megapixel are in the rows."""
+    set_dir = make_set(tmp_path / "set")
+    results = ev.evaluate(set_dir, variants=["cwgf", "settle", "best-plain", "best"], outputs=ConstantOutputs(0.5))
+    rows = ev.aggregate(results, "cwgf")
+    r = next(r for r in rows if r["group"] == "alpha" and r["variant"] == "settle")
+    assert r["reference"] == "cwgf" and set(r["d_sad"]) and len(r["d_sad"]) == 3 and "edge" in r
+    # A flat 0.5 has no confident subject: nothing to settle, so settle equals cwgf.
+    assert r["d_sad"] == (0.0, 0.0, 0.0) and r["total_s_per_mp"] > 0
+    assert not any("reference" in r for r in rows if r["variant"] == "cwgf")
+    md = ev.paired_markdown(rows)
+    assert "| alpha | best | cwgf | SAD |" in md

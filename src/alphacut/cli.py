@@ -328,14 +328,15 @@ def serve(
 def eval_command(
     set_dir: Annotated[Path, typer.Argument(help="Evaluation set: manifest.json, images/, gt/ (see docs/quality.md).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Model id.")] = DEFAULT_MODEL,
-    variant: Annotated[Optional[list[str]], typer.Option("--variant", help="Pipeline variant to score (repeatable): baseline, float, a refinement name, best.")] = None,
+    variant: Annotated[Optional[list[str]], typer.Option("--variant", help="Pipeline variant to score (repeatable): baseline, float, a refinement name, settle, best-plain, best, ...")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the per-image scores and aggregates as JSON.")] = None,
+    reference: Annotated[Optional[str], typer.Option("--reference", help="Variant the others are paired with (mean difference, 95% interval, wins); default baseline when scored, else the first.")] = None,
 ) -> None:
-    """Score cut-outs against ground truth: MAE, MSE, SAD for mattes; MAE, IoU, F-beta for masks."""
+    """Score cut-outs against ground truth: MAE, MSE, SAD, edge SAD for mattes; MAE, IoU, F-beta for masks."""
     from alphacut import evaluate
 
     try:
-        code = evaluate.main(set_dir, model=model, variants=variant, json_out=json_out)
+        code = evaluate.main(set_dir, model=model, variants=variant, json_out=json_out, reference=reference)
     except AlphacutError as e:
         _fail(str(e))
     raise typer.Exit(code)

@@ -5,17 +5,20 @@ A set directory holds ``manifest.json`` (a list of entries with at least ``name`
 255 = foreground, same size as the image). Each *variant* turns an image into a float alpha in
 [0, 1]; it is scored with
 
-- ``kind == "alpha"`` (soft mattes): MAE, MSE and SAD (sum of |alpha - gt|, alpha in [0, 1],
-  in thousands);
+- ``kind == "alpha"`` (soft mattes): MAE, MSE, SAD (sum of |alpha - gt|, alpha in [0, 1],
+  in thousands) and edge SAD (the same sum only where the ground truth is soft, 0 < gt < 1,
+  dilated by ``EDGE_PX`` px: what remains of the error once the edges are counted apart);
 - ``kind == "mask"`` (binary): MAE, IoU and F-beta (beta² = 0.3) with both sides thresholded
   at 0.5.
 
 MAE and IoU are also computed for every image (IoU on the ground truth thresholded at 0.5) so
 that an overall MAE and IoU can be reported; results are averaged per image, per kind, per
-(kind, category) and overall. Time per image is reported as inference and refinement
-separately, and refinement per megapixel. When ``baseline`` is among the variants, each other
-variant also reports on how many images it beats the baseline (MAE lower / IoU higher): a
-mean can hide a few large changes.
+(kind, category) and overall, and the soft mattes are also listed photo by photo. Time per
+image is reported as inference and post-processing (settle + refine) separately, with
+post-processing and the whole per megapixel. Each variant is also paired image by image with
+a reference variant (``baseline`` when scored, else the first): on how many images it is
+better (MAE lower / IoU higher), and the mean difference of the main metrics with a 95 %
+paired bootstrap interval (a mean can hide a few large changes; 25 photos are few).
 
 Raw model outputs are cached (``$ALPHACUT_EVAL_CACHE`` or ``/tmp/alphacut-evalcache``) keyed
 by image hash + model + preprocessing, so trying refinements never re-runs the network; the
@@ -24,6 +27,7 @@ inference time recorded when an output was computed is reported with it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -35,12 +39,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from alphacut.stages import mask as mask_mod
-from alphacut.stages import preprocess, refine
-from alphacut.models.catalog import CATALOG, DEFAULT_MODEL
 from alphacut.errors import AlphacutError
+from alphacut.models.catalog import CATALOG, DEFAULT_MODEL
+from alphacut.stages import mask as mask_mod
+from alphacut.stages import preprocess, refine, settle
 
 FBETA2 = 0.3
+#: Edge SAD: the ground truth's soft pixels dilated by this many pixels (Euclidean).
+EDGE_PX = 10
 
 
 # ----------------------------------------------------------------------------- the set
@@ -85,6 +91,16 @@ def load_gt(path: Path) -> np.ndarray:
 # ----------------------------------------------------------------------------- metrics
 
 
+def edge_zone(gt: np.ndarray, px: int = EDGE_PX) -> np.ndarray:
+    """Where the ground truth is soft (0 < gt < 1), dilated by ``px`` pixels."""
+    from scipy import ndimage as ndi
+
+    soft = (gt > 0) & (gt < 1)
+    if not soft.any():
+        return soft
+    return ndi.distance_transform_edt(~soft) <= px
+
+
 def score(alpha: np.ndarray, gt: np.ndarray, kind: str) -> dict[str, float]:
     """Metrics for one image; alpha and gt float in [0, 1], same shape."""
     if alpha.shape != gt.shape:
@@ -104,11 +120,13 @@ def score(alpha: np.ndarray, gt: np.ndarray, kind: str) -> dict[str, float]:
     rec = tp / (tp + fn) if tp + fn else 1.0
     den = FBETA2 * prec + rec
     out["fbeta"] = (1 + FBETA2) * prec * rec / den if den else 0.0
+    if kind == "alpha":
+        out["edge"] = float(d[edge_zone(g)].sum() / 1000.0)
     return out
 
 
 #: Metrics shown per kind (all are computed; these are the ones that kind is judged by).
-KIND_METRICS = {"alpha": ["mae", "mse", "sad"], "mask": ["mae", "iou", "fbeta"]}
+KIND_METRICS = {"alpha": ["mae", "mse", "sad", "edge"], "mask": ["mae", "iou", "fbeta"]}
 OVERALL_METRICS = ["mae", "iou"]
 
 
@@ -266,6 +284,7 @@ class Variant:
     refine: str | None  # None: browser post-processing (baseline)
     note: str = ""
     fuse: str = "mean"  # several runs: "mean", or "conf" (per pixel, weights |2m - 1|)
+    settle: bool = False  # decide large half-believed regions by colour (stages/settle.py)
 
 
 def variants_available() -> dict[str, Variant]:
@@ -286,7 +305,15 @@ def variants_available() -> dict[str, Variant]:
         f"training-code input sampling (no-AA, pixel centres, float) + float mask + {refine.DEFAULT_REFINE}",
     )
     v["centre-float"] = Variant("centre-float", ("centre",), "none", "training-code input sampling, no refinement")
-    v["best"] = Variant("best", ("pipeline", "flip"), refine.DEFAULT_REFINE, f"flip + refine {refine.DEFAULT_REFINE}")
+    v["settle"] = Variant(
+        "settle", ("pipeline",), refine.DEFAULT_REFINE, f"float + settle + {refine.DEFAULT_REFINE}", settle=True,
+    )
+    v["best-plain"] = Variant(
+        "best-plain", ("pipeline", "flip"), refine.DEFAULT_REFINE, f"flip + refine {refine.DEFAULT_REFINE}, no settle",
+    )
+    v["best"] = Variant(
+        "best", ("pipeline", "flip"), refine.DEFAULT_REFINE, f"flip + settle + {refine.DEFAULT_REFINE}", settle=True,
+    )
     v["best-conf"] = Variant(
         "best-conf", ("pipeline", "flip"), refine.DEFAULT_REFINE,
         "flip, runs fused per pixel by confidence, + default refinement", fuse="conf",
@@ -294,7 +321,7 @@ def variants_available() -> dict[str, Variant]:
     return v
 
 
-DEFAULT_VARIANTS = ["baseline", "float", refine.DEFAULT_REFINE, "best"]
+DEFAULT_VARIANTS = ["baseline", "float", refine.DEFAULT_REFINE, "settle", "best-plain", "best"]
 
 
 @dataclass
@@ -303,12 +330,15 @@ class Result:
     item: Item
     metrics: dict[str, float]
     infer_s: float
-    refine_s: float
+    refine_s: float  # post-processing after the model: settle + refine
     megapixels: float
 
 
-def run_variant(v: Variant, item: Item, rgba: np.ndarray, outputs: Outputs) -> tuple[np.ndarray, float, float]:
-    """(alpha, inference seconds, refinement seconds)."""
+def run_variant(
+    v: Variant, item: Item, rgba: np.ndarray, outputs: Outputs, tensor: Callable[[], np.ndarray] | None = None
+) -> tuple[np.ndarray, float, float]:
+    """(alpha, inference seconds, post-processing seconds). ``tensor`` gives the model input
+    (the settle stage's guide is made from it, as in the pipeline) when the caller caches it."""
     h, w = rgba.shape[:2]
     raws, infer_s = [], 0.0
     for p in v.preps:
@@ -321,10 +351,16 @@ def run_variant(v: Variant, item: Item, rgba: np.ndarray, outputs: Outputs) -> t
         return a, infer_s, time.perf_counter() - t
     small = [mask_mod.from_output(r, outputs.spec) for r in raws]
     small = small[0] if len(small) == 1 else fuse_runs(small, v.fuse)
+    t_settle = 0.0
+    if v.settle:
+        x = tensor() if tensor else preprocess.preprocess(rgba, outputs.spec)
+        t = time.perf_counter()
+        small = settle.settle(settle.guide_from_tensor(x, outputs.spec.mean, outputs.spec.std), small).mask
+        t_settle = time.perf_counter() - t
     full = mask_mod.upscale(small, (w, h))
     t = time.perf_counter()
     a = refine.refine(v.refine, rgba, full)
-    return a, infer_s, time.perf_counter() - t
+    return a, infer_s, t_settle + time.perf_counter() - t
 
 
 def evaluate(
@@ -346,8 +382,9 @@ def evaluate(
     for it in items:
         rgba = load_image(it.image)
         gt = load_gt(it.gt)
+        tensor = functools.cache(functools.partial(preprocess.preprocess, rgba, outputs.spec))  # once per photo
         for n in names:
-            a, ti, tr = run_variant(avail[n], it, rgba, outputs)
+            a, ti, tr = run_variant(avail[n], it, rgba, outputs, tensor)
             results.append(Result(n, it, score(a, gt, it.kind), ti, tr, rgba.shape[0] * rgba.shape[1] / 1e6))
         if progress:
             progress(it.name)
@@ -357,9 +394,35 @@ def evaluate(
 # ----------------------------------------------------------------------------- aggregation
 
 
-def aggregate(results: list[Result]) -> list[dict]:
-    """Rows {group, variant, n, metrics..., infer_s, refine_s, refine_ms_per_mp} per group:
-    overall, kind=K, kind=K/category=C."""
+def paired_interval(diffs, rounds: int = 10000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of per-image differences and its 95 % bootstrap interval
+    (images resampled with replacement; a fixed seed, so a table is reproducible)."""
+    d = np.asarray(diffs, np.float64)
+    if d.size == 0:
+        return 0.0, 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(rounds, d.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi)
+
+
+#: Metrics whose paired difference is reported, per group kind.
+PAIRED_METRICS = {"alpha": ["sad", "edge", "iou"], "mask": ["mae", "iou"], "overall": ["mae", "iou"]}
+
+
+def reference_variant(results: list[Result]) -> str | None:
+    """What the other variants are paired with: ``baseline`` when scored, else the first."""
+    variants = list(dict.fromkeys(r.variant for r in results))
+    if len(variants) < 2:
+        return None
+    return "baseline" if "baseline" in variants else variants[0]
+
+
+def aggregate(results: list[Result], reference: str | None = None) -> list[dict]:
+    """Rows {group, variant, n, metrics..., infer_s, refine_s, refine_ms_per_mp,
+    total_s_per_mp} per group: overall, kind=K, kind=K/category=C; each variant but the
+    reference also carries its paired comparison with the reference (``better_mae``,
+    ``better_iou``, ``paired`` and ``d_<metric>`` = (mean difference, low, high))."""
     groups: dict[str, Callable[[Item], bool]] = {"overall": lambda it: True}
     kinds = sorted({r.item.kind for r in results})
     for k in kinds:
@@ -367,7 +430,8 @@ def aggregate(results: list[Result]) -> list[dict]:
         for c in sorted({r.item.category for r in results if r.item.kind == k}):
             groups[f"{k}/{c}"] = lambda it, k=k, c=c: it.kind == k and it.category == c
     variants = list(dict.fromkeys(r.variant for r in results))
-    base = {r.item.name: r.metrics for r in results if r.variant == "baseline"}
+    ref = reference or reference_variant(results)
+    base = {r.item.name: r.metrics for r in results if r.variant == ref}
     rows = []
     for g, pred in groups.items():
         for v in variants:
@@ -375,19 +439,26 @@ def aggregate(results: list[Result]) -> list[dict]:
             if not rs:
                 continue
             row = {"group": g, "variant": v, "n": len(rs)}
-            for m in rs[0].metrics:
-                row[m] = float(np.mean([r.metrics[m] for r in rs]))
+            for m in dict.fromkeys(k for r in rs for k in r.metrics):
+                if all(m in r.metrics for r in rs):  # edge SAD: soft mattes only
+                    row[m] = float(np.mean([r.metrics[m] for r in rs]))
             row["infer_s"] = float(np.mean([r.infer_s for r in rs]))
             row["refine_s"] = float(np.mean([r.refine_s for r in rs]))
             mp = sum(r.megapixels for r in rs)
             row["refine_ms_per_mp"] = 1000.0 * sum(r.refine_s for r in rs) / mp if mp else 0.0
+            row["total_s_per_mp"] = sum(r.infer_s + r.refine_s for r in rs) / mp if mp else 0.0
             row["megapixels"] = mp / len(rs)
-            if base and v != "baseline":
-                # Paired with the baseline, image by image: on how many is this variant better?
+            if base and v != ref:
+                # Paired with the reference, image by image: on how many is this variant
+                # better, and how sure is the mean difference?
                 pairs = [(r.metrics, base[r.item.name]) for r in rs if r.item.name in base]
+                row["reference"] = ref
                 row["better_mae"] = sum(m["mae"] < b["mae"] for m, b in pairs)
                 row["better_iou"] = sum(m["iou"] > b["iou"] for m, b in pairs)
                 row["paired"] = len(pairs)
+                for m in PAIRED_METRICS.get(g.split("/")[0], PAIRED_METRICS["overall"]):
+                    if pairs and m in pairs[0][0] and m in pairs[0][1]:
+                        row[f"d_{m}"] = paired_interval([a[m] - b[m] for a, b in pairs])
             rows.append(row)
     return rows
 
@@ -397,46 +468,87 @@ def _metrics_for_group(group: str) -> list[str]:
     return KIND_METRICS.get(kind, OVERALL_METRICS)
 
 
-def print_tables(rows: list[dict], console=None) -> None:
+FMT = {"mae": "{:.4f}", "mse": "{:.4f}", "sad": "{:.1f}", "edge": "{:.1f}", "iou": "{:.4f}", "fbeta": "{:.4f}"}
+HEADS = {"fbeta": "F-beta", "edge": "edge SAD"}
+
+
+def _fmt_interval(m: str, d: tuple[float, float, float]) -> str:
+    f = "{:+.4f}" if m in ("mae", "mse", "iou", "fbeta") else "{:+.2f}"
+    return f"{f.format(d[0])} [{f.format(d[1])}, {f.format(d[2])}]"
+
+
+def print_tables(rows: list[dict], console=None, results: list[Result] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
-    fmt = {"mae": "{:.4f}", "mse": "{:.4f}", "sad": "{:.1f}", "iou": "{:.4f}", "fbeta": "{:.4f}"}
+    ref = next((r["reference"] for r in rows if "reference" in r), None)
     for g in dict.fromkeys(r["group"] for r in rows):
         grows = [r for r in rows if r["group"] == g]
         ms = _metrics_for_group(g)
         t = Table(title=f"{g} (n={grows[0]['n']})", title_justify="left",
-                  caption="wins: images where MAE is lower, IoU higher than baseline" if g == "overall" else None)
+                  caption=f"wins: images where MAE is lower, IoU higher than {ref}" if g == "overall" and ref else None)
         t.add_column("variant")
         for m in ms:
-            t.add_column(m.upper() if m != "fbeta" else "F-beta", justify="right")
-        for col in ("infer s/img", "refine ms/img", "refine ms/MP", "wins MAE,IoU"):
+            t.add_column(HEADS.get(m, m.upper()), justify="right")
+        for col in ("infer s/img", "post ms/img", "post ms/MP", "total s/MP", "wins MAE,IoU"):
             t.add_column(col, justify="right")
         for r in grows:
             t.add_row(
                 r["variant"],
-                *[fmt[m].format(r[m]) for m in ms],
+                *[FMT[m].format(r[m]) for m in ms],
                 f"{r['infer_s']:.2f}",
                 f"{1000 * r['refine_s']:.1f}",
                 f"{r['refine_ms_per_mp']:.1f}",
+                f"{r['total_s_per_mp']:.2f}",
                 f"{r['better_mae']},{r['better_iou']}/{r['paired']}" if "paired" in r else "",
             )
+        console.print(t)
+    paired = [r for r in rows if "reference" in r and r["group"] in ("overall", "alpha", "mask")]
+    if paired:
+        t = Table(title=f"paired with {ref}: mean difference per image [95 % bootstrap interval]", title_justify="left")
+        for col in ("group", "variant", "metric", "difference"):
+            t.add_column(col)
+        for r in paired:
+            for k in [k for k in r if k.startswith("d_")]:
+                t.add_row(r["group"], r["variant"], HEADS.get(k[2:], k[2:].upper()), _fmt_interval(k[2:], r[k]))
+        console.print(t)
+    soft = [r for r in results or [] if r.item.kind == "alpha"]
+    if soft:
+        variants = list(dict.fromkeys(r.variant for r in soft))
+        t = Table(title="soft mattes, photo by photo: SAD / edge SAD (thousands)", title_justify="left")
+        t.add_column("photo")
+        for v in variants:
+            t.add_column(v, justify="right")
+        by = {(r.item.name, r.variant): r.metrics for r in soft}
+        for name in dict.fromkeys(r.item.name for r in soft):
+            t.add_row(name, *[f"{by[name, v]['sad']:.1f} / {by[name, v]['edge']:.1f}" for v in variants])
         console.print(t)
 
 
 def markdown_table(rows: list[dict]) -> str:
     """One Markdown table (group × variant) for docs/quality.md."""
     lines = [
-        "| group | n | variant | MAE | MSE | SAD (k) | IoU | F-beta | infer s/img | refine ms/img | refine ms/MP |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| group | n | variant | MAE | MSE | SAD (k) | edge SAD (k) | IoU | F-beta | infer s/img | post ms/img | post ms/MP | total s/MP |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        edge = f"{r['edge']:.1f}" if "edge" in r else ""
         lines.append(
-            f"| {r['group']} | {r['n']} | {r['variant']} | {r['mae']:.4f} | {r['mse']:.4f} | {r['sad']:.1f} | "
+            f"| {r['group']} | {r['n']} | {r['variant']} | {r['mae']:.4f} | {r['mse']:.4f} | {r['sad']:.1f} | {edge} | "
             f"{r['iou']:.4f} | {r['fbeta']:.4f} | {r['infer_s']:.2f} | {1000 * r['refine_s']:.1f} | "
-            f"{r['refine_ms_per_mp']:.1f} |"
+            f"{r['refine_ms_per_mp']:.1f} | {r['total_s_per_mp']:.2f} |"
         )
+    return "\n".join(lines)
+
+
+def paired_markdown(rows: list[dict]) -> str:
+    """The paired differences with their intervals, as Markdown."""
+    lines = ["| group | variant | vs | metric | mean difference [95 % CI] |", "|---|---|---|---|---|"]
+    for r in rows:
+        for k in [k for k in r if k.startswith("d_")]:
+            lines.append(f"| {r['group']} | {r['variant']} | {r['reference']} | {HEADS.get(k[2:], k[2:].upper())} | "
+                         f"{_fmt_interval(k[2:], r[k])} |")
     return "\n".join(lines)
 
 
@@ -445,8 +557,10 @@ def main(
     model: str = DEFAULT_MODEL,
     variants: list[str] | None = None,
     json_out: Path | None = None,
+    reference: str | None = None,
 ) -> int:
-    """Entry point for ``alphacut eval``; returns the exit code."""
+    """Entry point for ``alphacut eval``; returns the exit code. ``reference``: the variant
+    the others are paired with (default ``baseline`` when scored, else the first)."""
     from rich.console import Console
 
     console = Console(stderr=False)
@@ -454,6 +568,9 @@ def main(
     set_dir = Path(set_dir)
     if not (set_dir / "manifest.json").is_file():
         err.print(f"[red]{set_dir}: no manifest.json (expected manifest.json, images/, gt/)[/red]")
+        return 2
+    if reference is not None and reference not in (variants or DEFAULT_VARIANTS):
+        err.print(f"[red]--reference {reference}: not among the variants scored[/red]", highlight=False)
         return 2
     try:
         results = evaluate(set_dir, model, variants, progress=lambda n: err.print(f"  scored {n}", highlight=False))
@@ -463,8 +580,8 @@ def main(
     except AlphacutError as e:  # model not installed, unreadable image, ...
         err.print(f"[red]{e}[/red]", highlight=False)
         return 1
-    rows = aggregate(results)
-    print_tables(rows, console)
+    rows = aggregate(results, reference)
+    print_tables(rows, console, results)
     if json_out is not None:
         per_image = [
             {"variant": r.variant, "name": r.item.name, "kind": r.item.kind, "category": r.item.category,
