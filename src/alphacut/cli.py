@@ -106,7 +106,11 @@ def remove(
     format: Annotated[Fmt, typer.Option("--format", "-f", help="Output format. PNG and WebP are lossless; AVIF is lossless unless --quality is set.")] = Fmt.png,
     model: Annotated[str, typer.Option("--model", "-m", help="Model id from `alphacut models list`, or a path to an .onnx file.")] = DEFAULT_MODEL,
     mask_only: Annotated[bool, typer.Option("--mask-only", help="Write the 8-bit alpha mask as a grey image instead of the cut-out.")] = False,
-    background: Annotated[Optional[str], typer.Option("--background", "-b", help="Flatten onto a colour (#rrggbb, r,g,b or a name) instead of transparency.")] = None,
+    background: Annotated[Optional[str], typer.Option("--background", "-b", help="Flatten onto a colour (#rrggbb, r,g,b or a name), an image file (scaled to cover, centred), or blur / blur:R (the photo itself blurred, radius R px; default 2 % of the longer side).")] = None,
+    shadow: Annotated[bool, typer.Option("--shadow", help="With --background: a soft drop shadow from the alpha under the subject.")] = False,
+    crop: Annotated[bool, typer.Option("--crop", help="Crop to the subject: the pixels with alpha > 0, grown by --padding, clipped to the photo.")] = False,
+    padding: Annotated[str, typer.Option("--padding", help="With --crop: pixels (10) or a percentage of the subject box's longer side (5%).")] = "0",
+    aspect: Annotated[Optional[str], typer.Option("--aspect", help="With --crop: widen the box to W:H (1:1, 4:5, 16:9), centred on the subject.")] = None,
     avif_quality: Annotated[Optional[int], typer.Option("--avif-quality", min=1, max=100, help="AVIF only: lossy quality 1-99 (100 = lossless, the default); checked within the tolerance in docs/alpha-contract.md.")] = None,
     quality: Annotated[Quality, typer.Option("--quality", help="default: one inference and edge refinement. best: also the mirrored photo, masks averaged (twice the inference time).")] = Quality.default,
     threshold: Annotated[Optional[float], typer.Option("--threshold", min=0.0, max=1.0, help="Make the mask hard: pixels with mask >= T become opaque, the rest transparent. Off by default.")] = None,
@@ -133,15 +137,35 @@ def remove(
       cat in.jpg | alphacut remove - -o - > out.png
     """
     from alphacut.engines import batch
-    from alphacut.stages.compose import parse_color
     from alphacut.pipeline import Remover
+
+    from alphacut.stages import background as background_stage
 
     bg = None
     if background is not None:
         try:
-            bg = parse_color(background)
+            bg = background_stage.parse_background(background)
         except ValueError as e:
             _fail(str(e))
+        if bg.kind == "color":
+            bg = bg.color
+    if shadow and bg is None:
+        _fail("--shadow needs --background (on transparency it would change the photo's colours)")
+    ratio = None
+    if (padding != "0" or aspect) and not crop:
+        _fail("--padding and --aspect apply with --crop")
+    if crop:
+        try:
+            background_stage.padding_pixels(padding, 1, 1)
+        except ValueError as e:
+            _fail(str(e))
+        if aspect:
+            try:
+                ratio = tuple(int(v) for v in aspect.split(":"))
+                if len(ratio) != 2 or min(ratio) < 1:
+                    raise ValueError
+            except ValueError:
+                _fail(f"bad --aspect {aspect!r}: give W:H, e.g. 1:1 or 16:9")
     if avif_quality is not None and format is not Fmt.avif:
         _fail("--avif-quality applies to --format avif only (PNG and WebP are always lossless)")
     if overwrite and skip_existing:
@@ -150,10 +174,13 @@ def remove(
         batch.check_suffix(suffix)
     except AlphacutError as e:
         _fail(str(e))
-    opts = batch.SaveOptions(format.value, mask_only, bg, avif_quality, overwrite, skip_existing)
+    opts = batch.SaveOptions(format.value, mask_only, bg, avif_quality, overwrite, skip_existing,
+                             crop=padding if crop else None, aspect=ratio, shadow=shadow)
     if engine is Engine.ray:
         if quality is not Quality.default or decontaminate:
             _fail("--quality best and --decontaminate are not available with --engine ray yet")
+        if crop or shadow or (bg is not None and not isinstance(bg, tuple)):
+            _fail("--crop, --shadow and image or blur backgrounds are not available with --engine ray yet")
         if output is None or str(output) == "-" or "-" in inputs:
             _fail("--engine ray needs input directories or URIs and -o OUTPUT (a directory or URI)")
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from alphacut.stages import background as background_stage
 from alphacut.stages import compose, encode, infer, mask, output, preprocess, refine, verify
 from alphacut.models import store
 from alphacut.models.catalog import ModelSpec
@@ -50,34 +51,58 @@ class CutOut:
     def to_pil(self) -> Image.Image:
         return Image.fromarray(self.rgba, "RGBA")
 
-    def pixels(self, *, mask_only: bool = False, background: tuple[int, int, int] | None = None) -> np.ndarray:
-        """The array that will be encoded for the chosen output kind."""
+    def pixels(
+        self,
+        *,
+        mask_only: bool = False,
+        background: tuple[int, int, int] | background_stage.Background | None = None,
+        crop: str | int | None = None,
+        aspect: tuple[int, int] | None = None,
+        shadow: bool = False,
+    ) -> np.ndarray:
+        """The array that will be encoded for the chosen output kind (rules 5, 6, 11)."""
         if mask_only:
+            if crop is not None:
+                x0, y0, x1, y1 = background_stage.crop_box(self.alpha, crop, aspect)
+                return np.ascontiguousarray(self.alpha[y0:y1, x0:x1])
             return self.alpha
-        if background is not None:
+        if isinstance(background, tuple) and crop is None and not shadow:
             return compose.flatten(self.rgba, background)
-        return self.rgba
+        if background is None and crop is None and not shadow:
+            return self.rgba
+        if isinstance(background, tuple):
+            background = background_stage.Background("color", color=background)
+        return background_stage.compose_file(self.rgba, background, shadow=shadow, crop=crop, aspect=aspect)
 
     def encode(
         self,
         format: str = "png",
         *,
         mask_only: bool = False,
-        background: tuple[int, int, int] | str | None = None,
+        background: tuple[int, int, int] | str | background_stage.Background | None = None,
         quality: int | None = None,
+        crop: str | int | None = None,
+        aspect: tuple[int, int] | None = None,
+        shadow: bool = False,
     ) -> bytes:
-        """Encoded bytes, already decoded again and checked against the intended pixels."""
-        data, check = self._encode(format, mask_only=mask_only, background=background, quality=quality)
+        """Encoded bytes, already decoded again and checked against the intended pixels.
+        ``background``: a colour, ``"blur"``/``"blur:R"``, an image path (rule 11);
+        ``crop``: a padding (``10`` pixels or ``"5%"``) to crop to the subject with."""
+        data, check = self._encode(format, mask_only=mask_only, background=background, quality=quality,
+                                   crop=crop, aspect=aspect, shadow=shadow)
         check()
         return data
 
-    def _encode(self, format: str, *, mask_only: bool, background, quality: int | None):
+    def _encode(self, format: str, *, mask_only: bool, background, quality: int | None,
+                crop=None, aspect=None, shadow: bool = False):
         """(bytes, a function that decodes them again and raises if they are not what was
         intended); the check is separate so ``save`` can write while it runs."""
         if isinstance(background, str):
-            background = compose.parse_color(background)
+            background = background_stage.parse_background(background)
+            if background.kind == "color":
+                background = background.color
         t = time.perf_counter()
-        px = self.pixels(mask_only=mask_only, background=background)
+        px = self.pixels(mask_only=mask_only, background=background, crop=crop, aspect=aspect, shadow=shadow)
         icc = None if mask_only else self.icc_profile
         data = encode.encode(px, format, icc_profile=icc, quality=quality, label=self.name)
         self.timings["encode"] = time.perf_counter() - t
@@ -98,8 +123,11 @@ class CutOut:
         overwrite: bool = False,
         protect: Path | None = None,
         mask_only: bool = False,
-        background: tuple[int, int, int] | str | None = None,
+        background: tuple[int, int, int] | str | background_stage.Background | None = None,
         quality: int | None = None,
+        crop: str | int | None = None,
+        aspect: tuple[int, int] | None = None,
+        shadow: bool = False,
     ) -> Path:
         """Encode, verify, and write atomically; the format defaults to the path's extension.
 
@@ -110,7 +138,8 @@ class CutOut:
         fmt = format or {v: k for k, v in encode.FORMATS.items()}.get(path.suffix.lower(), "png")
         if path.exists() and not overwrite:
             raise OutputError(f"{path}: exists (use --overwrite to replace it, or --skip-existing)")
-        data, check = self._encode(fmt, mask_only=mask_only, background=background, quality=quality)
+        data, check = self._encode(fmt, mask_only=mask_only, background=background, quality=quality,
+                                   crop=crop, aspect=aspect, shadow=shadow)
         t = time.perf_counter()
         with ThreadPoolExecutor(1, thread_name_prefix="alphacut-write") as pool:
             pending = pool.submit(output.stage, path, data, overwrite=overwrite, protect=protect)

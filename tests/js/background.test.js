@@ -38,3 +38,26 @@ test('box blur: a constant stays constant, a step is smoothed symmetrically', ()
   assert.equal(b[29], 200);
   assert.ok(b[14] > 0 && b[15] < 200 && b[14] + b[15] >= 199 && b[14] + b[15] <= 201);
 });
+
+import { readFileSync } from 'node:fs';
+import { compose } from '../../src/alphacut/serve/web/background.js';
+
+const vectors = JSON.parse(readFileSync(new URL('../vectors/background.json', import.meta.url)));
+
+for (const c of vectors.cases) {
+  test(`rule 11 matches Python byte for byte: ${c.name}`, () => {
+    const o = c.options;
+    let background = o.background || null;
+    if (background?.kind === 'image') {
+      const { width, height, rgb } = background.image;
+      const data = new Uint8ClampedArray(width * height * 4);
+      for (let i = 0, j = 0; i < data.length; i += 4, j += 3) { data[i] = rgb[j]; data[i + 1] = rgb[j + 1]; data[i + 2] = rgb[j + 2]; data[i + 3] = 255; }
+      background = { ...background, image: { width, height, data } };
+    }
+    const got = compose(Uint8ClampedArray.from(c.rgba), c.width, c.height,
+      { background, shadow: !!o.shadow, crop: o.crop ? { padding: o.crop.padding, aspect: o.crop.aspect } : null });
+    assert.equal(got.width, c.expected.width);
+    assert.equal(got.height, c.expected.height);
+    assert.deepEqual(Array.from(got.data), c.expected.rgba);
+  });
+}

@@ -47,10 +47,13 @@ class Outcome:
 class SaveOptions:
     format: str = "png"
     mask_only: bool = False
-    background: tuple[int, int, int] | None = None
+    background: object = None  # a colour tuple or a stages.background.Background
     quality: int | None = None
     overwrite: bool = False
     skip_existing: bool = False
+    crop: str | None = None  # padding ("10", "5%") when cropping to the subject
+    aspect: tuple[int, int] | None = None
+    shadow: bool = False
 
 
 _DONE = object()
@@ -149,7 +152,8 @@ def run_batch(
     def finish(job: Job, prepared, raw) -> None:
         cut = remover.finish(prepared, raw)
         cut.mask = None  # outputs are made from rgba alone: free the float mask (192 MB at 48 MP)
-        save_kw = {"mask_only": opts.mask_only, "background": opts.background, "quality": opts.quality}
+        save_kw = {"mask_only": opts.mask_only, "background": opts.background, "quality": opts.quality,
+                   "crop": opts.crop, "aspect": opts.aspect, "shadow": opts.shadow}
         if job.target is None:
             report(Outcome(job, True, "", data=cut.encode(opts.format, **save_kw)))
         else:
