@@ -51,6 +51,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from alphacut.stages import background as background_stage
 from alphacut.stages import compose
 from alphacut.models import store
 from alphacut.stages import decode as decode_module
@@ -72,7 +73,7 @@ MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "avif": "image/avif"}
 RAW_TYPES = ("application/octet-stream",)
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off"}
-PARAMS = ("model", "format", "mask_only", "background", "quality")
+PARAMS = ("model", "format", "mask_only", "background", "quality", "shadow", "crop", "padding", "aspect")
 #: Which lossy AVIF answers are refused, as docs/api.md states it (a test holds the two together):
 #: the verify stage's tolerance, ``verify.lossy_tolerance``.
 AVIF_QUALITY_RULE = (
@@ -197,8 +198,11 @@ class Params:
     model: str
     format: str = "png"
     mask_only: bool = False
-    background: tuple[int, int, int] | None = None
+    background: object = None  # a colour tuple, or stages.background.Background("blur")
     quality: int | None = None
+    shadow: bool = False
+    crop: str | None = None  # the padding, when cropping to the subject
+    aspect: tuple[int, int] | None = None
 
     @property
     def filename(self) -> str:
@@ -227,12 +231,46 @@ def parse_params(raw: dict[str, str], default_model: str) -> Params:
         mask_only = v in TRUE
     background = None
     if "background" in raw:
+        v = raw["background"]
         try:
-            background = compose.parse_color(raw["background"])
+            if v.lower().startswith("blur"):  # never a path from a client: colour or blur only
+                background = background_stage.parse_background(v)
+                if background.kind != "blur":
+                    raise ValueError(f"bad background {v!r}")
+            else:
+                background = compose.parse_color(v)
         except ValueError as e:
             raise ApiError(400, "bad_parameter", str(e)) from None
         if mask_only:
             raise ApiError(400, "bad_parameter", "mask_only and background exclude each other")
+
+    def flag(name: str) -> bool:
+        if name not in raw:
+            return False
+        v = raw[name].lower()
+        if v not in TRUE | FALSE:
+            raise ApiError(400, "bad_parameter", f"{name} {raw[name]!r}: use true or false")
+        return v in TRUE
+
+    shadow, crop = flag("shadow"), flag("crop")
+    if shadow and background is None:
+        raise ApiError(400, "bad_parameter", "shadow needs a background (on transparency it would change RGB)")
+    if ("padding" in raw or "aspect" in raw) and not crop:
+        raise ApiError(400, "bad_parameter", "padding and aspect apply with crop=true")
+    padding = raw.get("padding", "0")
+    aspect = None
+    if crop:
+        try:
+            background_stage.padding_pixels(padding, 1, 1)
+        except ValueError as e:
+            raise ApiError(400, "bad_parameter", str(e)) from None
+        if "aspect" in raw:
+            try:
+                aspect = tuple(int(x) for x in raw["aspect"].split(":"))
+                if len(aspect) != 2 or min(aspect) < 1:
+                    raise ValueError
+            except ValueError:
+                raise ApiError(400, "bad_parameter", f"aspect {raw['aspect']!r}: give W:H, e.g. 1:1 or 16:9") from None
     quality = None
     if "quality" in raw:
         try:
@@ -243,7 +281,7 @@ def parse_params(raw: dict[str, str], default_model: str) -> Params:
             raise ApiError(400, "bad_parameter", f"quality {quality}: give a whole number 0-100")
         if fmt != "avif":
             raise ApiError(400, "bad_parameter", "quality applies to format=avif only (png and webp are lossless)")
-    return Params(model, fmt, mask_only, background, quality)
+    return Params(model, fmt, mask_only, background, quality, shadow, padding if crop else None, aspect)
 
 
 def _installed(model: str) -> bool:
@@ -412,7 +450,8 @@ class Api:
                 if ticket.abandoned:
                     raise TimeoutError
                 data = cut.encode(
-                    params.format, mask_only=params.mask_only, background=params.background, quality=params.quality
+                    params.format, mask_only=params.mask_only, background=params.background, quality=params.quality,
+                    shadow=params.shadow, crop=params.crop, aspect=params.aspect,
                 )
                 self._job_seconds = 0.7 * self._job_seconds + 0.3 * (time.perf_counter() - t)
                 return data, dict(cut.timings)
@@ -639,8 +678,27 @@ def openapi(api: Api) -> dict:
         },
         "background": {
             "type": "string",
-            "description": "Flatten onto an opaque colour: #rrggbb, #rgb, r,g,b or a CSS colour name. Not with mask_only.",
+            "description": "Flatten onto an opaque colour (#rrggbb, #rgb, r,g,b or a CSS colour name) or onto the photo "
+            "itself blurred (blur, or blur:R for a radius of R pixels; default 2 % of the longer side). Not with mask_only. "
+            "Pixels as rule 11 of docs/alpha-contract.md.",
             "example": "#ffffff",
+        },
+        "shadow": {"type": "boolean", "default": False, "description": "With a background: a soft drop shadow from the alpha."},
+        "crop": {
+            "type": "boolean",
+            "default": False,
+            "description": "Crop to the subject: the box of the pixels with alpha > 0, grown by padding, clipped to the photo.",
+        },
+        "padding": {
+            "type": "string",
+            "default": "0",
+            "description": "With crop: pixels (10) or a percentage of the subject box's longer side (5%).",
+            "example": "5%",
+        },
+        "aspect": {
+            "type": "string",
+            "description": "With crop: widen the box to W:H (e.g. 1:1, 4:5, 16:9), centred on the subject, kept inside the photo.",
+            "example": "1:1",
         },
         "quality": {
             "type": "integer",
