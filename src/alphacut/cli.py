@@ -123,6 +123,7 @@ def remove(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors only.")] = False,
     engine: Annotated[Engine, typer.Option("--engine", help="local: this process. ray: a Ray cluster (pip install alphacut[ray]) for very large batches.")] = Engine.local,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster address (with --engine ray); default: start a local Ray instance.")] = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="With one input folder: keep running and cut out new and changed images as they arrive (once a file stops growing), until Ctrl+C.")] = False,
 ) -> None:
     """Cut out the subject of each input and write it with a transparent background.
 
@@ -135,6 +136,8 @@ def remove(
       alphacut remove shoots/ -o cutouts/        # mirrors shoots/ into cutouts/
 
       cat in.jpg | alphacut remove - -o - > out.png
+
+      alphacut remove inbox/ -o cutouts/ --watch  # until Ctrl+C
     """
     from alphacut.engines import batch
     from alphacut.pipeline import Remover
@@ -176,6 +179,12 @@ def remove(
         _fail(str(e))
     opts = batch.SaveOptions(format.value, mask_only, bg, avif_quality, overwrite, skip_existing,
                              crop=padding if crop else None, aspect=ratio, shadow=shadow)
+    if watch:
+        if engine is not Engine.local or len(inputs) != 1 or not Path(inputs[0]).is_dir() or str(output) == "-":
+            _fail("--watch takes one input folder (and -o OUTPUT_FOLDER), with the local engine")
+        _watch(Path(inputs[0]), output, opts, model=model, suffix=suffix, quiet=quiet,
+               remover_kw=dict(refine=refine, threshold=threshold, max_pixels=max_pixels, quality=quality.value,
+                               decontaminate=decontaminate))
     if engine is Engine.ray:
         if quality is not Quality.default or decontaminate:
             _fail("--quality best and --decontaminate are not available with --engine ray yet")
@@ -194,6 +203,8 @@ def remove(
         raise typer.Exit(code)
 
     to_stdout = output is not None and str(output) == "-"
+    not_images: list[Path] = []
+    multi = False
     if inputs == ["-"]:
         data = sys.stdin.buffer.read()
         to_stdout = output is None or to_stdout
@@ -208,7 +219,7 @@ def remove(
             jobs, errors = [batch.Job(paths[0], None, str(paths[0]))], []
         else:
             try:
-                jobs, errors = batch.plan_outputs(paths, output, format.value, suffix=suffix)
+                jobs, errors = batch.plan_outputs(paths, output, format.value, suffix=suffix, not_images=not_images)
             except UsageError as e:
                 _fail(str(e))
             multi = len(paths) > 1 or paths[0].is_dir()
@@ -220,6 +231,8 @@ def remove(
     for e in errors:
         err.print(f"[red]error:[/red] {e}", markup=True, soft_wrap=True)
     if not jobs:
+        if not_images and not quiet:
+            err.print(f"0 cut out, {_not_images(len(not_images))} skipped", soft_wrap=True)
         raise typer.Exit(1 if errors else 0)
 
     _ensure_model(model, quiet=quiet or to_stdout)
@@ -230,6 +243,7 @@ def remove(
         _fail(str(e))
 
     failed = len(errors)
+    cut = existing = 0
     show_bar = not quiet and len(jobs) > 1 and not to_stdout
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -241,8 +255,10 @@ def remove(
         task = progress.add_task("cutting out", total=len(jobs))
 
         def done(o: batch.Outcome) -> None:
-            nonlocal failed
+            nonlocal failed, cut, existing
             progress.advance(task)
+            cut += o.ok and not o.skipped
+            existing += o.ok and o.skipped
             if not o.ok:
                 failed += 1
                 progress.console.print(f"[red]error:[/red] {o.message}", markup=True, soft_wrap=True)
@@ -256,9 +272,62 @@ def remove(
 
         batch.run_batch(remover, jobs, opts, done)
     total = len(jobs) + len(errors)
+    skipped = f", {_not_images(len(not_images))} skipped" if not_images else ""
     if failed:
-        err.print(f"{total - failed} of {total} succeeded, {failed} failed", soft_wrap=True)
+        err.print(f"{total - failed} of {total} succeeded, {failed} failed{skipped}", soft_wrap=True)
         raise typer.Exit(1)
+    if multi and not quiet:
+        there = f", {existing} already there" if existing else ""
+        err.print(f"{cut} cut out{there}{skipped}", soft_wrap=True)
+
+
+def _not_images(n: int) -> str:
+    return f"{n} not image{'' if n == 1 else 's'}"
+
+
+def _watch(folder: Path, output: Optional[Path], opts, *, model: str, suffix: str, quiet: bool, remover_kw: dict) -> None:
+    """``remove FOLDER --watch``: the watch loop of ``engines.watch`` until Ctrl+C."""
+    from alphacut.engines import watch as watcher
+    from alphacut.pipeline import Remover
+
+    from alphacut.engines import batch
+
+    try:
+        output = output if output is not None else batch.default_output_dir(folder)
+        batch.ensure_writable_dir(output)
+    except AlphacutError as e:
+        _fail(str(e))
+    _ensure_model(model, quiet=quiet)
+    try:
+        remover = Remover(model, **remover_kw)
+    except (AlphacutError, ValueError) as e:
+        _fail(str(e))
+    counts = {"cut": 0, "failed": 0, "not_images": 0}
+
+    def done(o) -> None:
+        if o.ok:
+            counts["cut"] += 1
+            if not quiet:
+                err.print(f"wrote {o.job.target}", markup=False, soft_wrap=True, highlight=False)
+        else:
+            counts["failed"] += 1
+            err.print(f"[red]error:[/red] {o.message}", markup=True, soft_wrap=True)
+
+    def not_image(path: Path) -> None:
+        counts["not_images"] += 1
+        if not quiet:
+            err.print(f"note: {path}: not an image, skipped", markup=False, soft_wrap=True, highlight=False)
+
+    if not quiet:
+        err.print(f"watching {folder} -> {output} (Ctrl+C to stop)", markup=False, soft_wrap=True, highlight=False)
+    try:
+        watcher.watch(remover, folder, output, opts, done, suffix=suffix, on_not_image=not_image)
+    except KeyboardInterrupt:
+        pass
+    failed = f", {counts['failed']} failed" if counts["failed"] else ""
+    err.print(f"stopped: {counts['cut']} cut out, {_not_images(counts['not_images'])} skipped{failed}",
+              soft_wrap=True)
+    raise typer.Exit(1 if counts["failed"] else 0)
 
 
 @models_app.command("list")

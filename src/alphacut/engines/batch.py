@@ -206,9 +206,12 @@ def default_output_dir(src: Path) -> Path:
 
 
 def plan_outputs(
-    inputs: list[Path], output: Path | None, fmt: str, *, suffix: str = ""
+    inputs: list[Path], output: Path | None, fmt: str, *, suffix: str = "", not_images: list[Path] | None = None
 ) -> tuple[list[Job], list[str]]:
     """Map inputs (files and directories, recursive) to output paths.
+
+    Files found in a directory that are not images (``decode.looks_like_image``) get no job;
+    they are appended to ``not_images`` when it is given. Files named directly always do.
 
     One input file: ``output`` is the output file (default ``<stem>-cutout.<ext>`` beside
     it). Directories or several inputs: ``output`` is a directory mirroring each input's
@@ -216,6 +219,7 @@ def plan_outputs(
     jobs and a list of errors for inputs that cannot be planned (missing, collisions);
     raises ``UsageError`` for a request that cannot be planned at all.
     """
+    from alphacut.stages.decode import looks_like_image
     from alphacut.stages.encode import FORMATS
 
     ext = FORMATS[fmt]
@@ -238,7 +242,12 @@ def plan_outputs(
             continue
         if src.is_dir():
             base_out = output if output is not None else default_output_dir(src)
-            files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith("."))
+            files = []
+            for p in sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                if looks_like_image(p):
+                    files.append(p)
+                elif not_images is not None:
+                    not_images.append(p)
             pairs = [(p, base_out / p.relative_to(src).with_name(f"{p.stem}{suffix}{ext}")) for p in files]
             if output is not None and len(inputs) > 1:
                 pairs = [(p, output / src.name / t.relative_to(output)) for p, t in pairs]

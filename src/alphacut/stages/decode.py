@@ -25,6 +25,11 @@ DEFAULT_MAX_PIXELS = int(os.environ.get("ALPHACUT_MAX_PIXELS", 120_000_000))
 
 SUPPORTED_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "TGA", "PPM"}
 
+#: File name extensions of image formats: a folder run treats such a file as an image even
+#: when Pillow cannot identify it (then it fails with a reason instead of being skipped).
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".webp", ".gif", ".bmp", ".dib", ".tif",
+                    ".tiff", ".avif", ".avifs", ".tga", ".ppm", ".pgm", ".pbm", ".pnm", ".heic", ".heif"}
+
 # Pillow's own bomb guard is replaced by ours, which gives a clear message with the limit.
 Image.MAX_IMAGE_PIXELS = None
 
@@ -78,6 +83,19 @@ def open_image(source: str | os.PathLike | bytes | Image.Image, name: str | None
         raise InputError(f"{label}: cannot read: {e.strerror or e}") from None
     except Exception as e:  # a malformed header can make a plugin raise anything
         raise InputError(f"{label}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def looks_like_image(path: Path) -> bool:
+    """Whether a file found in a folder is an image to cut out (or to report as broken), as
+    opposed to a file that is no image at all (notes, sidecars, videos), which a folder run
+    skips: an image extension, or a header Pillow identifies."""
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return True
+    try:
+        with Image.open(path):
+            return True
+    except Exception:  # noqa: BLE001 - anything Pillow cannot identify is not an image here
+        return False
 
 
 def check_pixels(img: Image.Image, label: str, max_pixels: int | None) -> None:
