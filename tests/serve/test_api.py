@@ -651,6 +651,22 @@ def test_multipart_is_split_in_memory():
     assert image == b"\x89PNG\r\n--not-the-boundary\r\n" and fields == {"format": "webp"}
 
 
+@pytest.mark.parametrize("body,ctype,detail", [
+    (b"--XyZ\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nabc", "multipart/form-data; boundary=XyZ",
+     "ends before its closing boundary"),
+    (b"garbage without any boundary", "multipart/form-data; boundary=XyZ", "malformed multipart body"),
+    (b"--XyZ--\r\n", "multipart/form-data; boundary=XyZ", "no parts"),
+    (b"", "multipart/form-data", "without a boundary"),
+    (b"--B\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n1\r\n"
+     b"--B\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n2\r\n--B--\r\n", "multipart/form-data; boundary=B",
+     "more than one 'image' field"),
+])
+def test_malformed_multipart_is_a_400_naming_the_problem(body, ctype, detail):
+    with pytest.raises(api.ApiError) as e:
+        api.split_multipart(body, ctype)
+    assert e.value.status == 400 and detail in e.value.detail
+
+
 @pytest.mark.browser
 def test_docs_page_renders_and_tries_the_api_in_chromium(fake, tmp_path, browser):
     """The docs page under the real CSP, opened with ?token= (then the cookie carries it)."""

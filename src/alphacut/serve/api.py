@@ -24,7 +24,7 @@ so neither slow uploads nor large bodies hold places or stall the event loop). E
 error is JSON: ``{"error": <code>, "detail": <one line>}`` (the token check in
 ``server.Guard`` answers 401 in plain text before any route runs).
 
-Images live in memory only: the body is read into one buffer, multipart is split in memory
+Images live in memory only: the body is read into one buffer, multipart is parsed in memory
 (no spooled temporary files), nothing of an image or its uploaded file name is logged or
 written anywhere. Model sessions are shared per process (``infer`` caches them): one
 ``Remover`` per model, and ``lifespan`` loads the served model when the server starts, so the
@@ -36,7 +36,6 @@ so the concurrency bound holds even when clients give up.
 from __future__ import annotations
 
 import contextlib
-import email.message
 import logging
 import math
 import os
@@ -325,46 +324,54 @@ def _too_large(limit: int, what: str) -> ApiError:
     )
 
 
-def split_multipart(body: bytes | bytearray, content_type: str) -> tuple[bytes | None, dict[str, str]]:
-    """(bytes of the ``image`` field, text fields), parsed in memory; the file name is ignored.
+MULTIPART_SLICE = 1 << 20
 
-    The parts are found one ``find`` at a time, never by one split of the whole body: a
-    single call over 64 MiB holds the GIL (and so the event loop) for a large fraction of a
-    second on a slow machine."""
-    m = email.message.Message()
-    m["content-type"] = content_type
-    boundary = m.get_param("boundary")
-    if not boundary or not isinstance(boundary, str):
+
+def split_multipart(body: bytes | bytearray, content_type: str) -> tuple[bytes | None, dict[str, str]]:
+    """(bytes of the ``image`` field, text fields), parsed in memory by python-multipart's
+    low-level streaming parser (the one Starlette's form parser is built on); the file name is
+    ignored and nothing touches the disk. The body is fed in 1 MiB slices, so no single call
+    holds the GIL (and so the event loop) for long on a 64 MiB body."""
+    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
         raise ApiError(400, "bad_request", "multipart/form-data without a boundary")
-    delim = b"\r\n--" + boundary.encode("latin-1")
-    starts = [] if not body.startswith(delim[2:]) else [len(delim) - 2]
-    pos = 0
-    while True:  # every delimiter: its end is where a part starts
-        i = body.find(delim, pos)
-        if i < 0:
-            break
-        starts.append(i + len(delim))
-        pos = i + len(delim)
-    if not starts:
+    parts: list[tuple[dict[bytes, bytes], bytearray]] = []
+    header = [bytearray(), bytearray()]  # the header line being read: name, value
+    ended = []
+
+    def on_header_end() -> None:
+        parts[-1][0][bytes(header[0]).strip().lower()] = bytes(header[1]).strip()
+        header[0].clear()
+        header[1].clear()
+
+    parser = MultipartParser(boundary, {
+        "on_part_begin": lambda: parts.append(({}, bytearray())),
+        "on_header_field": lambda data, start, end: header[0].extend(data[start:end]),
+        "on_header_value": lambda data, start, end: header[1].extend(data[start:end]),
+        "on_header_end": on_header_end,
+        "on_part_data": lambda data, start, end: parts[-1][1].extend(data[start:end]),
+        "on_end": lambda: ended.append(True),
+    })
+    view = memoryview(body)
+    try:
+        for i in range(0, len(body), MULTIPART_SLICE):
+            parser.write(bytes(view[i : i + MULTIPART_SLICE]))
+        parser.finalize()
+    except MultipartParseError as e:
+        raise ApiError(400, "bad_request", f"malformed multipart body ({e})") from None
+    if not parts:
         raise ApiError(400, "bad_request", "multipart body has no parts")
+    if not ended:
+        raise ApiError(400, "bad_request", "multipart body ends before its closing boundary")
     image: bytes | None = None
     fields: dict[str, str] = {}
-    for k, start in enumerate(starts):
-        if body[start : start + 2] == b"--":
-            break  # close delimiter
-        end = starts[k + 1] - len(delim) if k + 1 < len(starts) else len(body)
-        sep = body.find(b"\r\n\r\n", start, end)
-        if sep < 0:
-            raise ApiError(400, "bad_request", "malformed multipart part (no blank line after headers)")
-        head, content = bytes(body[start:sep]), body[sep + 4 : end]
-        h = email.message.Message()
-        for line in head.split(b"\r\n"):
-            name, colon, value = line.decode("latin-1").partition(":")
-            if colon:
-                h[name.strip()] = value.strip()
-        name = h.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
-            continue
+    for headers, content in parts:
+        _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
+        name = disposition.get(b"name", b"").decode("latin-1")
         if name == "image":
             if image is not None:
                 raise ApiError(400, "bad_request", "more than one 'image' field")
