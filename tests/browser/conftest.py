@@ -53,30 +53,60 @@ def server():
     s.stop()
 
 
+HOST_FILE_LIMIT = 25 << 20  # common static hosts refuse larger files
+
+
+class StaticHost:
+    """`alphacut build-site` output under a path prefix (/sub/), served by Python's plain
+    http.server: no COOP/COEP, no CSP, only correct MIME types, like a bare static host. It
+    refuses files over 25 MiB (413, as such hosts refuse to deploy them), records every
+    request, and answers 503 for the paths in ``failing``."""
+
+    def __init__(self, root: Path):
+        import functools
+        import http.server
+        import mimetypes
+
+        mimetypes.add_type("text/javascript", ".mjs")
+        mimetypes.add_type("application/wasm", ".wasm")
+        host = self
+        self.root = root
+        self.requests: list[tuple[str, int]] = []  # (path, status)
+        self.failing: set[str] = set()
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def send_head(self):
+                path = self.path.split("?", 1)[0]
+                local = Path(self.translate_path(path))
+                if path in host.failing:
+                    host.requests.append((path, 503))
+                    self.send_error(503)
+                    return None
+                if local.is_file() and local.stat().st_size > HOST_FILE_LIMIT:
+                    host.requests.append((path, 413))
+                    self.send_error(413, "file over the host's 25 MiB limit")
+                    return None
+                host.requests.append((path, 200))
+                return super().send_head()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/sub/"
+
+
 @pytest.fixture(scope="session")
 def static_site(tmp_path_factory):
-    """`alphacut build-site` output under a path prefix (/sub/), served by Python's plain
-    http.server: no COOP/COEP, no CSP, only correct MIME types, like a bare static host."""
     _require_chromium()
-    import functools
-    import http.server
-    import mimetypes
-
     from alphacut.serve import site
 
     root = tmp_path_factory.mktemp("www")
     site.build_site(root / "sub")
-    mimetypes.add_type("text/javascript", ".mjs")
-    mimetypes.add_type("application/wasm", ".wasm")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/sub/"
-    httpd.shutdown()
+    host = StaticHost(root)
+    yield host
+    host.httpd.shutdown()
 
 
 @pytest.fixture(scope="session")

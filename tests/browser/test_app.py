@@ -206,8 +206,9 @@ def test_privacy_every_request_is_local_and_none_carries_images(main_page, sampl
             assert n not in url, f"file name in a URL: {url}"
         for chunk in raw:
             assert chunk.hex() not in url
-    model = [r for r in reqs if r[1].endswith(f"/models/{DEFAULT_MODEL}.onnx")]
-    assert len(model) == 1, "the model is downloaded exactly once"
+    chunks = [r[1].rsplit("/", 1)[1] for r in reqs if "/models/chunks/" in r[1]]
+    want = [c["sha256"] for c in page.evaluate("fetch('config.json').then(r => r.json())")["model"]["chunks"]]
+    assert sorted(chunks) == sorted(want), "each chunk of the model is downloaded exactly once"
     # After the model is ready, nothing is requested: the next image makes no network
     # request at all (the previews' blob: URLs are objects in this page's memory).
     n = len(reqs)
@@ -279,16 +280,34 @@ def test_second_visit_uses_the_cached_model_and_single_thread(main_page, samples
 
 
 def test_static_build_without_isolation_still_works(browser, static_site, samples, tmp_path):
-    """`alphacut build-site` output on a bare static host under a path prefix: no COOP/COEP,
-    so no SharedArrayBuffer and no WASM threads; the app falls back to one thread, the panel
-    says why, and the cut-out is still exact."""
+    """`alphacut build-site` output on a bare static host under a path prefix, with the 25 MiB
+    per-file limit: no COOP/COEP, so no SharedArrayBuffer and no WASM threads; the app falls
+    back to one thread, the panel says why, and the cut-out is still exact. The first visit is
+    interrupted (one model chunk fails for good): the next try fetches only what is missing."""
+    import json
+
+    cfg = json.loads((static_site.root / "sub" / "config.json").read_text())
+    chunks = [c["sha256"] for c in cfg["model"]["chunks"]]
+    broken = "/sub/models/chunks/" + chunks[len(chunks) // 2]
+    static_site.failing = {broken}
     context = browser.new_context(accept_downloads=True)
     try:
         page = context.new_page()
-        page.goto(static_site)
+        page.goto(static_site.url + "?retry-delay=10")
         wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
         assert page.evaluate("crossOriginIsolated") is False
-        add_and_wait(page, [samples["astronaut"]])
+        page.set_input_files("#files", [str(samples["astronaut"])])
+        wait_js(page, "window.alphacut.events.some(e => e.type === 'fatal')")
+        first = [p for p, st in static_site.requests if p.startswith("/sub/models/chunks/") and st == 200]
+        assert broken not in first and len(first) >= 1
+        static_site.failing = set()
+        n = len(static_site.requests)
+        page.set_input_files("#files", [str(samples["astronaut"])])  # add_and_wait would see the fatal above
+        wait_js(page, "window.alphacut.events.some(e => e.type === 'done')")
+        again = [p for p, _ in static_site.requests[n:] if p.startswith("/sub/models/chunks/")]
+        assert broken in again and not set(first) & set(again), "chunks fetched before were fetched again"
+        assert sorted(first + again) == sorted("/sub/models/chunks/" + c for c in chunks)
+        assert not [r for r in static_site.requests if r[1] == 413], "the app asked for a file over 25 MiB"
         assert page.locator("#cap-backend").get_attribute("data-backend") == "wasm"
         assert "not cross-origin isolated" in page.locator("#cap-skipped").inner_text()
         assert "Not cross-origin isolated" in page.locator("#cap-warnings").inner_text()

@@ -1,12 +1,19 @@
-// Model loading (web/store.js): retry with backoff, SHA-256 and size checks, Cache Storage.
+// Model loading (web/store.js): content-addressed chunks fetched in parallel, each retried
+// with backoff, checked by SHA-256 and size, cached on its own; an interrupted load resumes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { loadModel } from '../../src/alphacut/serve/web/store.js';
 
-const bytes = new Uint8Array(100_000).map((_, i) => (i * 7) & 255);
-const model = { url: 'models/m.onnx', size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+const bytes = new Uint8Array(100_000).map((_, i) => (i * 7 + (i >> 8)) & 255);
+const sha = (b) => createHash('sha256').update(b).digest('hex');
+const pieces = [bytes.subarray(0, 40_000), bytes.subarray(40_000, 80_000), bytes.subarray(80_000)];
+const model = {
+  size: bytes.length, sha256: sha(bytes), chunk_base: 'models/chunks/',
+  chunks: pieces.map((p) => ({ sha256: sha(p), size: p.length })),
+};
 const BASE = 'http://127.0.0.1:9/';
+const urlOf = (i) => `${BASE}models/chunks/${model.chunks[i].sha256}`;
 
 function fakeCaches() {
   const store = new Map();
@@ -22,60 +29,82 @@ function fakeCaches() {
   };
 }
 
-function fakeFetch(script) {
+/** `script[i]`: what the requests for chunk i get, in order (then its real bytes). */
+function fakeFetch(script = {}) {
   const calls = [];
+  let inFlight = 0;
   const fn = async (url) => {
     calls.push(url);
-    const step = script[Math.min(calls.length - 1, script.length - 1)];
+    const i = model.chunks.findIndex((c) => url.endsWith(c.sha256));
+    const steps = script[i] || [];
+    const n = calls.filter((u) => u === url).length - 1;
+    const step = n < steps.length ? steps[n] : pieces[i];
+    inFlight++;
+    fn.maxInFlight = Math.max(fn.maxInFlight, inFlight);
+    await new Promise((r) => setTimeout(r, 5));
+    inFlight--;
     if (step === 'neterr') throw new TypeError('Failed to fetch');
     if (typeof step === 'number') return new Response('nope', { status: step });
-    return new Response(step, { headers: { 'content-length': String(step.length) } });
+    return new Response(step);
   };
   fn.calls = calls;
+  fn.maxInFlight = 0;
   return fn;
 }
 
-test('retries with backoff, verifies, stores; the second load comes from the cache', async () => {
+test('chunks in parallel, retried, verified, assembled, cached; a second load makes no request', async () => {
   globalThis.caches = fakeCaches();
-  globalThis.fetch = fakeFetch(['neterr', 500, bytes]);
+  globalThis.fetch = fakeFetch({ 1: ['neterr', 500] });
   const status = [];
   let progress = 0;
-  const got = await loadModel(model, BASE, { baseDelay: 1, onStatus: (s) => status.push(s), onProgress: (d) => (progress = d) });
+  const got = await loadModel(model, BASE, { baseDelay: 1, parallel: 2, onStatus: (s) => status.push(s), onProgress: (d) => (progress = d) });
   assert.equal(got.fromCache, false);
-  assert.deepEqual(Array.from(got.bytes.subarray(0, 10)), Array.from(bytes.subarray(0, 10)));
-  assert.equal(fetch.calls.length, 3);
-  assert.equal(fetch.calls[0], 'http://127.0.0.1:9/models/m.onnx');
+  assert.deepEqual(got.bytes, bytes);
+  assert.equal(fetch.calls.length, 5);
+  assert.equal(fetch.calls.filter((u) => u === urlOf(1)).length, 3);
+  assert.equal(fetch.maxInFlight, 2);
   assert.ok(status.some((s) => s.includes('retrying')));
   assert.equal(progress, bytes.length);
-  globalThis.fetch = fakeFetch([404]);
+  assert.deepEqual([...caches.store.keys()].sort(), [0, 1, 2].map(urlOf).sort());
+  globalThis.fetch = fakeFetch({ 0: [404], 1: [404], 2: [404] });
   const again = await loadModel(model, BASE, { baseDelay: 1 });
   assert.equal(again.fromCache, true);
+  assert.deepEqual(again.bytes, bytes);
   assert.equal(fetch.calls.length, 0, 'no request on the second visit');
 });
 
-test('a wrong hash is never accepted, and a damaged cached copy is replaced', async () => {
+test('an interrupted first load resumes with the chunks it already has', async () => {
   globalThis.caches = fakeCaches();
-  const bad = bytes.slice();
-  bad[5] ^= 1;
-  globalThis.fetch = fakeFetch([bad]);
-  await assert.rejects(loadModel(model, BASE, { baseDelay: 1, retries: 2 }), /SHA-256 mismatch/);
-  assert.equal(fetch.calls.length, 3);
-  assert.equal(caches.store.size, 0);
-  // damaged cache entry
-  globalThis.fetch = fakeFetch([bytes]);
-  await loadModel(model, BASE, { baseDelay: 1 });
-  const key = [...caches.store.keys()][0];
-  assert.match(key, /sha256=/);
-  caches.store.set(key, bad);
-  globalThis.fetch = fakeFetch([bytes]);
+  globalThis.fetch = fakeFetch({ 2: ['neterr', 'neterr', 'neterr'] });
+  await assert.rejects(loadModel(model, BASE, { baseDelay: 1, retries: 2, parallel: 1 }), /Failed to fetch/);
+  assert.equal(caches.store.size, 2);
+  globalThis.fetch = fakeFetch();
   const got = await loadModel(model, BASE, { baseDelay: 1 });
-  assert.equal(got.fromCache, false);
-  assert.equal(fetch.calls.length, 1);
+  assert.deepEqual(got.bytes, bytes);
+  assert.deepEqual(fetch.calls, [urlOf(2)], 'only the missing chunk is fetched');
 });
 
-test('404 is not retried', async () => {
+test('wrong bytes are never accepted, and a damaged cached chunk is fetched again alone', async () => {
   globalThis.caches = fakeCaches();
-  globalThis.fetch = fakeFetch([404]);
-  await assert.rejects(loadModel(model, BASE, { baseDelay: 1 }), /HTTP 404/);
-  assert.equal(fetch.calls.length, 1);
+  const bad = pieces[1].slice();
+  bad[5] ^= 1;
+  globalThis.fetch = fakeFetch({ 1: [bad, bad, bad] });
+  await assert.rejects(loadModel(model, BASE, { baseDelay: 1, retries: 2 }), /SHA-256 mismatch/);
+  assert.ok(!caches.store.has(urlOf(1)));
+  globalThis.fetch = fakeFetch({ 1: [pieces[1].subarray(0, 100)] });  // short: refused, then retried
+  await loadModel(model, BASE, { baseDelay: 1 });
+  caches.store.set(urlOf(0), bad);
+  globalThis.fetch = fakeFetch();
+  const got = await loadModel(model, BASE, { baseDelay: 1 });
+  assert.equal(got.fromCache, false);
+  assert.deepEqual(got.bytes, bytes);
+  assert.deepEqual(fetch.calls, [urlOf(0)]);
+});
+
+test('404 is not retried; a config without chunks is refused', async () => {
+  globalThis.caches = fakeCaches();
+  globalThis.fetch = fakeFetch({ 0: [404] });
+  await assert.rejects(loadModel(model, BASE, { baseDelay: 1, parallel: 1 }), /HTTP 404/);
+  assert.equal(fetch.calls.filter((u) => u === urlOf(0)).length, 1);
+  await assert.rejects(loadModel({ ...model, chunks: [] }, BASE), /chunks/);
 });

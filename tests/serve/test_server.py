@@ -83,7 +83,9 @@ def test_config_json_carries_the_catalog_hash_and_size(client):
     spec = CATALOG[DEFAULT_MODEL]
     assert cfg["sha256"] == spec.main_file.sha256
     assert cfg["size"] == spec.main_file.size
-    assert cfg["url"] == f"models/{DEFAULT_MODEL}.onnx"
+    assert cfg["chunk_base"] == "models/chunks/"
+    assert sum(c["size"] for c in cfg["chunks"]) == spec.main_file.size
+    assert all(c["size"] == site.CHUNK_SIZE for c in cfg["chunks"][:-1]) and site.CHUNK_SIZE < 25 << 20
     assert cfg["input_size"] == [1024, 1024] and cfg["mean"] == [128.0] * 3 and cfg["std"] == [256.0] * 3
     assert cfg["output"] == "output"
 
@@ -109,9 +111,18 @@ def test_vendor_module_points_at_versioned_folders(client, app_hash):
 
 
 def test_every_vendor_file_is_served_with_its_mime_type(client):
+    parts = site.vendor_parts()
+    assert list(parts) == ["onnxruntime-web"]  # its WebGPU build is over 25 MiB
+    for pkg, files in parts.items():
+        for rel, sizes in files.items():
+            assert client.head(f"/vendor/{pkg}@{_versions()[pkg]}/{rel}").status_code == 404  # only parts
+            assert all(n <= site.SPLIT_SIZE for n in sizes) and len(sizes) >= 2
+            whole = (site.vendor_root() / pkg / rel).read_bytes()
+            got = b"".join(client.get(f"/vendor/{pkg}@{_versions()[pkg]}/{rel}.part{i}").content for i in range(len(sizes)))
+            assert got == whole
     for pkg, files in site.VENDOR_FILES.items():
         ver = _versions()[pkg]
-        for rel in files:
+        for rel in set(files) - set(parts.get(pkg, {})):
             r = client.head(f"/vendor/{pkg}@{ver}/{rel}")
             assert r.status_code == 200, rel
             _check_security_headers(r)
@@ -130,8 +141,8 @@ def test_every_vendor_file_is_served_with_its_mime_type(client):
         "/vendor/onnxruntime-web@0.0.1/dist/ort.wasm.min.mjs",  # wrong version
         "/vendor/left-pad@1.0.0/index.js",
         "/vendor/@jsquash/png@3.1.1/../../../package.json",
-        "/models/other.onnx",
-        "/models/isnet-quint8.onnx",
+        f"/models/{DEFAULT_MODEL}.onnx",  # the model exists only as chunks
+        "/models/chunks/" + "0" * 64,
         "/nothing-here",
     ],
 )
@@ -141,26 +152,27 @@ def test_404s_still_carry_the_security_headers(client, app_hash, path):
     _check_security_headers(r)
 
 
-def test_model_route_serves_the_verified_store_file(client):
+def test_model_chunks_are_immutable_pieces_of_the_verified_store_file(client):
     spec, path = store.resolve(DEFAULT_MODEL)
-    r = client.head(f"/models/{DEFAULT_MODEL}.onnx")
+    chunks = client.get("/config.json").json()["model"]["chunks"]
+    first, last = chunks[0], chunks[-1]
+    r = client.head(f"/models/chunks/{first['sha256']}")
     assert r.status_code == 200
     _check_security_headers(r)
-    assert int(r.headers["content-length"]) == spec.main_file.size
     assert r.headers["content-type"] == "application/octet-stream"
-    # Range requests work (resumable) and return the store's bytes.
-    r = client.get(f"/models/{DEFAULT_MODEL}.onnx", headers={"Range": "bytes=0-65535"})
-    assert r.status_code == 206
+    assert r.headers["cache-control"] == site.IMMUTABLE
+    r = client.get(f"/models/chunks/{last['sha256']}")
+    assert len(r.content) == last["size"] and hashlib.sha256(r.content).hexdigest() == last["sha256"]
     with open(path, "rb") as f:
-        assert r.content == f.read(65536)
+        f.seek(spec.main_file.size - last["size"])
+        assert r.content == f.read()
 
 
 @pytest.mark.slow
-def test_model_route_bytes_hash_to_the_catalog_value(client):
+def test_model_chunks_add_up_to_the_catalog_hash(client):
     h = hashlib.sha256()
-    with client.stream("GET", f"/models/{DEFAULT_MODEL}.onnx") as r:
-        for chunk in r.iter_bytes():
-            h.update(chunk)
+    for c in client.get("/config.json").json()["model"]["chunks"]:
+        h.update(client.get(f"/models/chunks/{c['sha256']}").content)
     assert h.hexdigest() == CATALOG[DEFAULT_MODEL].main_file.sha256
 
 
@@ -204,14 +216,18 @@ def test_build_site_writes_app_vendor_model_and_header_rules(tmp_path):
     assert (out / "app" / h / "vendor.js").is_file()
     for pkg, files in site.VENDOR_FILES.items():
         for rel in files:
-            assert (out / f"vendor/{pkg}@{_versions()[pkg]}" / rel).is_file()
+            whole = out / f"vendor/{pkg}@{_versions()[pkg]}" / rel
+            assert whole.is_file() or whole.with_name(whole.name + ".part0").is_file()
     cfg = json.loads((out / "config.json").read_text())["model"]
-    model = out / cfg["url"]
-    assert model.stat().st_size == CATALOG[DEFAULT_MODEL].main_file.size
+    chunks = sorted((out / "models" / "chunks").iterdir())
+    assert sorted(p.name for p in chunks) == sorted(c["sha256"] for c in cfg["chunks"])
+    assert sum(p.stat().st_size for p in chunks) == CATALOG[DEFAULT_MODEL].main_file.size
+    assert max(p.stat().st_size for p in out.rglob("*") if p.is_file()) <= 25 << 20  # any static host
     headers = (out / "_headers").read_text()
     for k, v in site.SECURITY_HEADERS.items():
         assert f"  {k}: {v}" in headers
     assert "/app/*\n  Cache-Control: public, max-age=31536000, immutable" in headers
+    assert "/models/chunks/*\n  Cache-Control: public, max-age=31536000, immutable" in headers
     firebase = json.loads((out / "firebase.json").read_text())
     keys = {h["key"] for rule in firebase["hosting"]["headers"] for h in rule["headers"]}
     assert {"Cross-Origin-Opener-Policy", "Cross-Origin-Embedder-Policy", "Content-Security-Policy"} <= keys

@@ -79,7 +79,7 @@ def _app_hash(port: int) -> str:
 def test_no_directory_listings(server):
     h = _app_hash(server)
     pkg, ver = next(iter(site.vendor_versions().items()))
-    for target in ("/vendor/", f"/vendor/{pkg}@{ver}/", f"/app/{h}/", "/app/", "/models/", "/api/docs/x/"):
+    for target in ("/vendor/", f"/vendor/{pkg}@{ver}/", f"/app/{h}/", "/app/", "/models/", "/models/chunks/", "/api/docs/x/"):
         status, _, body = raw_get(server, target)
         assert status in (301, 302, 307, 404), (target, status)
         assert b"Index of" not in body and b"<li>" not in body
@@ -96,6 +96,7 @@ TRAVERSALS = [
     "/vendor/{v}/%252e%252e%252f%252e%252e%252f%252e%252e%252fpyproject.toml",
     "/models/..%2f..%2f..%2fetc%2fpasswd",
     "/models/%252e%252e%252fserver.py",
+    "/models/chunks/..%2f..%2f..%2fetc%2fpasswd",
     "/api/docs/..%2f..%2fserver.py",
     "/api/docs/%252e%252e%252fserver.py",
     "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
@@ -141,16 +142,23 @@ class WebApp:
         self.index = site.render_index(self.app_hash)
         self.vendor_js = site.vendor_module(self.node_modules).encode()
         self._config: tuple[bytes, Path, str] | None = None
+        # Large files exist only as parts (as in a static build): {package: {"<file>.part<N>": (file, N)}}
+        self.parts = {
+            pkg: {f"{rel}.part{i}": (rel, i) for rel, sizes in files.items() for i in range(len(sizes))}
+            for pkg, files in site.vendor_parts(self.node_modules).items()
+        }
         self.vendor: dict[str, tuple[str, frozenset[str]]] = {
-            f"{pkg}@{ver}": (pkg, frozenset(site.VENDOR_FILES[pkg])) for pkg, ver in self.versions.items()
+            f"{pkg}@{ver}": (pkg, frozenset(site.VENDOR_FILES[pkg]) - set(site.vendor_parts(self.node_modules).get(pkg, {})))
+            for pkg, ver in self.versions.items()
         }
         self.app_files = {str(p.as_posix()) for p in site.web_files()}
 
-    def config(self) -> tuple[bytes, Path, str]:
-        """(config.json bytes, model path, model URL); the model is resolved on first use."""
+    def config(self) -> tuple[bytes, Path, dict[str, int]]:
+        """(config.json bytes, model path, chunk hash → index); the model is resolved on first use."""
         if self._config is None:
             cfg, path = site.model_config(self.model)
-            self._config = (site.config_bytes(cfg), path, cfg["model"]["url"])
+            chunks = {c["sha256"]: i for i, c in enumerate(cfg["model"]["chunks"])}
+            self._config = (site.config_bytes(cfg), path, chunks)
         return self._config
 
     async def index_page(self, request: Request) -> Response:
@@ -178,15 +186,24 @@ class WebApp:
             scope, _, rest = rel.partition("/")
             entry = self.vendor.get(f"{request.path_params['pkg']}/{scope}")
             rel = rest
-        if entry is None or rel not in entry[1]:
+        if entry is None:
+            return _not_found()
+        part = self.parts.get(entry[0], {}).get(rel)
+        if part is not None:
+            data = await run_in_threadpool(site.read_part, self.node_modules / entry[0] / part[0], part[1])
+            return Response(data, media_type="application/octet-stream", headers={"Cache-Control": site.IMMUTABLE})
+        if rel not in entry[1]:
             return _not_found()
         return _file(self.node_modules / entry[0] / rel, site.IMMUTABLE)
 
-    async def model_file(self, request: Request) -> Response:
-        _, path, url = self.config()
-        if request.url.path != "/" + url:
+    async def model_chunk(self, request: Request) -> Response:
+        """One content-addressed piece of the model file (see ``site.CHUNK_SIZE``)."""
+        _, path, chunks = self.config()
+        index = chunks.get(request.path_params["sha256"])
+        if index is None:
             return _not_found()
-        return _file(path, site.NO_CACHE)
+        data = await run_in_threadpool(site.read_chunk, path, index)
+        return Response(data, media_type="application/octet-stream", headers={"Cache-Control": site.IMMUTABLE})
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -195,7 +212,7 @@ class WebApp:
             Route("/config.json", self.config_json, methods=["GET", "HEAD"]),
             Route("/app/{hash}/{path:path}", self.app_file, methods=["GET", "HEAD"]),
             Route("/vendor/{pkg}/{path:path}", self.vendor_file, methods=["GET", "HEAD"]),
-            Route("/models/{name}", self.model_file, methods=["GET", "HEAD"]),
+            Route("/models/chunks/{sha256}", self.model_chunk, methods=["GET", "HEAD"]),
         ]
 
 

@@ -5,7 +5,7 @@
 // next one then takes over with a fresh ONNX Runtime instance (each attempt imports the
 // bundle under its own URL, because a WASM instance cannot change its thread count).
 
-import { ORT } from './vendor.js';
+import { ORT, PARTS } from './vendor.js';
 
 const LABELS = { webgpu: 'WebGPU', 'wasm-threads': 'WASM (multi-threaded)', wasm: 'WASM (single thread)' };
 
@@ -69,6 +69,21 @@ export function label(c) {
   return c.backend === 'wasm-threads' ? `${LABELS[c.backend]}, ${c.threads} threads` : LABELS[c.backend];
 }
 
+/** The file at `url`, served as parts `url.part0`, `url.part1`… of the given sizes. */
+async function joinParts(url, sizes) {
+  const parts = await Promise.all(sizes.map(async (size, i) => {
+    const res = await fetch(`${url}.part${i}`);
+    if (!res.ok) throw new Error(`${url}.part${i}: HTTP ${res.status}`);
+    const buf = new Uint8Array(await res.arrayBuffer());
+    if (buf.length !== size) throw new Error(`${url}.part${i}: ${buf.length} bytes, expected ${size}`);
+    return buf;
+  }));
+  const out = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+  let p = 0;
+  for (const b of parts) { out.set(b, p); p += b.length; }
+  return out;
+}
+
 export class Engine {
   constructor(caps, modelCfg, onStatus, prefs = {}) {
     this.prefs = prefs;
@@ -106,6 +121,9 @@ export class Engine {
     const bundle = c.backend === 'webgpu' ? 'dist/ort.webgpu.min.mjs' : 'dist/ort.wasm.min.mjs';
     const ort = await import(`${ORT}${bundle}?instance=${c.backend}`);
     ort.env.wasm.wasmPaths = ORT + 'dist/';
+    // A WASM build too large for static hosts is served in parts: join them and hand ORT the bytes.
+    const wasmFile = c.backend === 'webgpu' ? 'dist/ort-wasm-simd-threaded.asyncify.wasm' : 'dist/ort-wasm-simd-threaded.wasm';
+    if (PARTS.ORT?.[wasmFile]) ort.env.wasm.wasmBinary = await joinParts(ORT + wasmFile, PARTS.ORT[wasmFile]);
     ort.env.wasm.numThreads = c.backend === 'webgpu' ? 1 : c.threads;
     ort.env.wasm.proxy = false;
     ort.env.logLevel = 'error';
@@ -120,6 +138,7 @@ export class Engine {
     };
     this.ort = ort;
     this.session = await ort.InferenceSession.create(bytes, opts);
+    ort.env.wasm.wasmBinary = undefined; // compiled by now: do not keep the bytes
     const out = this.model.output;
     this.outputName = typeof out === 'string' ? out : this.session.outputNames.at(out);
     if (!this.session.outputNames.includes(this.outputName)) {

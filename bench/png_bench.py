@@ -1,0 +1,75 @@
+"""PNG writers compared on real cut-outs (a benchmark: it prints numbers, asserts only that
+every writer's file decodes to the same pixels).
+
+For about 1, 12 and 48 megapixels it cuts out a photo with the real pipeline (its inference
+time is printed beside, as a yardstick of the machine in the same run), then times, best of
+three, alphacut's writer (``stages.encode.encode_png``: Up filter, ISA-L level 1, strips on
+threads) against imagecodecs' libpng (``png_encode`` at level 1: default filters, and the
+OpenCV-style fast settings RLE + Sub) and libspng (``spng_encode`` level 1).
+
+    flock /tmp/alphacut-bench.lock .venv/bin/python bench/png_bench.py [--sizes 1,12,48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline_bench import make_photo  # noqa: E402
+
+
+def best_of(fn, n: int = 3) -> tuple[float, bytes]:
+    best, out = float("inf"), b""
+    for _ in range(n):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="1,12,48")
+    args = ap.parse_args()
+    import imagecodecs
+
+    import alphacut
+    from alphacut.stages.encode import encode_png
+
+    writers = {
+        "alphacut (Up, ISA-L 1, strips on threads)": lambda px: encode_png(px),
+        "imagecodecs png_encode level 1": lambda px: imagecodecs.png_encode(px, level=1),
+        "imagecodecs png_encode level 1, RLE, Sub": lambda px: imagecodecs.png_encode(
+            px, level=1, strategy=imagecodecs.PNG.STRATEGY.RLE, filter=imagecodecs.PNG.FILTER.SUB),
+        "imagecodecs spng_encode level 1": lambda px: imagecodecs.spng_encode(px, level=1),
+    }
+    remover = alphacut.Remover()
+    print(f"machine: {os.cpu_count()} cores; times are the best of 3")
+    with tempfile.TemporaryDirectory() as tmp:
+        for mp in (float(s) for s in args.sizes.split(",")):
+            photo = make_photo(Path(tmp) / f"p{mp:g}.jpg", mp)
+            cut = remover.remove(photo)
+            px = np.ascontiguousarray(cut.rgba)
+            infer = cut.timings.get("infer", float("nan"))
+            print(f"\n{px.shape[1]}x{px.shape[0]} ({px.shape[0] * px.shape[1] / 1e6:.1f} MP), "
+                  f"same run's inference {infer:.2f} s")
+            base = None
+            for name, fn in writers.items():
+                t, data = best_of(lambda: fn(px))
+                back = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+                assert np.array_equal(back, px), f"{name}: decoded pixels differ"
+                base = base or t
+                print(f"  {name:45s} {t:6.2f} s  {len(data) / 2**20:7.1f} MiB  x{t / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
