@@ -140,6 +140,7 @@ class WebApp:
         self.versions = site.vendor_versions(self.node_modules)
         self.app_hash = site.asset_hash(self.node_modules)
         self.index = site.render_index(self.app_hash)
+        self.sw = site.service_worker(self.app_hash, self.node_modules)
         self.vendor_js = site.vendor_module(self.node_modules).encode()
         self._config: tuple[bytes, Path, str] | None = None
         # Large files exist only as parts (as in a static build): {package: {"<file>.part<N>": (file, N)}}
@@ -163,6 +164,9 @@ class WebApp:
 
     async def index_page(self, request: Request) -> Response:
         return Response(self.index, media_type=site.MIME_TYPES[".html"], headers={"Cache-Control": site.NO_CACHE})
+
+    async def service_worker(self, request: Request) -> Response:
+        return Response(self.sw, media_type=site.MIME_TYPES[".js"], headers={"Cache-Control": site.NO_CACHE})
 
     async def config_json(self, request: Request) -> Response:
         body, _, _ = self.config()
@@ -210,6 +214,7 @@ class WebApp:
             Route("/", self.index_page, methods=["GET", "HEAD"]),
             Route("/index.html", self.index_page, methods=["GET", "HEAD"]),
             Route("/config.json", self.config_json, methods=["GET", "HEAD"]),
+            Route("/sw.js", self.service_worker, methods=["GET", "HEAD"]),
             Route("/app/{hash}/{path:path}", self.app_file, methods=["GET", "HEAD"]),
             Route("/vendor/{pkg}/{path:path}", self.vendor_file, methods=["GET", "HEAD"]),
             Route("/models/chunks/{sha256}", self.model_chunk, methods=["GET", "HEAD"]),

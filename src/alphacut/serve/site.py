@@ -75,6 +75,7 @@ MIME_TYPES = {
     ".mjs": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".json": "application/json",
+    ".webmanifest": "application/manifest+json",
     ".wasm": "application/wasm",
     ".onnx": "application/octet-stream",
     ".svg": "image/svg+xml",
@@ -168,18 +169,18 @@ def vendor_prefix(pkg: str, version: str) -> str:
 
 
 def web_files() -> list[Path]:
-    """The app's own files (relative to WEB_DIR), except the index template."""
+    """The app's own files (relative to WEB_DIR), except the index and service worker templates."""
     return sorted(
         p.relative_to(WEB_DIR)
         for p in WEB_DIR.rglob("*")
-        if p.is_file() and p.name != "index.html" and "__pycache__" not in p.parts
+        if p.is_file() and p.name not in ("index.html", "sw.js") and "__pycache__" not in p.parts
     )
 
 
 def asset_hash(node_modules: Path | None = None) -> str:
     """Short hash over the app's files and the vendor versions: the app/ cache-busting key."""
     h = hashlib.sha256()
-    for rel in web_files():
+    for rel in [*web_files(), Path("sw.js")]:
         h.update(str(rel).encode() + b"\0" + (WEB_DIR / rel).read_bytes() + b"\0")
     h.update(json.dumps(vendor_versions(node_modules), sort_keys=True).encode())
     return h.hexdigest()[:12]
@@ -218,6 +219,19 @@ def vendor_module(node_modules: Path | None = None) -> str:
 def _js_name(pkg: str) -> str:
     return {"onnxruntime-web": "ORT", "@jsquash/png": "PNG", "@jsquash/webp": "WEBP",
             "@jsquash/avif": "AVIF", "@jsquash/jpeg": "JPEG", "fflate": "FFLATE"}[pkg]
+
+
+def service_worker(app_hash: str, node_modules: Path | None = None) -> bytes:
+    """``sw.js`` at the site's root: keeps the app's files so it loads and works offline after
+    one visit (reload included). Paths are relative to its own folder, so a site under a
+    prefix works too. Files served in parts (WebGPU's runtime) are kept on first use rather
+    than downloaded up front. The model is cached by the page itself (``store.js``)."""
+    files = ["./", "config.json", f"app/{app_hash}/vendor.js", *(f"app/{app_hash}/{rel.as_posix()}" for rel in web_files())]
+    split = vendor_parts(node_modules)
+    for pkg, ver in vendor_versions(node_modules).items():
+        files += [vendor_prefix(pkg, ver) + rel for rel in VENDOR_FILES[pkg] if rel not in split.get(pkg, {})]
+    return (WEB_DIR / "sw.js").read_text().replace("__VERSION__", app_hash).replace(
+        "__PRECACHE__", json.dumps(files, indent=1)).encode()
 
 
 def render_index(app_hash: str) -> bytes:
@@ -301,6 +315,7 @@ def _header_rules(app_hash: str) -> list[tuple[str, dict[str, str]]]:
         ("/index.html", {"Cache-Control": NO_CACHE}),
         ("/config.json", {"Cache-Control": NO_CACHE}),
         ("/models/chunks/*", {"Cache-Control": IMMUTABLE}),
+        ("/sw.js", {"Cache-Control": NO_CACHE}),
     ]
 
 
@@ -355,6 +370,7 @@ def build_site(out_dir: Path, model: str = DEFAULT_MODEL) -> None:
             shutil.rmtree(out_dir / sub)
     (out_dir / "index.html").write_bytes(render_index(app_hash))
     (out_dir / "config.json").write_bytes(config_bytes(cfg))
+    (out_dir / "sw.js").write_bytes(service_worker(app_hash, node_modules))
     app = out_dir / "app" / app_hash
     for rel in web_files():
         dst = app / rel

@@ -298,7 +298,18 @@ function wireUi() {
   $('#preview-color').addEventListener('input', () => { $('#preview-mode').value = 'color'; applyPreview(); });
 }
 
+/** The service worker keeps the app's files so a reload works offline (sw.js). */
+function registerServiceWorker() {
+  if (!('serviceWorker' in navigator) || params.get('sw') === 'off') return;
+  navigator.serviceWorker.register(new URL('sw.js', location.href)).then(
+    (reg) => note('sw-registered', { scope: reg.scope }),
+    (e) => note('sw-error', { message: e.message }),
+  );
+  navigator.serviceWorker.ready.then(() => note('sw-ready'));
+}
+
 async function main() {
+  registerServiceWorker();
   wireUi();
   let config;
   try {
