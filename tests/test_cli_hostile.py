@@ -127,3 +127,116 @@ def test_remove_dot_is_a_usage_error_without_o(three, tiny_model, monkeypatch, w
     r = _run(["remove", where, "-o", str(out), "-m", str(tiny_model), "-q"])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in out.rglob("*.png")) == ["a.png", "b.png", "c.png"]
+
+
+# ----------------------------------------------------------------------------- item 5
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    from skimage import data
+
+    p = tmp_path / "photo.png"
+    Image.fromarray(data.astronaut()).resize((96, 96)).save(p)
+    return p
+
+
+MAGIC = {"png": b"\x89PNG", "webp": b"RIFF", "avif": b"ftyp", "jpeg": b"\xff\xd8\xff"}
+
+
+def _kind(data: bytes) -> str:
+    return next(k for k, m in MAGIC.items() if (data[4:8] if k == "avif" else data[: len(m)]) == m)
+
+
+@pytest.mark.parametrize("name,kind", [("x.png", "png"), ("x.webp", "webp"), ("x.WEBP", "webp"), ("x.avif", "avif")])
+def test_output_extension_selects_the_format(photo, tiny_model, tmp_path, name, kind):
+    out = tmp_path / name
+    r = _run(["remove", str(photo), "-o", str(out), "-m", str(tiny_model)])
+    assert r.exit_code == 0, r.output
+    assert _kind(out.read_bytes()) == kind
+    assert Image.open(out).mode == "RGBA"
+
+
+@pytest.mark.parametrize("name", ["x.jpg", "x.jpeg", "x.JPG"])
+def test_jpeg_output_only_flattened(photo, tiny_model, tmp_path, name):
+    out = tmp_path / name
+    r = _run(["remove", str(photo), "-o", str(out), "-m", str(tiny_model)])
+    assert r.exit_code == 2 and "--background" in r.output, r.output
+    assert not out.exists()
+    r = _run(["remove", str(photo), "-o", str(out), "-m", str(tiny_model), "--mask-only"])
+    assert r.exit_code == 2 and not out.exists()
+    r = _run(["remove", str(photo), "-o", str(out), "-m", str(tiny_model), "--background", "white"])
+    assert r.exit_code == 0, r.output
+    assert _kind(out.read_bytes()) == "jpeg"
+    img = Image.open(out)
+    assert img.mode == "RGB" and img.size == (96, 96)
+    expected = Remover(str(tiny_model)).remove(photo)
+    from alphacut.stages.compose import flatten
+
+    want = flatten(expected.rgba, (255, 255, 255)).astype(int)
+    assert np.abs(np.asarray(img).astype(int) - want).mean() <= 3
+
+
+@pytest.mark.parametrize("name", ["x.gif", "x.bmp", "x.tiff", "x.png.bak", "x.jpe"])
+def test_other_extensions_are_a_usage_error_listing_the_accepted(photo, tiny_model, tmp_path, name):
+    out = tmp_path / name
+    r = _run(["remove", str(photo), "-o", str(out), "-m", str(tiny_model)])
+    assert r.exit_code == 2, r.output
+    for ext in (".png", ".webp", ".avif", ".jpg"):
+        assert ext in r.output
+    assert not out.exists()
+
+
+def test_format_contradicting_the_extension_is_a_usage_error(photo, tiny_model, tmp_path):
+    out = tmp_path / "x.webp"
+    r = _run(["remove", str(photo), "-o", str(out), "-f", "png", "-m", str(tiny_model)])
+    assert r.exit_code == 2 and not out.exists()
+    r = _run(["remove", str(photo), "-o", str(out), "-f", "webp", "-m", str(tiny_model)])
+    assert r.exit_code == 0 and _kind(out.read_bytes()) == "webp"
+
+
+def test_cutout_save_takes_the_format_from_the_name(photo, tiny_model, tmp_path):
+    from alphacut.errors import UsageError
+
+    cut = Remover(str(tiny_model)).remove(photo)
+    for name, kind in (("a.png", "png"), ("a.webp", "webp"), ("a.avif", "avif")):
+        assert _kind(cut.save(tmp_path / name).read_bytes()) == kind
+    with pytest.raises(UsageError, match=r"\.png.*\.webp.*\.avif"):
+        cut.save(tmp_path / "a.gif")
+    with pytest.raises(UsageError, match="transparency"):
+        cut.save(tmp_path / "a.jpg")
+    with pytest.raises(UsageError):
+        cut.save(tmp_path / "b.webp", "png")
+    assert _kind(cut.save(tmp_path / "a.jpg", background="#336699").read_bytes()) == "jpeg"
+    assert sorted(p.name for p in tmp_path.glob("a.*")) == ["a.avif", "a.jpg", "a.png", "a.webp"]
+
+
+# ----------------------------------------------------------------------------- items 4 and 6
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_refine_typo_is_a_usage_error_before_any_work(three, tiny_model, tmp_path, n):
+    out = tmp_path / "out" / ("one.png" if n == 1 else "")
+    r = _run(["remove", *map(str, three[:n]), "-o", str(out), "--refine", "cwfg", "-m", str(tiny_model)], timeout=30)
+    assert r.exit_code == 2, r.output
+    assert "--refine" in r.output and "cwgf" in r.output
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="cwfg"):
+        Remover(str(tiny_model), refine="cwfg")
+
+
+def test_mask_only_with_background_is_refused_everywhere(photo, tiny_model, tmp_path):
+    from alphacut.errors import UsageError
+    from alphacut.serve import api
+
+    r = _run(["remove", str(photo), "--mask-only", "--background", "white", "-m", str(tiny_model)])
+    assert r.exit_code == 2 and "--mask-only" in r.output and "--background" in r.output
+    assert sorted(p.name for p in photo.parent.iterdir()) == ["photo.png"]
+    cut = Remover(str(tiny_model)).remove(photo)
+    with pytest.raises(UsageError):
+        cut.save(tmp_path / "m.png", mask_only=True, background="white")
+    with pytest.raises(UsageError):
+        cut.encode("png", mask_only=True, background=(255, 255, 255))
+    with pytest.raises(api.ApiError) as e:
+        api.parse_params({"mask_only": "true", "background": "white"}, str(tiny_model))
+    assert e.value.status == 400

@@ -92,6 +92,7 @@ class Fmt(str, Enum):
     png = "png"
     webp = "webp"
     avif = "avif"
+    jpeg = "jpeg"
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -103,7 +104,7 @@ def _fail(message: str, code: int = 2) -> None:
 def remove(
     inputs: Annotated[list[str], typer.Argument(help="Image files, directories (searched recursively), or - for stdin.", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file for one input; output directory (mirroring the inputs) for a directory or several inputs; - for stdout.")] = None,
-    format: Annotated[Fmt, typer.Option("--format", "-f", help="Output format. PNG and WebP are lossless; AVIF is lossless unless --quality is set.")] = Fmt.png,
+    format: Annotated[Optional[Fmt], typer.Option("--format", "-f", help="Output format; default: the -o file's extension (.png, .webp, .avif; .jpg/.jpeg with --background), else png. PNG and WebP are lossless; AVIF is lossless unless --avif-quality is set; JPEG (quality 90) only for flattened outputs.", show_default=False)] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Model id from `alphacut models list`, or a path to an .onnx file.")] = DEFAULT_MODEL,
     mask_only: Annotated[bool, typer.Option("--mask-only", help="Write the 8-bit alpha mask as a grey image instead of the cut-out.")] = False,
     background: Annotated[Optional[str], typer.Option("--background", "-b", help="Flatten onto a colour (#rrggbb, r,g,b or a name), an image file (scaled to cover, centred), or blur / blur:R (the photo itself blurred, radius R px; default 2 % of the longer side).")] = None,
@@ -141,9 +142,11 @@ def remove(
     """
     from alphacut.engines import batch
     from alphacut.pipeline import Remover
-
     from alphacut.stages import background as background_stage
+    from alphacut.stages import encode
+    from alphacut.stages.refine import REFINERS
 
+    # Every option is checked here, before anything is read, planned or written.
     bg = None
     if background is not None:
         try:
@@ -169,15 +172,26 @@ def remove(
                     raise ValueError
             except ValueError:
                 _fail(f"bad --aspect {aspect!r}: give W:H, e.g. 1:1 or 16:9")
-    if avif_quality is not None and format is not Fmt.avif:
-        _fail("--avif-quality applies to --format avif only (PNG and WebP are always lossless)")
+    if refine is not None and refine not in REFINERS:
+        _fail(f"--refine {refine!r}: choose {', '.join(REFINERS)}")
+    asked = format.value if format is not None else None
+    one_file = inputs == ["-"] or (len(inputs) == 1 and inputs[0] != "-" and not Path(inputs[0]).is_dir())
+    try:
+        if engine is Engine.local and output is not None and str(output) != "-" and one_file and not output.is_dir():
+            fmt = encode.format_for_path(output, asked, background=bg, mask_only=mask_only)
+        else:
+            fmt = encode.check_output(asked or "png", background=bg, mask_only=mask_only)
+    except UsageError as e:
+        _fail(str(e).replace("mask-only and background", "--mask-only and --background"))
+    if avif_quality is not None and fmt != "avif":
+        _fail("--avif-quality applies to --format avif only (PNG and WebP are always lossless; JPEG has its fixed quality 90)")
     if overwrite and skip_existing:
         _fail("--overwrite and --skip-existing contradict each other; choose one")
     try:
         batch.check_suffix(suffix)
     except AlphacutError as e:
         _fail(str(e))
-    opts = batch.SaveOptions(format.value, mask_only, bg, avif_quality, overwrite, skip_existing,
+    opts = batch.SaveOptions(fmt, mask_only, bg, avif_quality, overwrite, skip_existing,
                              crop=padding if crop else None, aspect=ratio, shadow=shadow)
     if watch:
         if engine is not Engine.local or len(inputs) != 1 or not Path(inputs[0]).is_dir() or str(output) == "-":
@@ -219,7 +233,7 @@ def remove(
             jobs, errors = [batch.Job(paths[0], None, str(paths[0]))], []
         else:
             try:
-                jobs, errors = batch.plan_outputs(paths, output, format.value, suffix=suffix, not_images=not_images)
+                jobs, errors = batch.plan_outputs(paths, output, fmt, suffix=suffix, not_images=not_images)
             except UsageError as e:
                 _fail(str(e))
             multi = len(paths) > 1 or paths[0].is_dir()

@@ -101,16 +101,20 @@ class CutOut:
             background = background_stage.parse_background(background)
             if background.kind == "color":
                 background = background.color
+        format = encode.check_output(format, background=background, mask_only=mask_only)
         t = time.perf_counter()
         px = self.pixels(mask_only=mask_only, background=background, crop=crop, aspect=aspect, shadow=shadow)
-        icc = None if mask_only else self.icc_profile
+        jpeg = format == "jpeg"
+        icc = None if mask_only or jpeg else self.icc_profile
         data = encode.encode(px, format, icc_profile=icc, quality=quality, label=self.name)
         self.timings["encode"] = time.perf_counter() - t
-        lossless = format.lower() != "avif" or quality is None or quality >= 100
+        lossless = not jpeg and (format != "avif" or quality is None or quality >= 100)
+        tolerance = encode.JPEG_MAE if jpeg else None
 
         def check() -> None:
             t = time.perf_counter()
-            verify.verify(data, px, lossless=lossless, label=self.name, quality=100 if quality is None else quality)
+            verify.verify(data, px, lossless=lossless, label=self.name, quality=100 if quality is None else quality,
+                          tolerance=tolerance)
             self.timings["verify"] = time.perf_counter() - t
 
         return data, check
@@ -129,13 +133,19 @@ class CutOut:
         aspect: tuple[int, int] | None = None,
         shadow: bool = False,
     ) -> Path:
-        """Encode, verify, and write atomically; the format defaults to the path's extension.
+        """Encode, verify, and write atomically, in the format the path's extension names
+        (``encode.format_for_path``: another extension, or a ``format`` it contradicts, is
+        a ``UsageError``).
 
         The bytes go to a temporary file beside the target while the check runs (writing
         waits on the disk, the check on the CPU); the file is renamed into place only once
         the check passed, and removed if it failed."""
         path = Path(path)
-        fmt = format or {v: k for k, v in encode.FORMATS.items()}.get(path.suffix.lower(), "png")
+        if isinstance(background, str):
+            background = background_stage.parse_background(background)
+            if background.kind == "color":
+                background = background.color
+        fmt = encode.format_for_path(path, format, background=background, mask_only=mask_only)
         if path.exists() and not overwrite:
             raise OutputError(f"{path}: exists (use --overwrite to replace it, or --skip-existing)")
         data, check = self._encode(fmt, mask_only=mask_only, background=background, quality=quality,
@@ -187,6 +197,8 @@ class Remover:
         quality: str = "default",
         decontaminate: bool = False,
     ):
+        if refine is not None and refine not in refine_module.REFINERS:  # before any work
+            raise ValueError(f"unknown refinement {refine!r}; choose {', '.join(refine_module.REFINERS)}")
         self.spec: ModelSpec
         self.spec, self.model_path = store.resolve(model)
         self.refine = refine or refine_module.DEFAULT_REFINE

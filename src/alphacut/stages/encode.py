@@ -22,9 +22,17 @@ import numpy as np
 from isal import isal_zlib
 
 from alphacut import parallel
-from alphacut.errors import OutputError
+from alphacut.errors import OutputError, UsageError
 
-FORMATS = {"png": ".png", "webp": ".webp", "avif": ".avif"}
+FORMATS = {"png": ".png", "webp": ".webp", "avif": ".avif", "jpeg": ".jpg"}
+#: Every extension an output path may have, and the format it selects.
+EXTENSIONS = {".png": "png", ".webp": "webp", ".avif": "avif", ".jpg": "jpeg", ".jpeg": "jpeg"}
+#: Formats without an alpha channel: only for flattened outputs (a background colour).
+OPAQUE_ONLY = {"jpeg"}
+#: JPEG as the contract (rule 11) has it: quality 90, no chroma subsampling, no ICC profile,
+#: checked within a mean absolute error of 3 levels over the RGB samples.
+JPEG_QUALITY = 90
+JPEG_MAE = 3.0
 WEBP_MAX_SIDE = 16383
 
 
@@ -88,6 +96,41 @@ def encode_png(pixels: np.ndarray, icc_profile: bytes | None = None) -> bytes:
     return b"".join(parts)
 
 
+def check_output(fmt: str, *, background=None, mask_only: bool = False) -> str:
+    """``fmt`` (lower case) if it can hold the requested output, else a ``UsageError``."""
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown output format {fmt!r}; choose {', '.join(FORMATS)}")
+    if mask_only and background is not None:
+        raise UsageError("mask-only and background exclude each other (the mask is the alpha, a background removes it)")
+    if fmt in OPAQUE_ONLY and (background is None or mask_only):
+        raise UsageError(
+            f"{fmt.upper()} has no transparency: it is written only for a flattened output "
+            "(with --background, not --mask-only); choose png, webp or avif"
+        )
+    return fmt
+
+
+def format_for_path(path, fmt: str | None = None, *, background=None, mask_only: bool = False) -> str:
+    """The format an output file at ``path`` is written in: the one its extension names
+    (``.png``, ``.webp``, ``.avif``; ``.jpg``/``.jpeg`` for a flattened output), or ``fmt``
+    for a path without an extension. A ``UsageError`` for any other extension, for an
+    explicit ``fmt`` the extension contradicts, or for a format that cannot hold the output:
+    the bytes in a file always match its name. The CLI and ``CutOut.save`` both ask here."""
+    from pathlib import PurePath
+
+    ext = PurePath(path).suffix.lower()
+    named = EXTENSIONS.get(ext)
+    if ext and named is None:
+        raise UsageError(
+            f"{path}: cannot tell the output format from {ext!r}; use {', '.join(e for e in EXTENSIONS)} "
+            "(.jpg/.jpeg only with --background)"
+        )
+    if fmt is not None and named is not None and fmt.lower() != named:
+        raise UsageError(f"{path}: the name says {named} but the format asked for is {fmt.lower()}; choose one")
+    return check_output(named or fmt or "png", background=background, mask_only=mask_only)
+
+
 def encode(
     pixels: np.ndarray,
     fmt: str,
@@ -96,12 +139,15 @@ def encode(
     quality: int | None = None,
     label: str = "output",
 ) -> bytes:
-    """Encode (H, W), (H, W, 3) or (H, W, 4) uint8 pixels as ``fmt`` (png, webp, avif)."""
+    """Encode (H, W), (H, W, 3) or (H, W, 4) uint8 pixels as ``fmt`` (png, webp, avif; jpeg
+    for (H, W, 3) only)."""
     import imagecodecs
 
     fmt = fmt.lower()
     if fmt not in FORMATS:
-        raise OutputError(f"{label}: unknown format {fmt!r}; choose png, webp or avif")
+        raise OutputError(f"{label}: unknown format {fmt!r}; choose {', '.join(FORMATS)}")
+    if fmt in OPAQUE_ONLY and (pixels.ndim != 3 or pixels.shape[2] != 3):
+        raise OutputError(f"{label}: {fmt.upper()} holds opaque RGB only; flatten onto a background first")
     # A fresh C-ordered copy when needed: slices with a side of 1 can be "contiguous" with
     # strides the codecs reject (a 1x1 mask-only output did).
     if min(pixels.shape[:2]) == 1:
@@ -128,6 +174,14 @@ def encode(
             Image.fromarray(pixels, mode).save(
                 buf, "WEBP", lossless=True, exact=True, quality=50, method=1, **kw
             )
+            return buf.getvalue()
+        if fmt == "jpeg":
+            from io import BytesIO
+
+            from PIL import Image
+
+            buf = BytesIO()
+            Image.fromarray(pixels, "RGB").save(buf, "JPEG", quality=JPEG_QUALITY, subsampling=0)
             return buf.getvalue()
         # AVIF
         level = None if quality is None or quality >= 100 else int(quality)

@@ -168,8 +168,11 @@ def _check_png(data: bytes, expected: np.ndarray, label: str) -> bool:
 
 
 def verify(
-    data: bytes, expected: np.ndarray, *, lossless: bool, label: str = "output", quality: int = 90
+    data: bytes, expected: np.ndarray, *, lossless: bool, label: str = "output", quality: int = 90,
+    tolerance: float | None = None,
 ) -> None:
+    """Decode ``data`` again and compare with ``expected``: exactly when ``lossless``, else
+    within ``tolerance`` (default: ``lossy_tolerance(quality)``) mean levels."""
     channels = 1 if expected.ndim == 2 else expected.shape[2]
     if lossless and data.startswith(PNG_SIGNATURE) and _check_png(data, expected, label):
         return
@@ -214,9 +217,12 @@ def verify(
         worst = max(err_sum[:3].sum() / max(1, 3 * visible), err_sum[3] / n)
     else:
         worst = err_sum.sum() / (n * channels)
-    tolerance = lossy_tolerance(quality)
+    advice = ""
+    if tolerance is None:
+        tolerance = lossy_tolerance(quality)
+        advice = f" for quality {quality}; use a higher quality"
     if worst > tolerance:
         raise VerifyError(
             f"{label}: lossy output drifts by {worst:.2f} levels on average, over the tolerance "
-            f"{tolerance:g} for quality {quality}; use a higher quality"
+            f"{tolerance:g}{advice}"
         )
