@@ -339,22 +339,49 @@ def split_multipart(body: bytes | bytearray, content_type: str) -> tuple[bytes |
     boundary = options.get(b"boundary")
     if not boundary:
         raise ApiError(400, "bad_request", "multipart/form-data without a boundary")
-    parts: list[tuple[dict[bytes, bytes], bytearray]] = []
+    # Only the part being read is held, and only the fields used are kept: a hostile body of
+    # many small parts leaves no large heap for the garbage collector to walk (a full
+    # collection holds the GIL, and so stalls the event loop too).
+    current: list = [{}, bytearray()]  # headers of the part being read, its data
     header = [bytearray(), bytearray()]  # the header line being read: name, value
-    ended = []
+    image: list[bytes] = []
+    fields: dict[str, str] = {}
+    counts = {"parts": 0, "ended": 0}
+
+    def on_part_begin() -> None:
+        counts["parts"] += 1
+        current[0], current[1] = {}, bytearray()
 
     def on_header_end() -> None:
-        parts[-1][0][bytes(header[0]).strip().lower()] = bytes(header[1]).strip()
+        current[0][bytes(header[0]).strip().lower()] = bytes(header[1]).strip()
         header[0].clear()
         header[1].clear()
 
+    def on_part_data(data, start, end) -> None:
+        if _wanted(current[0]):
+            current[1].extend(data[start:end])
+
+    def on_part_end() -> None:
+        name = _field_name(current[0])
+        if name == "image":
+            if image:
+                raise ApiError(400, "bad_request", "more than one 'image' field")
+            image.append(bytes(current[1]))
+        elif name in PARAMS:
+            try:
+                fields[name] = bytes(current[1]).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ApiError(400, "bad_parameter", f"form field {name!r} is not UTF-8 text") from None
+        current[1] = bytearray()
+
     parser = MultipartParser(boundary, {
-        "on_part_begin": lambda: parts.append(({}, bytearray())),
+        "on_part_begin": on_part_begin,
         "on_header_field": lambda data, start, end: header[0].extend(data[start:end]),
         "on_header_value": lambda data, start, end: header[1].extend(data[start:end]),
         "on_header_end": on_header_end,
-        "on_part_data": lambda data, start, end: parts[-1][1].extend(data[start:end]),
-        "on_end": lambda: ended.append(True),
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+        "on_end": lambda: counts.__setitem__("ended", 1),
     })
     view = memoryview(body)
     try:
@@ -363,25 +390,24 @@ def split_multipart(body: bytes | bytearray, content_type: str) -> tuple[bytes |
         parser.finalize()
     except MultipartParseError as e:
         raise ApiError(400, "bad_request", f"malformed multipart body ({e})") from None
-    if not parts:
+    if not counts["parts"]:
         raise ApiError(400, "bad_request", "multipart body has no parts")
-    if not ended:
+    if not counts["ended"]:
         raise ApiError(400, "bad_request", "multipart body ends before its closing boundary")
-    image: bytes | None = None
-    fields: dict[str, str] = {}
-    for headers, content in parts:
-        _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
-        name = disposition.get(b"name", b"").decode("latin-1")
-        if name == "image":
-            if image is not None:
-                raise ApiError(400, "bad_request", "more than one 'image' field")
-            image = bytes(content)
-        elif name in PARAMS:
-            try:
-                fields[name] = bytes(content).decode("utf-8")
-            except UnicodeDecodeError:
-                raise ApiError(400, "bad_parameter", f"form field {name!r} is not UTF-8 text") from None
-    return image, fields
+    return (image[0] if image else None), fields
+
+
+def _field_name(headers: dict[bytes, bytes]) -> str:
+    from python_multipart.multipart import parse_options_header
+
+    _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
+    return disposition.get(b"name", b"").decode("latin-1")
+
+
+def _wanted(headers: dict[bytes, bytes]) -> bool:
+    """Whether the part being read is one whose content is used (``image`` or a parameter)."""
+    name = _field_name(headers)
+    return name == "image" or name in PARAMS
 
 
 # ----------------------------------------------------------------------------- the API
