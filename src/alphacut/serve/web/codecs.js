@@ -8,11 +8,11 @@
 // bare imports would need a bundler), and all are loaded by preload() before the model is
 // ready, so no request is made once the first image has been processed.
 
-import { PNG, WEBP, AVIF, JPEG, FFLATE } from './vendor.js';
+import { PNG, WEBP, AVIF, JPEG } from './vendor.js';
 import { to8bit } from './compose.js';
 import { checkPng } from './verify.js';
 
-let png, webpDec, webpEnc, avifDec, avifEnc, jpegEnc, webpDefaults, avifDefaults, jpegDefaults, fflate;
+let png, webpDec, webpEnc, avifDec, avifEnc, jpegEnc, webpDefaults, avifDefaults, jpegDefaults;
 
 async function emscripten(modUrl) {
   const factory = (await import(modUrl)).default;
@@ -31,7 +31,6 @@ export async function preload() {
     emscripten(AVIF + 'codec/enc/avif_enc.js'),
     emscripten(JPEG + 'codec/enc/mozjpeg_enc.js'),
   ]);
-  fflate = await import(FFLATE + 'esm/browser.js');
   webpDefaults = (await import(WEBP + 'meta.js')).defaultOptions;
   avifDefaults = (await import(AVIF + 'meta.js')).defaultOptions;
   jpegDefaults = (await import(JPEG + 'meta.js')).defaultOptions;
@@ -157,11 +156,11 @@ export function encode(data, width, height, fmt) {
 }
 
 /** Decode the encoded bytes again and compare with the intended pixels, byte for byte.
- *  PNG is read back by an independent streaming decoder (fflate + verify.js, a few rows of
- *  memory); WebP and AVIF by their jSquash decoders. */
+ *  PNG is read back by an independent streaming decoder (the platform's zlib + verify.js, a
+ *  few rows of memory); WebP and AVIF by their jSquash decoders. */
 export async function verify(bytes, expected, width, height) {
   if (sniff(bytes) === 'png') {
-    checkPng(bytes, expected, width, height, fflate.Unzlib);
+    await checkPng(bytes, expected, width, height);
     return;
   }
   if (sniff(bytes) === 'jpeg') {

@@ -14,6 +14,8 @@ const prefs = {
   retryDelay: params.get('retry-delay') ? Number(params.get('retry-delay')) : undefined,
   // photos over this many pixels are refused from their header, before decoding
   maxPixels: Number(params.get('maxPixels')) > 0 ? Number(params.get('maxPixels')) : undefined,
+  // ?png=strips: the parallel strip writer (png.js) instead of png-rs (see docs/browser.md)
+  png: params.get('png') === 'strips' ? 'strips' : 'png-rs',
 };
 
 const state = {

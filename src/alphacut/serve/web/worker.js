@@ -181,8 +181,9 @@ async function processImage(msg) {
 async function writeFile(rgba, width, height, fmt, icc, stage, timings) {
   let t = now();
   stage(`encoding ${fmt.toUpperCase()}`);
-  // PNG in strips on several workers (png.js); WebP and AVIF through jSquash
-  let out = fmt === 'png' ? await encodePng(strips(), rgba, width, height) : codecs.encode(rgba, width, height, fmt);
+  // jSquash (png-rs for PNG); with ?png=strips, PNG in strips on several workers (png.js)
+  const inStrips = fmt === 'png' && prefs.png === 'strips';
+  let out = inStrips ? await encodePng(strips(), rgba, width, height) : codecs.encode(rgba, width, height, fmt);
   // contract rule 9: an RGB profile goes to PNG and WebP outputs (never converted)
   if (icc && fmt === 'png') out = pngWithIcc(out, icc, fflate.zlibSync);
   else if (icc && fmt === 'webp') out = webpWithIcc(out, icc, width, height);
@@ -190,7 +191,7 @@ async function writeFile(rgba, width, height, fmt, icc, stage, timings) {
   t = now();
   stage('verifying');
   // PNG strips are read back in parallel; any other file as a whole
-  if (!(fmt === 'png' && await verifyPng(strips(), out, rgba, width, height))) await codecs.verify(out, rgba, width, height);
+  if (!(inStrips && await verifyPng(strips(), out, rgba, width, height))) await codecs.verify(out, rgba, width, height);
   timings.verify = now() - t;
   return out;
 }
