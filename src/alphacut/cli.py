@@ -116,6 +116,7 @@ def remove(
     quality: Annotated[Quality, typer.Option("--quality", help="default: one inference and edge refinement. best: also the mirrored photo, masks averaged (twice the inference time).")] = Quality.default,
     threshold: Annotated[Optional[float], typer.Option("--threshold", min=0.0, max=1.0, help="Make the mask hard: pixels with mask >= T become opaque, the rest transparent. Off by default.")] = None,
     refine: Annotated[Optional[str], typer.Option("--refine", help="Edge refinement method (see docs/architecture.md); default: the measured best.")] = None,
+    settle: Annotated[bool, typer.Option("--settle/--no-settle", help="Restore large parts of the subject the model half-believes when the photo's colours say subject (docs/quality.md); a note names photos where a large part stays uncertain.")] = True,
     decontaminate: Annotated[bool, typer.Option("--decontaminate", help="Estimate the subject's own colour in semi-transparent edges, so no background colour bleeds onto a new background (changes RGB there; off by default).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files (inputs are never overwritten).")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave existing outputs alone and count them as done (resume a batch).")] = False,
@@ -198,10 +199,10 @@ def remove(
             _fail("--watch takes one input folder (and -o OUTPUT_FOLDER), with the local engine")
         _watch(Path(inputs[0]), output, opts, model=model, suffix=suffix, quiet=quiet,
                remover_kw=dict(refine=refine, threshold=threshold, max_pixels=max_pixels, quality=quality.value,
-                               decontaminate=decontaminate))
+                               decontaminate=decontaminate, settle=settle))
     if engine is Engine.ray:
-        if quality is not Quality.default or decontaminate:
-            _fail("--quality best and --decontaminate are not available with --engine ray yet")
+        if quality is not Quality.default or decontaminate or not settle:
+            _fail("--quality best, --decontaminate and --no-settle are not available with --engine ray yet")
         if crop or shadow or (bg is not None and not isinstance(bg, tuple)):
             _fail("--crop, --shadow and image or blur backgrounds are not available with --engine ray yet")
         if output is None or str(output) == "-" or "-" in inputs:
@@ -252,7 +253,7 @@ def remove(
     _ensure_model(model, quiet=quiet or to_stdout)
     try:
         remover = Remover(model, refine=refine, threshold=threshold, max_pixels=max_pixels, quality=quality.value,
-                          decontaminate=decontaminate)
+                          decontaminate=decontaminate, settle=settle)
     except (AlphacutError, ValueError) as e:
         _fail(str(e))
 

@@ -1,5 +1,5 @@
-"""The pipeline, stage by stage: decode → preprocess → infer → mask → refine → compose,
-then encode → verify → write when a result is saved.
+"""The pipeline, stage by stage: decode → preprocess → infer → mask (→ settle) → refine →
+compose, then encode → verify → write when a result is saved.
 
 ``Remover`` holds one model session for many images (a batch, the HTTP API, a script);
 ``remove()`` is the one-call convenience on top of a cached ``Remover``. A ``CutOut`` keeps
@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from alphacut.stages import background as background_stage
-from alphacut.stages import compose, encode, infer, mask, output, preprocess, refine, verify
+from alphacut.stages import compose, encode, infer, mask, output, preprocess, refine, settle, verify
 from alphacut.models import store
 from alphacut.models.catalog import ModelSpec
 from alphacut.stages.decode import DecodedImage, decode, decode_rgb_for_model
@@ -39,6 +39,10 @@ class CutOut:
     name: str = "image"
     notice: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: Share of the photo still a large uncertain (half-transparent) region after the settle
+    #: stage, and its bounds as fractions (x0, y0, x1, y1); 0 and None when settle is off.
+    uncertain: float = 0.0
+    uncertain_box: tuple[float, float, float, float] | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -182,6 +186,7 @@ class Prepared:
     size: tuple[int, int]
     image: DecodedImage | None
     timings: dict[str, float]
+    guide: np.ndarray | None = None  # the settle stage's colour guide, kept when the tensor goes
 
 
 class Remover:
@@ -196,6 +201,7 @@ class Remover:
         max_pixels: int | None = None,
         quality: str = "default",
         decontaminate: bool = False,
+        settle: bool = True,
     ):
         if refine is not None and refine not in refine_module.REFINERS:  # before any work
             raise ValueError(f"unknown refinement {refine!r}; choose {', '.join(refine_module.REFINERS)}")
@@ -208,6 +214,9 @@ class Remover:
             raise ValueError(f"unknown quality {quality!r}; choose {' or '.join(QUALITIES)}")
         self.quality = quality
         self.decontaminate = decontaminate
+        self.settle = settle
+        if settle:
+            settle_module.preload()
         self._session: infer.Session | None = None
 
     @property
@@ -275,8 +284,18 @@ class Remover:
         t = time.perf_counter()
         raw = self.run_model(prepared.tensor)
         prepared.timings["infer"] = time.perf_counter() - t
+        prepared.guide = self.guide(prepared.tensor, prepared.timings)
         prepared.tensor = None  # not needed any more; frees 12 MB per queued image
         return raw
+
+    def guide(self, tensor: np.ndarray, timings: dict[str, float]) -> np.ndarray | None:
+        """The settle stage's colour guide (0.75 MB) from the model input, when settle is on."""
+        if not self.settle:
+            return None
+        t = time.perf_counter()
+        g = settle_module.guide_from_tensor(tensor, self.spec.mean, self.spec.std)
+        timings["settle"] = time.perf_counter() - t
+        return g
 
     def finish(self, prepared: Prepared, raw: list[np.ndarray]) -> CutOut:
         """Mask at full resolution, refined, applied to the photo: the cut-out."""
@@ -292,16 +311,29 @@ class Remover:
                 timings["decode"] += time.perf_counter() - t
                 return img
 
+            small, settled = self.settle_mask(raw, prepared.guide, timings)
             with ThreadPoolExecutor(1, thread_name_prefix="alphacut-decode") as pool:
                 pending = pool.submit(decode_again)
-                full = self.upscale_mask(raw, prepared.size, timings)
+                full = self.upscale_mask(small, prepared.size, timings)
                 image = pending.result()
             if image.size != prepared.size:  # the file changed between the two reads
-                full = self.upscale_mask(raw, image.size, timings)
+                full = self.upscale_mask(small, image.size, timings)
         else:
-            full = self.upscale_mask(raw, image.size, timings)
+            small, settled = self.settle_mask(raw, prepared.guide, timings)
+            full = self.upscale_mask(small, image.size, timings)
+        prepared.guide = None
         m = self.refine_mask(full, image.rgba, timings)
-        return CutOut(m, self.compose(image.rgba, m, timings), image.icc_profile, prepared.name, image.notice, timings)
+        return self._cutout(m, image, prepared.name, timings, settled)
+
+    def _cutout(self, m: np.ndarray, image: DecodedImage, name: str, timings: dict[str, float],
+                settled: settle.Settled | None) -> CutOut:
+        cut = CutOut(m, self.compose(image.rgba, m, timings), image.icc_profile, name, image.notice, timings)
+        if settled is not None:
+            cut.uncertain, cut.uncertain_box = settled.uncertain, settled.box
+            note = settled.notice()
+            if note:
+                cut.notice = f"{cut.notice}; {note}" if cut.notice else f"{name}: {note}"
+        return cut
 
     def compose(self, rgba: np.ndarray, m: np.ndarray, timings: dict[str, float]) -> np.ndarray:
         """Apply the mask (the one quantisation); optionally decontaminate edge colours."""
@@ -314,13 +346,27 @@ class Remover:
             timings["decontaminate"] = time.perf_counter() - t
         return out
 
-    def upscale_mask(self, raws: list[np.ndarray], size: tuple[int, int], timings: dict[str, float]) -> np.ndarray:
-        """The model's output(s) as one float mask at ``size`` (W, H)."""
+    def settle_mask(
+        self, raws: list[np.ndarray], guide: np.ndarray | None, timings: dict[str, float]
+    ) -> tuple[np.ndarray, settle.Settled | None]:
+        """The model's output(s) as one float mask on the model's grid, its large half-believed
+        regions settled by colour when a guide is given (settle on)."""
         t = time.perf_counter()
         masks = [mask.from_output(r, self.spec) for r in raws]
         small = masks[0] if len(masks) == 1 else np.mean(masks, axis=0, dtype=np.float32)
-        full = mask.upscale(small, size)
         timings["upscale"] = time.perf_counter() - t
+        if guide is None:
+            return small, None
+        t = time.perf_counter()
+        settled = settle_module.settle(guide, small)
+        timings["settle"] = timings.get("settle", 0.0) + time.perf_counter() - t
+        return settled.mask, settled
+
+    def upscale_mask(self, small: np.ndarray, size: tuple[int, int], timings: dict[str, float]) -> np.ndarray:
+        """The model-grid mask as a float mask at ``size`` (W, H)."""
+        t = time.perf_counter()
+        full = mask.upscale(small, size)
+        timings["upscale"] = timings.get("upscale", 0.0) + time.perf_counter() - t
         return full
 
     def refine_mask(self, full: np.ndarray, rgba: np.ndarray, timings: dict[str, float]) -> np.ndarray:
@@ -332,32 +378,40 @@ class Remover:
         timings["refine"] = time.perf_counter() - t
         return full
 
-    def mask_from_output(self, raws: list[np.ndarray], rgba: np.ndarray, timings: dict[str, float]) -> np.ndarray:
-        full = self.upscale_mask(raws, (rgba.shape[1], rgba.shape[0]), timings)
-        return self.refine_mask(full, rgba, timings)
+    def mask_from_output(
+        self, raws: list[np.ndarray], rgba: np.ndarray, timings: dict[str, float], guide: np.ndarray | None = None
+    ) -> tuple[np.ndarray, settle.Settled | None]:
+        small, settled = self.settle_mask(raws, guide, timings)
+        full = self.upscale_mask(small, (rgba.shape[1], rgba.shape[0]), timings)
+        return self.refine_mask(full, rgba, timings), settled
 
-    def predict_mask(self, rgba: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
-        """Full-resolution float32 mask for straight RGBA pixels (input alpha not applied)."""
-        timings = {} if timings is None else timings
+    def _predict(self, rgba: np.ndarray, timings: dict[str, float]) -> tuple[np.ndarray, settle.Settled | None]:
         t = time.perf_counter()
         tensor = preprocess.preprocess(rgba, self.spec)
         timings["preprocess"] = time.perf_counter() - t
         t = time.perf_counter()
         raws = self.run_model(tensor)
         timings["infer"] = time.perf_counter() - t
-        return self.mask_from_output(raws, rgba, timings)
+        guide = self.guide(tensor, timings)
+        del tensor
+        return self.mask_from_output(raws, rgba, timings, guide)
+
+    def predict_mask(self, rgba: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
+        """Full-resolution float32 mask for straight RGBA pixels (input alpha not applied)."""
+        return self._predict(rgba, {} if timings is None else timings)[0]
 
     def process(self, image: DecodedImage, name: str = "image") -> CutOut:
         timings: dict[str, float] = {}
-        m = self.predict_mask(image.rgba, timings)
-        return CutOut(m, self.compose(image.rgba, m, timings), image.icc_profile, name, image.notice, timings)
+        m, settled = self._predict(image.rgba, timings)
+        return self._cutout(m, image, name, timings, settled)
 
     def remove(self, source: Source, name: str | None = None) -> CutOut:
         prepared = self.prepare(source, name)
         return self.finish(prepared, self.infer(prepared))
 
 
-refine_module = refine  # the stage module, under a name the Remover's attribute does not shadow
+refine_module = refine  # the stage modules, under names the Remover's attributes do not shadow
+settle_module = settle
 
 _removers: dict[tuple, Remover] = {}
 

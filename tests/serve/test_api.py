@@ -243,6 +243,7 @@ def test_first_request_reuses_the_session_made_at_start_up(real):
     assert r.headers["content-disposition"] == 'inline; filename="cutout.png"'
     assert r.headers["cache-control"] == "no-store"
     assert "decode;dur=" in r.headers["server-timing"] and "infer;dur=" in r.headers["server-timing"]
+    assert 0 <= float(r.headers["x-alphacut-uncertain"]) <= 1  # what stays half-believed (settle stage)
     out = decode(r.content)
     assert out.mode == "RGBA" and out.size == (96, 64)
     a = np.asarray(out)

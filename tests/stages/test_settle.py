@@ -4,6 +4,9 @@ background are left alone; what stays uncertain is reported."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,6 +15,8 @@ from alphacut.stages import preprocess
 from alphacut.stages import settle as st
 
 G = st.GRID
+#: The shared development set (never copied here); ALPHACUT_EVAL_DEV points elsewhere.
+DEV = Path(os.environ.get("ALPHACUT_EVAL_DEV") or Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "dev")
 
 
 def _scene():
@@ -95,3 +100,32 @@ def test_guide_is_the_model_input_reduced():
     small = preprocess.resize_rgb(rgba, spec.input_size).astype(np.float32)
     ref = small.reshape(G, 2, G, 2, 3).mean(axis=(1, 3))
     assert np.abs(g - ref).max() <= 1.0  # block means of the model input, rounded
+
+
+@pytest.mark.model
+def test_pipeline_restores_a_half_believed_flower_and_says_what_stays_uncertain():
+    """The real model on the dev set's two flowers (alphamatting GT01: the second flower and
+    most petals come out at 0.2-0.8): with settle the cut-out is closer to the ground truth,
+    and the part that stays uncertain is named in the notice and the API's headers."""
+    from alphacut.pipeline import Remover
+    from alphacut.serve.api import result_headers
+
+    photo, gt_file = DEV / "images" / "alphamatting_GT01.png", DEV / "gt" / "alphamatting_GT01.png"
+    if not photo.is_file():
+        pytest.skip(f"dev evaluation set not present at {DEV}")
+    from PIL import Image
+
+    gt = np.asarray(Image.open(gt_file).convert("L"), np.float32) / 255
+    on = Remover().remove(photo)
+    off = Remover(settle=False).remove(photo)
+    err_on = np.abs(on.alpha / 255 - gt).sum()
+    err_off = np.abs(off.alpha / 255 - gt).sum()
+    assert err_on < 0.8 * err_off  # measured: 62.5k -> 39k
+    assert off.uncertain == 0 and off.notice is None
+    assert on.uncertain >= st.DEFAULT.notice_area and "stays uncertain" in on.notice
+    assert "settle" in on.timings and "settle" not in off.timings
+    h = result_headers(on)
+    assert float(h["X-Alphacut-Uncertain"]) == pytest.approx(on.uncertain, abs=1e-3)
+    x0, y0, x1, y1 = map(float, h["X-Alphacut-Uncertain-Box"].split(","))
+    assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+    assert result_headers(off) == {"X-Alphacut-Uncertain": "0.000"}

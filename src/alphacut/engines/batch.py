@@ -155,7 +155,7 @@ def run_batch(
         save_kw = {"mask_only": opts.mask_only, "background": opts.background, "quality": opts.quality,
                    "crop": opts.crop, "aspect": opts.aspect, "shadow": opts.shadow}
         if job.target is None:
-            report(Outcome(job, True, "", data=cut.encode(opts.format, **save_kw)))
+            report(Outcome(job, True, cut.notice or "", data=cut.encode(opts.format, **save_kw)))
         else:
             protect = job.source if isinstance(job.source, Path) else None
             cut.save(job.target, opts.format, overwrite=opts.overwrite, protect=protect, **save_kw)

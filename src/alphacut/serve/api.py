@@ -173,6 +173,18 @@ def error_response(status: int, error: str, detail: str, headers: dict[str, str]
     return JSONResponse({"error": error, "detail": detail}, status, headers=h)
 
 
+def result_headers(cut) -> dict[str, str]:
+    """What the client should know about a result beyond its bytes: the share of the photo
+    that stays uncertain (always), and a one-line notice with that region's bounds when it is
+    large enough to look at (ASCII; the label is "image", never the upload's name)."""
+    out = {"X-Alphacut-Uncertain": f"{cut.uncertain:.3f}"}
+    if cut.notice:
+        out["X-Alphacut-Notice"] = cut.notice.encode("ascii", "replace").decode()
+        if cut.uncertain_box is not None and "uncertain" in cut.notice:
+            out["X-Alphacut-Uncertain-Box"] = ",".join(f"{v:.3f}" for v in cut.uncertain_box)
+    return out
+
+
 def _from_pipeline(e: Exception, params: Params | None = None) -> ApiError:
     if isinstance(e, VerifyError) and params is not None and params.quality is not None and params.quality < 100:
         # lossy AVIF drifting past the verify stage's tolerance: the client's quality is too low
@@ -461,7 +473,7 @@ class Api:
 
     # --- the job, in a worker thread ---------------------------------------------------
 
-    def _job(self, ticket: _Ticket, body: bytes, params: Params, deadline: float) -> tuple[bytes, dict]:
+    def _job(self, ticket: _Ticket, body: bytes, params: Params, deadline: float) -> tuple[bytes, dict, dict]:
         with ticket.lock:
             if ticket.abandoned:  # the request timed out before this thread picked the job up
                 raise TimeoutError
@@ -487,7 +499,7 @@ class Api:
                     shadow=params.shadow, crop=params.crop, aspect=params.aspect,
                 )
                 self._job_seconds = 0.7 * self._job_seconds + 0.3 * (time.perf_counter() - t)
-                return data, dict(cut.timings)
+                return data, dict(cut.timings), result_headers(cut)
             finally:
                 self._run.release()
         finally:
@@ -560,7 +572,7 @@ class Api:
             deadline = time.monotonic() + self.limits.timeout
             try:
                 with anyio.fail_after(self.limits.timeout):
-                    data, timings = await anyio.to_thread.run_sync(
+                    data, timings, extra = await anyio.to_thread.run_sync(
                         self._job, ticket, body, params, deadline, abandon_on_cancel=True, limiter=self._threads
                     )
             except BaseException as e:  # timeout, cancellation, or the job's own error
@@ -580,6 +592,7 @@ class Api:
             "Cache-Control": "no-store",
             "X-Alphacut-Model": params.model,
             "Server-Timing": ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timings.items()),
+            **extra,
         }
         return Response(data, media_type=MEDIA_TYPES[params.format], headers=headers)
 
@@ -782,6 +795,9 @@ def openapi(api: Api) -> dict:
                 "headers": {
                     "Content-Disposition": {"description": 'inline; filename="cutout.<format>" (or mask.<format>)', "schema": {"type": "string"}},
                     "Server-Timing": {"description": "Time of each stage in milliseconds.", "schema": {"type": "string"}},
+                    "X-Alphacut-Uncertain": {"description": "Share of the photo (0-1) still a large half-transparent region the model could not decide.", "schema": {"type": "string"}},
+                    "X-Alphacut-Uncertain-Box": {"description": "With a notice: that region's bounds as fractions of the width and height, x0,y0,x1,y1.", "schema": {"type": "string"}},
+                    "X-Alphacut-Notice": {"description": "One line when the result needs a look (a large part stays uncertain; only the first frame of an animation was used).", "schema": {"type": "string"}},
                 },
                 "content": {t: {"schema": binary} for t in MEDIA_TYPES.values()},
             },

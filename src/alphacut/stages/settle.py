@@ -27,6 +27,7 @@ as well as OpenCV's grabCut on the soft-matte set at a hundredth of its cost).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,16 @@ from PIL import Image
 
 #: Side of the square working grid (the model's stretched 1024x1024 frame, halved).
 GRID = 512
+
+
+def preload() -> None:
+    """Import SciPy's ndimage in the background (0.2 s of CPU, once per process) while the
+    model loads, so the first photo's settle stage does not pay for it."""
+    threading.Thread(target=_import_ndimage, name="alphacut-settle-import", daemon=True).start()
+
+
+def _import_ndimage() -> None:
+    from scipy import ndimage  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -96,12 +107,11 @@ def thick_uncertain(m: np.ndarray, params: SettleParams = DEFAULT, *, attached: 
     lab, n = ndi.label(thick)
     if n == 0:
         return thick
-    idx = np.arange(1, n + 1)
     keep = np.zeros(n + 1, bool)
     keep[1:] = np.bincount(lab.ravel(), minlength=n + 1)[1:] >= params.min_area * m.size
     if attached:
-        near = ndi.maximum_filter((m >= params.hi).view(np.uint8), 5)
-        keep[1:] &= ndi.maximum(near, lab, index=idx).astype(bool)
+        near = ndi.maximum_filter((m >= params.hi).view(np.uint8), 5).view(bool)
+        keep &= np.bincount(lab[near], minlength=n + 1) > 0
     return keep[lab]
 
 
