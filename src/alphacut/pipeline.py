@@ -302,6 +302,9 @@ class Remover:
         timings = prepared.timings
         image = prepared.image
         prepared.image = None
+        guide, prepared.guide = prepared.guide, None
+        if guide is None and prepared.tensor is not None:  # finished with another's inference
+            guide = self.guide(prepared.tensor, timings)
         if image is None:
             # Decoding the photo again (one core) needs no mask and the upscale (threads)
             # needs only the size: run them side by side.
@@ -311,7 +314,7 @@ class Remover:
                 timings["decode"] += time.perf_counter() - t
                 return img
 
-            small, settled = self.settle_mask(raw, prepared.guide, timings)
+            small, settled = self.settle_mask(raw, guide, timings)
             with ThreadPoolExecutor(1, thread_name_prefix="alphacut-decode") as pool:
                 pending = pool.submit(decode_again)
                 full = self.upscale_mask(small, prepared.size, timings)
@@ -319,9 +322,8 @@ class Remover:
             if image.size != prepared.size:  # the file changed between the two reads
                 full = self.upscale_mask(small, image.size, timings)
         else:
-            small, settled = self.settle_mask(raw, prepared.guide, timings)
+            small, settled = self.settle_mask(raw, guide, timings)
             full = self.upscale_mask(small, image.size, timings)
-        prepared.guide = None
         m = self.refine_mask(full, image.rgba, timings)
         return self._cutout(m, image, prepared.name, timings, settled)
 
