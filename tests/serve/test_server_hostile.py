@@ -101,7 +101,8 @@ def _hostile_multipart(size: int) -> tuple[bytes, str]:
 
 
 def test_a_huge_multipart_body_does_not_stall_other_requests(open_server):
-    """While a 64 MiB hostile multipart body is split, /config.json answers within 0.2 s.
+    """While a 64 MiB hostile multipart body is split, /config.json answers within 0.2 s (or,
+    on a machine so loaded that idle polls take over 0.1 s, within twice their worst).
 
     The body goes out through a raw socket (``sendall`` waits without the GIL), so the only
     Python work in this process while it is processed is the server's and the polls'."""
@@ -126,6 +127,12 @@ def test_a_huge_multipart_body_does_not_stall_other_requests(open_server):
 
     with httpx.Client(base_url=open_server.url, timeout=30) as c:
         assert c.get("/config.json").status_code == 200  # warm: the model path is resolved once
+        baseline = 0.0  # the same polls with nothing else going on: what this machine gives now
+        for _ in range(40):
+            t = time.perf_counter()
+            c.get("/config.json")
+            baseline = max(baseline, time.perf_counter() - t)
+            time.sleep(0.02)
         th = threading.Thread(target=post)
         th.start()
         worst, polls = 0.0, 0
@@ -139,10 +146,16 @@ def test_a_huge_multipart_body_does_not_stall_other_requests(open_server):
                 time.sleep(0.02)
         finally:
             th.join(120)
+    print(f"\n/config.json while a 64 MiB hostile body was processed: worst {worst * 1000:.0f} ms over "
+          f"{polls} polls (idle: worst {baseline * 1000:.0f} ms); the split alone takes {split_s:.2f} s here")
     status = int(answer["raw"].split(b" ", 2)[1])
     assert status == 400 and b'"bad_request"' in answer["raw"]
     assert polls >= 5, f"only {polls} polls while the body was processed (split alone: {split_s:.2f} s)"
-    assert worst < 0.2, f"/config.json took {worst:.3f} s while the body was processed (split: {split_s:.2f} s)"
+    # 0.2 s; on a machine so loaded that idle polls already take over 0.1 s, twice the idle worst.
+    # A stalled loop holds a poll for about the whole split (seconds), far over either bound.
+    limit = max(0.2, 2 * baseline)
+    assert worst < limit and worst < split_s / 4, (
+        f"/config.json took {worst:.3f} s while the body was processed (idle worst {baseline:.3f} s, split {split_s:.2f} s)")
 
 
 # ----------------------------------------------------------------------------- item 9
@@ -272,3 +285,33 @@ def test_avif_quality_rule_is_the_same_in_docs_openapi_and_code(open_server):
         r = httpx.post(open_server.url + "/api/v1/remove", params={"format": "avif", "quality": quality},
                        content=png_bytes(photo), headers={"Content-Type": "image/png"}, timeout=60)
         assert r.status_code == 200, (quality, r.text[:200])
+
+
+def test_bodies_being_received_are_bounded_in_bytes():
+    """Bodies are read before a place is taken, so their memory is bounded on its own: with
+    1 running + 2 waiting places and 10 kB bodies, at most 40 kB are held before admission.
+    Five clients that sent 9 kB each and stall: the fifth gets 503 at once, a small request
+    still gets through, and every byte is given back when the stalled clients go."""
+    app, _ = _app(ALPHACUT_API_MAX_BODY="10000", ALPHACUT_API_BODY_TIMEOUT="20")
+    with Server(app) as srv:
+        assert srv.api.limits.read_budget == 40_000
+        socks = []
+        try:
+            for _ in range(5):
+                s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+                s.sendall(f"POST /api/v1/remove HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nContent-Type: image/png\r\n"
+                          f"Content-Length: 10000\r\n\r\n".encode() + b"\x89" * 9000)
+                socks.append(s)
+                time.sleep(0.2)
+            assert srv.api._reading == 36_000
+            assert _status(socks[4]) == 503
+            body = png_bytes(np.zeros((8, 8, 3), np.uint8))
+            r = httpx.post(srv.url + "/api/v1/remove", content=body, headers={"Content-Type": "image/png"}, timeout=30)
+            assert r.status_code == 200, r.text[:200]
+        finally:
+            for s in socks:
+                s.close()
+        deadline = time.monotonic() + 10
+        while srv.api._reading and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert srv.api._reading == 0 and srv.api._in_flight == 0

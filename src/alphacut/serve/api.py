@@ -118,6 +118,13 @@ class Limits:
         )
 
     @property
+    def read_budget(self) -> int:
+        """Bytes of bodies held before admission, all requests together: bodies are read
+        before a place is taken, so this (not the places) bounds their memory. A slow upload
+        holds only what it has sent."""
+        return self.max_body * (self.workers + self.queue + 1)
+
+    @property
     def pixel_limit(self) -> int:
         return decode_module.DEFAULT_MAX_PIXELS if self.max_pixels is None else self.max_pixels
 
@@ -305,9 +312,10 @@ def _installed(model: str) -> bool:
 # ----------------------------------------------------------------------------- bodies
 
 
-async def read_body(request: Request, limit: int) -> bytearray:
+async def read_body(request: Request, limit: int, reserve=None) -> bytearray:
     """The whole body, refused with 413 as soon as it is known to exceed ``limit``; kept as
-    the bytearray it arrived in (a 64 MiB copy would hold the event loop)."""
+    the bytearray it arrived in (a 64 MiB copy would hold the event loop). ``reserve(n)`` is
+    called before each chunk is kept (it may refuse)."""
     length = request.headers.get("content-length")
     if length is not None:
         try:
@@ -319,6 +327,8 @@ async def read_body(request: Request, limit: int) -> bytearray:
     buf = bytearray()
     try:
         async for chunk in request.stream():
+            if reserve is not None:
+                reserve(len(chunk))
             buf += chunk
             if len(buf) > limit:
                 raise _too_large(limit, "the body")
@@ -445,6 +455,7 @@ class Api:
             self.remover_for = shared_remover
         self._lock = threading.Lock()
         self._in_flight = 0  # admitted requests, until their job has really finished
+        self._reading = 0  # bytes of bodies held by requests not yet admitted
         self._run = threading.Semaphore(self.limits.workers)
         self._threads = anyio.CapacityLimiter(self.limits.workers + self.limits.queue)
         self._job_seconds = 3.0  # running estimate of one job, for Retry-After
@@ -466,6 +477,22 @@ class Api:
             f"{self.limits.queue} waiting); retry in about {wait} s",
             {"Retry-After": str(wait)},
         )
+
+    def _reserve(self, n: int) -> None:
+        with self._lock:
+            if self._reading + n <= self.limits.read_budget:
+                self._reading += n
+                return
+            held = self._reading
+        raise ApiError(
+            503, "busy",
+            f"{held} bytes of request bodies are being received (limit {self.limits.read_budget}); retry in a few seconds",
+            {"Retry-After": "5", "Connection": "close"},
+        )
+
+    def _unreserve(self, n: int) -> None:
+        with self._lock:
+            self._reading -= n
 
     def _leave(self) -> None:
         with self._lock:
@@ -530,6 +557,13 @@ class Api:
     # --- routes ------------------------------------------------------------------------
 
     async def remove(self, request: Request) -> Response:
+        held = 0
+
+        def reserve(n: int) -> None:
+            nonlocal held
+            self._reserve(n)
+            held += n
+
         try:
             _check_origin(request)
             ctype = request.headers.get("content-type", "application/octet-stream")
@@ -552,7 +586,7 @@ class Api:
             # never hold the places of requests that are ready to run.
             try:
                 with anyio.fail_after(self.limits.body_timeout):
-                    body = await read_body(request, self.limits.max_body)
+                    body = await read_body(request, self.limits.max_body, reserve)
             except TimeoutError:
                 raise ApiError(
                     408, "request_timeout",
@@ -566,6 +600,8 @@ class Api:
             self._admit()
         except ApiError as e:
             return e.response()
+        finally:
+            self._unreserve(held)  # admitted: the body now counts under the places
 
         ticket = _Ticket()
         try:
