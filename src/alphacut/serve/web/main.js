@@ -4,6 +4,8 @@
 // and, once, the model.
 
 import { Viewer } from './viewer.js';
+import { sniff } from './codecs.js';
+import { imageSize, overLimit, DEFAULT_MAX_PIXELS } from './header.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const params = new URLSearchParams(location.search);
@@ -45,7 +47,7 @@ function renderCaps(caps) {
   $('#cap-backend').textContent = caps.backend ? `${caps.backend.label}${caps.backend.fallback ? ' (software adapter)' : ''}` : 'not started (starts with the first image)';
   $('#cap-backend').dataset.backend = caps.backend ? caps.backend.backend : '';
   $('#cap-threads').textContent = `${caps.cores} CPU cores reported; ${caps.isolated ? 'cross-origin isolated (threads available)' : 'not cross-origin isolated (one thread)'}` +
-    (caps.deviceMemory ? `; about ${caps.deviceMemory} GB of memory` : '');
+    (caps.deviceMemory ? `; about ${caps.deviceMemory} GiB of memory` : '');
   const sk = $('#cap-skipped');
   sk.replaceChildren(...caps.skipped.map((s) => {
     const li = document.createElement('li');
@@ -86,7 +88,7 @@ function onWorkerMessage(msg) {
       p.hidden = false;
       p.max = msg.total || 1;
       p.value = msg.done;
-      setStatus(`Downloading the model: ${(msg.done / 1048576).toFixed(1)} of ${(msg.total / 1048576).toFixed(1)} MB`);
+      setStatus(`Downloading the model: ${(msg.done / 1048576).toFixed(1)} of ${(msg.total / 1048576).toFixed(1)} MiB`);
       break;
     }
     case 'ready':
@@ -105,7 +107,10 @@ function onWorkerMessage(msg) {
       break;
     case 'stage': {
       const job = state.jobs.get(msg.id);
-      if (job) $('.status', job.el).textContent = msg.stage + '…';
+      if (job && !job.done) {
+        job.started = true;
+        $('.status', job.el).textContent = msg.stage + '…';
+      }
       break;
     }
     case 'done':
@@ -113,7 +118,17 @@ function onWorkerMessage(msg) {
       break;
     case 'error': {
       const job = state.jobs.get(msg.id);
-      if (job) failJob(job, msg.message);
+      if (job && !job.done) failJob(job, msg.message);
+      progress();
+      break;
+    }
+    case 'dropped': {
+      const job = state.jobs.get(msg.id);
+      if (job && job.cancelled && msg.run === job.run) {
+        $('.status', job.el).textContent = 'cancelled';
+        note('cancelled', { id: job.id });
+      }
+      progress();
       break;
     }
     case 'edit-opened':
@@ -153,14 +168,97 @@ function addFiles(files) {
     const el = $('#card').content.firstElementChild.cloneNode(true);
     $('.name', el).textContent = file.name || 'pasted image';
     $('.name', el).title = file.name || '';
-    $('.status', el).textContent = 'queued';
     $('#queue').append(el);
-    const job = { id, file, name: file.name || `pasted-${id}.png`, el, format, done: false, t0: performance.now() };
+    const job = { id, file, name: file.name || `pasted-${id}.png`, el, format, done: false };
     state.jobs.set(id, job);
-    state.modelRequested = true;
-    state.worker.postMessage({ type: 'process', id, file, format });
-    note('queued', { id });
+    $('.remove', el).addEventListener('click', () => removeJob(job));
+    $('.cancel', el).addEventListener('click', () => cancelJob(job));
+    $('.retry', el).addEventListener('click', () => startJob(job));
+    startJob(job);
   }
+  $('#clear-all').disabled = false;
+}
+
+/** At arrival, on this thread (the worker may be busy running the model): a file whose
+ *  first bytes are no image this app reads, whose PNG/JPEG/WebP header is damaged, or whose
+ *  header says it is over the pixel limit gets its error card at once. Returns the message. */
+async function precheck(file) {
+  const name = file.name || 'image';
+  const head = new Uint8Array(await file.slice(0, 1 << 20).arrayBuffer());
+  const kind = sniff(head);
+  if (!kind) return `${name}: not an image this app reads (PNG, JPEG, WebP, AVIF, BMP)`;
+  const size = imageSize(head);
+  if (!size && file.size <= head.length && ['png', 'jpeg', 'webp'].includes(kind)) {
+    return `${name}: cannot decode this ${kind.toUpperCase()} file (damaged or unsupported: no image size in its header)`;
+  }
+  const refusal = overLimit(size, prefs.maxPixels > 0 ? prefs.maxPixels : DEFAULT_MAX_PIXELS);
+  return refusal ? `${name}: ${refusal}` : null;
+}
+
+/** (Re)start a card: checked here, then queued in the worker (one photo at a time). */
+async function startJob(job) {
+  Object.assign(job, { done: false, error: null, cancelled: false, t0: performance.now(), started: null, run: (job.run || 0) + 1 });
+  job.el.classList.remove('error', 'done', 'cancelled');
+  $('.status', job.el).textContent = 'queued';
+  $('.info', job.el).textContent = '';
+  $('.retry', job.el).hidden = true;
+  $('.cancel', job.el).hidden = false;
+  note('queued', { id: job.id });
+  progress();
+  const refused = await precheck(job.file).catch((e) => `${job.name}: cannot read this file (${e.message})`);
+  if (!state.jobs.has(job.id) || job.cancelled) return;
+  if (refused) {
+    failJob(job, refused);
+    progress();
+    return;
+  }
+  state.modelRequested = true;
+  state.worker.postMessage({ type: 'process', id: job.id, run: job.run, file: job.file, format: job.format });
+}
+
+/** Stop a queued or running photo; its card stays, with Retry. */
+function cancelJob(job) {
+  if (job.done) return;
+  job.cancelled = true;
+  job.done = true;
+  job.el.classList.add('cancelled');
+  // a queued photo is skipped when its turn comes; a running one stops at its next stage
+  $('.status', job.el).textContent = job.started ? 'cancelling…' : 'cancelled';
+  $('.cancel', job.el).hidden = true;
+  $('.retry', job.el).hidden = false;
+  state.worker.postMessage({ type: 'drop', id: job.id });
+  progress();
+}
+
+/** Take a card away (a running photo is stopped, a finished one's memory freed). */
+function removeJob(job) {
+  if (!job.done) job.cancelled = true;
+  state.worker.postMessage({ type: 'drop', id: job.id });
+  for (const u of [job.url, job.beforeUrl, job.afterUrl]) if (u) URL.revokeObjectURL(u);
+  job.el.remove();
+  state.jobs.delete(job.id);
+  note('removed', { id: job.id });
+  $('#download-all').disabled = ![...state.jobs.values()].some((j) => j.blob);
+  $('#clear-all').disabled = state.jobs.size === 0;
+  progress();
+}
+
+/** "n of N" and an estimate from the photos finished so far. */
+function progress() {
+  const jobs = [...state.jobs.values()].filter((j) => !j.cancelled);
+  const left = jobs.filter((j) => !j.done);
+  const el = $('#queue-progress');
+  if (!left.length) {
+    el.textContent = jobs.length ? `${jobs.length} of ${jobs.length} finished` : '';
+    return;
+  }
+  const finished = jobs.filter((j) => j.done && j.blob);
+  let text = `${jobs.length - left.length + 1} of ${jobs.length}`;
+  if (finished.length) {
+    const each = finished.reduce((s, j) => s + (j.work || j.elapsed), 0) / finished.length;
+    text += ` · about ${Math.max(1, Math.round((each * left.length) / 1000))} s left`;
+  }
+  el.textContent = text;
 }
 
 function uniqueName(name) {
@@ -172,8 +270,10 @@ function uniqueName(name) {
 
 function finishJob(msg) {
   const job = state.jobs.get(msg.id);
-  if (!job) return;
+  if (!job || job.cancelled) return;
   job.done = true;
+  job.work = Object.values(msg.timings).reduce((a, b) => a + b, 0);
+  $('.cancel', job.el).hidden = true;
   job.blob = msg.blob;
   job.url = URL.createObjectURL(job.blob);
   job.outName = uniqueName(baseName(job.name) + msg.ext);
@@ -182,7 +282,7 @@ function finishJob(msg) {
   el.classList.add('done');
   const pct = (100 * msg.stats.partial / msg.stats.total).toFixed(1);
   $('.status', el).textContent = 'done';
-  $('.info', el).textContent = `${msg.width}×${msg.height} · ${(job.blob.size / 1048576).toFixed(2)} MB · ${(msg.timings.infer / 1000).toFixed(1)} s on ${msg.backend} · verified`;
+  $('.info', el).textContent = `${msg.width}×${msg.height} · ${mib(job.blob.size)} · ${(msg.timings.infer / 1000).toFixed(1)} s on ${msg.backend} · verified`;
   $('.info', el).title = `${pct}% of pixels partially transparent; ` + Object.entries(msg.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ');
   const compare = $('.compare', el);
   // previews: the files themselves, or small PNGs the worker made for large photos
@@ -202,6 +302,7 @@ function finishJob(msg) {
   a.hidden = false;
   $('#download-all').disabled = false;
   note('done', { id: job.id, name: job.outName, timings: msg.timings, elapsed: job.elapsed, backend: msg.backend });
+  progress();
 }
 
 /** The viewer closed: write the edited file (in the worker) when something changed. */
@@ -241,6 +342,8 @@ const mib = (bytes) => `${(bytes / 1048576).toFixed(2)} MiB`;
 function failJob(job, message) {
   job.done = true;
   job.error = message;
+  $('.cancel', job.el).hidden = true;
+  $('.retry', job.el).hidden = false;
   job.el.classList.add('error');
   $('.status', job.el).textContent = 'error';
   $('.info', job.el).textContent = message;
@@ -288,6 +391,26 @@ function wireUi() {
     if (files.length) addFiles(files);
   });
   $('#download-all').addEventListener('click', downloadAll);
+  $('#clear-all').addEventListener('click', () => { for (const job of [...state.jobs.values()]) removeJob(job); });
+  // clicking anywhere in the drop zone opens the picker
+  drop.addEventListener('click', (e) => { if (!e.target.closest('label, input, button, a')) input.click(); });
+  // a changed format re-encodes the finished photos from their kept pixels (no model run)
+  $('#format').addEventListener('change', () => {
+    const format = $('#format').value;
+    for (const job of state.jobs.values()) {
+      job.format = format;
+      if (!job.blob || job.saving) continue;
+      const opts = { ...(job.fileOptions || { kind: 'none', color: '#ffffff', x: 50, y: 50, blur: 20, padding: '0', aspect: '' }), format };
+      if (opts.kind === 'none' && format === 'jpeg') continue;
+      job.fileOptions = opts;
+      job.saving = true;
+      $('.download', job.el).hidden = true;
+      $('.status', job.el).textContent = `re-encoding as ${format.toUpperCase()}…`;
+      state.worker.postMessage({ type: 'edit-save', id: job.id, options: state.viewer.toMessage(opts) });
+    }
+  });
+  // the capability panel starts closed on small screens
+  if (matchMedia('(max-width: 640px)').matches) $('#caps').open = false;
   $('#load-model').addEventListener('click', () => {
     state.modelRequested = true;
     state.worker.postMessage({ type: 'load' });

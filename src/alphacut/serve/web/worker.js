@@ -93,11 +93,26 @@ function maskFromOutput(raw) {
   return clip01(out === raw ? Float32Array.from(raw) : out);
 }
 
+// The run each photo is wanted for (the page numbers its (re)starts); a photo the page took
+// back (removed, cancelled) or restarted is skipped when an older request's turn comes, or
+// stopped at its next stage.
+const wanted = new Map();
+const dropped = { has: (id, run) => wanted.get(id) !== run };
+
+class Dropped extends Error {}
+
+/** At arrival, outside the queue: a file whose first bytes are no known image, or whose
+ *  header says it is over the pixel limit, gets its error card at once. */
 async function processImage(msg) {
   const { id, file, format } = msg;
+  const run = msg.run;
+  if (dropped.has(id, run)) throw new Dropped(); // taken back before its turn
   const timings = {};
   let t = now();
-  const stage = (s) => post({ type: 'stage', id, stage: s });
+  const stage = (s) => {
+    if (dropped.has(id, run)) throw new Dropped();
+    post({ type: 'stage', id, stage: s });
+  };
   stage('reading');
   // The pixel limit is checked on the header before anything is decoded (first 1 MiB;
   // a JPEG's EXIF/ICC segments can push its SOF marker far in).
@@ -250,6 +265,14 @@ let chain = Promise.resolve();
 let queued = 0;
 self.onmessage = (e) => {
   const msg = e.data;
+  if (msg.type === 'drop') {
+    wanted.delete(msg.id);
+    edit.forget(msg.id);
+    return;
+  }
+  if (msg.type === 'process') {
+    wanted.set(msg.id, msg.run);
+  }
   // The editor's messages answer at once (between the stages of a photo being processed),
   // except writing a file, which waits its turn like a photo.
   if (msg.type !== 'edit-save' && msg.type.startsWith('edit-') || msg.type.startsWith('stroke-') || msg.type === 'forget') {
@@ -266,7 +289,8 @@ self.onmessage = (e) => {
       else if (msg.type === 'edit-save') await edit.handle(msg, post, saveEdited);
     } catch (err) {
       const message = err?.message || String(err);
-      if (msg.type === 'process') post({ type: 'error', id: msg.id, message });
+      if (err instanceof Dropped || (msg.type === 'process' && dropped.has(msg.id, msg.run))) post({ type: 'dropped', id: msg.id, run: msg.run });
+      else if (msg.type === 'process') post({ type: 'error', id: msg.id, message });
       else if (msg.type === 'edit-save') post({ type: 'edit-error', id: msg.id, message });
       else if (msg.type === 'zip') post({ type: 'zip-error', id: msg.id, message });
       else post({ type: 'fatal', message });
