@@ -3,7 +3,7 @@ every writer's file decodes to the same pixels).
 
 For about 1, 12 and 48 megapixels it cuts out a photo with the real pipeline (its inference
 time is printed beside, as a yardstick of the machine in the same run), then times, best of
-three, alphacut's writer (``stages.encode.encode_png``: Up filter, ISA-L level 1, strips on
+three (interleaved), alphacut's writer (``stages.encode.encode_png``: Up filter, ISA-L level 1, strips on
 threads) against imagecodecs' libpng (``png_encode`` at level 1: default filters, and the
 OpenCV-style fast settings RLE + Sub) and libspng (``spng_encode`` level 1).
 
@@ -27,13 +27,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline_bench import make_photo  # noqa: E402
 
 
-def best_of(fn, n: int = 3) -> tuple[float, bytes]:
-    best, out = float("inf"), b""
+def best_of(writers: dict, px: np.ndarray, n: int = 3) -> dict[str, tuple[float, bytes]]:
+    """Best time of ``n`` rounds per writer, the writers interleaved in each round, so a
+    burst of load on a shared machine hits all of them alike."""
+    best: dict[str, tuple[float, bytes]] = {name: (float("inf"), b"") for name in writers}
     for _ in range(n):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+        for name, fn in writers.items():
+            t = time.perf_counter()
+            out = fn(px)
+            dt = time.perf_counter() - t
+            if dt < best[name][0]:
+                best[name] = (dt, out)
+    return best
 
 
 def main() -> None:
@@ -53,7 +58,7 @@ def main() -> None:
         "imagecodecs spng_encode level 1": lambda px: imagecodecs.spng_encode(px, level=1),
     }
     remover = alphacut.Remover()
-    print(f"machine: {os.cpu_count()} cores; times are the best of 3")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; times are the best of 3", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for mp in (float(s) for s in args.sizes.split(",")):
             photo = make_photo(Path(tmp) / f"p{mp:g}.jpg", mp)
@@ -61,14 +66,13 @@ def main() -> None:
             px = np.ascontiguousarray(cut.rgba)
             infer = cut.timings.get("infer", float("nan"))
             print(f"\n{px.shape[1]}x{px.shape[0]} ({px.shape[0] * px.shape[1] / 1e6:.1f} MP), "
-                  f"same run's inference {infer:.2f} s")
+                  f"same run's inference {infer:.2f} s", flush=True)
             base = None
-            for name, fn in writers.items():
-                t, data = best_of(lambda: fn(px))
+            for name, (t, data) in best_of(writers, px).items():
                 back = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
                 assert np.array_equal(back, px), f"{name}: decoded pixels differ"
                 base = base or t
-                print(f"  {name:45s} {t:6.2f} s  {len(data) / 2**20:7.1f} MiB  x{t / base:.2f}")
+                print(f"  {name:45s} {t:6.2f} s  {len(data) / 2**20:7.1f} MiB  x{t / base:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -210,3 +210,18 @@ def test_version_and_python_dash_m():
         assert out.returncode == 0 and out.stdout.strip() == f"alphacut {alphacut.__version__}"
     out = subprocess.run([sys.executable, "-m", "alphacut", "models", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "install" in out.stdout
+
+
+def test_first_use_installs_visibly_before_any_work(mirror, capsys):
+    """What `remove` and `serve` do first when the model is missing: the one line, then the
+    download; nothing when it is there already."""
+    from alphacut import cli
+
+    srv, spec, payload, _ = mirror
+    cli._ensure_model(spec.id)
+    err = capsys.readouterr().err
+    assert f"downloading test-model: 3 chunks, 0.2 MB, from {srv.base} into {store.file_path(spec)}" in err
+    assert store.file_path(spec).read_bytes() == payload
+    n = len(srv.requests)
+    cli._ensure_model(spec.id)
+    assert capsys.readouterr().err == "" and len(srv.requests) == n
