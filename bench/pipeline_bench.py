@@ -83,9 +83,9 @@ def run_measured(cmd: list[str], **kw) -> tuple[float, float, subprocess.Complet
 BARE = textwrap.dedent(
     """
     import sys, time
-    import numpy as np, onnxruntime as ort
-    from alphacut.models import store
+    from alphacut.models import store  # first: alphacut turns ONNX Runtime's telemetry off before it loads
     from alphacut.stages import infer
+    import numpy as np, onnxruntime as ort
     spec, path = store.resolve(None)
     s = infer.get_session(path, spec)
     x = np.random.default_rng(0).standard_normal((1, 3, 1024, 1024)).astype(np.float32) * 0.5
@@ -100,8 +100,8 @@ REMBG = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
+    from alphacut.models import store  # first: alphacut turns ONNX Runtime's telemetry off before it loads
     from rembg import new_session, remove
-    from alphacut.models import store
     spec, path = store.resolve(None)
     s = new_session("dis_custom", model_path=str(path))
     out = Path(sys.argv[1])

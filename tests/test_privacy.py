@@ -27,7 +27,8 @@ from PIL import Image
 
 # What ONNX Runtime (and common tools) read as "this is CI", and its own switches.
 CI_VARS = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL", "TF_BUILD", "TEAMCITY_VERSION",
-           "CODEBUILD_BUILD_ID", "BUILD_ID", "BUILDKITE", "CIRCLECI", "TRAVIS",
+           "CODEBUILD_BUILD_ID", "BUILD_ID", "BUILDKITE", "CIRCLECI", "TRAVIS", "APPVEYOR",
+           "BITBUCKET_BUILD_NUMBER",
            "ORT_DISABLE_TELEMETRY", "ORT_TELEMETRY_DISABLED", "ORT_RUNNING_UNIT_TESTS")
 
 

@@ -17,6 +17,7 @@ import os as _os
 # here, first, so every entry point (CLI, server, library, Ray workers) has it before
 # ONNX Runtime is loaded. A value of 0 left by the user is overridden on purpose.
 _os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+_os.environ["ORT_TELEMETRY_DISABLED"] = "1"  # the name ONNX Runtime's tracker also uses; harmless where unread
 
 from alphacut.errors import AlphacutError, InputError, ModelError, OutputError, VerifyError
 from alphacut.pipeline import CutOut, Remover, remove
