@@ -278,3 +278,44 @@ def test_large_jpeg_model_input_from_a_reduced_decode(tmp_path, monkeypatch, rem
     from_full = preprocess.preprocess(decode(p).rgba, remover.spec)
     diff = np.abs(fast.tensor - from_full) * 256  # back to 0..255 units
     assert 0 < diff.mean() < 1.0 and np.percentile(diff, 99) < 6
+
+
+def test_device_option_falls_back_to_the_cpu_with_one_note(photos, tmp_path):
+    """--device cuda on the CPU build of ONNX Runtime: one note, then the same cut-out as on
+    the CPU; the summary says where inference ran; models list reports the provider."""
+    from alphacut.stages import infer
+
+    infer._sessions.clear()  # a session made by an earlier test would not speak again
+    cpu, cuda = tmp_path / "cpu.png", tmp_path / "cuda.png"
+    r = runner.invoke(app, ["remove", str(photos["chelsea"]), "-o", str(cpu), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "note:" not in r.output and "1 cut out; inference on cpu (CPUExecutionProvider)" in r.output
+    r = runner.invoke(app, ["remove", str(photos["chelsea"]), "-o", str(cuda), "--device", "cuda"])
+    assert r.exit_code == 0, r.output
+    notes = [line for line in r.output.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "device cuda" in notes[0] and "running on the CPU" in notes[0], r.output
+    assert "inference on cpu (CPUExecutionProvider)" in r.output
+    assert cuda.read_bytes() == cpu.read_bytes()
+    r = runner.invoke(app, ["remove", str(photos["chelsea"]), "-o", str(tmp_path / "x.png"), "--device", "gpu"])
+    assert r.exit_code == 2 and "gpu" in r.output
+    r = runner.invoke(app, ["models", "list"])
+    assert r.exit_code == 0 and "inference (--device auto): cpu (CPUExecutionProvider)" in r.output
+    r = runner.invoke(app, ["models", "list", "--device", "dml"])
+    assert r.exit_code == 0 and "inference (--device dml): cpu (CPUExecutionProvider)" in r.output
+    assert "note: device dml:" in r.output
+
+
+def test_python_api_device(photos):
+    """Remover(device=...) and remove(device=...): the device that runs, a DeviceFallbackWarning
+    for one that cannot, the same pixels either way."""
+    from alphacut.pipeline import Remover
+    from alphacut.stages import infer
+
+    infer._sessions.clear()
+    r = Remover(device="cpu")
+    assert r.device == "cpu" and r.session.provider == "CPUExecutionProvider"
+    with pytest.warns(infer.DeviceFallbackWarning, match="device coreml: .*running on the CPU"):
+        fallback = alphacut.remove(photos["astronaut"], device="coreml")
+    assert np.array_equal(fallback.rgba, r.remove(photos["astronaut"]).rgba)
+    with pytest.raises(ValueError, match="unknown device"):
+        Remover(device="tpu")

@@ -7,7 +7,9 @@ says whether everything succeeded: 0 all good, 1 some inputs failed, 2 usage or 
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -95,6 +97,43 @@ class Fmt(str, Enum):
     jpeg = "jpeg"
 
 
+# The device names of ``alphacut.stages.infer.DEVICES`` (kept here so --help stays quick;
+# tests/test_device.py checks that the two agree).
+Device = Enum("Device", {d: d for d in ("auto", "cuda", "dml", "coreml", "cpu")}, type=str)
+DEVICE_HELP = (
+    "Where inference runs: auto (a GPU provider the installed ONNX Runtime has, else the CPU), cpu, "
+    "cuda (pip install 'alphacut[gpu]'), dml (DirectML, Windows) or coreml (macOS). "
+    "A device that is not usable here falls back to the CPU with a note."
+)
+
+
+@contextlib.contextmanager
+def _device_notes(quiet: bool = False):
+    """Print a device fallback (``DeviceFallbackWarning``) as one ``note:`` line."""
+    from alphacut.stages.infer import DeviceFallbackWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, *args, **kw):
+        if issubclass(category, DeviceFallbackWarning):
+            if not quiet:
+                err.print(f"note: {message}", markup=False, soft_wrap=True)
+        else:
+            shown(message, category, *args, **kw)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
+def _inference_on(remover) -> str:
+    """'inference on cpu (CPUExecutionProvider)' once the session is loaded, else ''."""
+    session = remover._session
+    return f"inference on {session.device} ({session.provider})" if session is not None else ""
+
+
 def _fail(message: str, code: int = 2) -> None:
     err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
@@ -126,6 +165,7 @@ def remove(
     engine: Annotated[Engine, typer.Option("--engine", help="local: this process. ray: a Ray cluster (pip install alphacut[ray]) for very large batches.")] = Engine.local,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster address (with --engine ray); default: start a local Ray instance.")] = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="With one input folder: keep running and cut out new and changed images as they arrive (once a file stops growing), until Ctrl+C.")] = False,
+    device: Annotated[Device, typer.Option("--device", help=DEVICE_HELP)] = Device.auto,
 ) -> None:
     """Cut out the subject of each input and write it with a transparent background.
 
@@ -199,10 +239,10 @@ def remove(
             _fail("--watch takes one input folder (and -o OUTPUT_FOLDER), with the local engine")
         _watch(Path(inputs[0]), output, opts, model=model, suffix=suffix, quiet=quiet,
                remover_kw=dict(refine=refine, threshold=threshold, max_pixels=max_pixels, quality=quality.value,
-                               decontaminate=decontaminate, settle=settle))
+                               decontaminate=decontaminate, settle=settle, device=device.value))
     if engine is Engine.ray:
-        if quality is not Quality.default or decontaminate or not settle:
-            _fail("--quality best, --decontaminate and --no-settle are not available with --engine ray yet")
+        if quality is not Quality.default or decontaminate or not settle or device is not Device.auto:
+            _fail("--quality best, --decontaminate, --no-settle and --device are not available with --engine ray yet")
         if crop or shadow or (bg is not None and not isinstance(bg, tuple)):
             _fail("--crop, --shadow and image or blur backgrounds are not available with --engine ray yet")
         if output is None or str(output) == "-" or "-" in inputs:
@@ -253,7 +293,7 @@ def remove(
     _ensure_model(model, quiet=quiet or to_stdout)
     try:
         remover = Remover(model, refine=refine, threshold=threshold, max_pixels=max_pixels, quality=quality.value,
-                          decontaminate=decontaminate, settle=settle)
+                          decontaminate=decontaminate, settle=settle, device=device.value)
     except (AlphacutError, ValueError) as e:
         _fail(str(e))
 
@@ -266,7 +306,7 @@ def remove(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=not show_bar, transient=False,
     )
-    with progress:
+    with progress, _device_notes(quiet):
         task = progress.add_task("cutting out", total=len(jobs))
 
         def done(o: batch.Outcome) -> None:
@@ -288,12 +328,14 @@ def remove(
         batch.run_batch(remover, jobs, opts, done)
     total = len(jobs) + len(errors)
     skipped = f", {_not_images(len(not_images))} skipped" if not_images else ""
+    on = _inference_on(remover)  # where inference ran: "; inference on cpu (CPUExecutionProvider)"
+    on = f"; {on}" if on else ""
     if failed:
-        err.print(f"{total - failed} of {total} succeeded, {failed} failed{skipped}", soft_wrap=True)
+        err.print(f"{total - failed} of {total} succeeded, {failed} failed{skipped}{on}", soft_wrap=True)
         raise typer.Exit(1)
-    if multi and not quiet:
+    if not quiet and not to_stdout:
         there = f", {existing} already there" if existing else ""
-        err.print(f"{cut} cut out{there}{skipped}", soft_wrap=True)
+        err.print(f"{cut} cut out{there}{skipped}{on}", soft_wrap=True, highlight=False)
 
 
 def _not_images(n: int) -> str:
@@ -336,7 +378,8 @@ def _watch(folder: Path, output: Optional[Path], opts, *, model: str, suffix: st
     if not quiet:
         err.print(f"watching {folder} -> {output} (Ctrl+C to stop)", markup=False, soft_wrap=True, highlight=False)
     try:
-        watcher.watch(remover, folder, output, opts, done, suffix=suffix, on_not_image=not_image)
+        with _device_notes(quiet):
+            watcher.watch(remover, folder, output, opts, done, suffix=suffix, on_not_image=not_image)
     except KeyboardInterrupt:
         pass
     failed = f", {counts['failed']} failed" if counts["failed"] else ""
@@ -346,8 +389,11 @@ def _watch(folder: Path, output: Optional[Path], opts, *, model: str, suffix: st
 
 
 @models_app.command("list")
-def models_list() -> None:
-    """Show every model in the catalog, its size, licence and whether it is installed."""
+def models_list(
+    device: Annotated[Device, typer.Option("--device", help="Report which provider this device would use here.")] = Device.auto,
+) -> None:
+    """Show every model in the catalog, its size, licence and whether it is installed, and
+    which ONNX Runtime execution provider inference would use."""
     from rich.table import Table
 
     from alphacut.models import store
@@ -359,6 +405,14 @@ def models_list() -> None:
         table.add_row(row["id"], "yes" if row["installed"] else "no", size, row["licence"], flags)
     Console().print(table)
     print(f"model store: {store.models_dir()}")
+    from alphacut.stages import infer
+
+    available = infer.available_providers()
+    choice = infer.choose_device(device.value, available)
+    print(f"inference (--device {device.value}): {choice.device} ({choice.provider}); "
+          f"this ONNX Runtime build has {', '.join(available)}")
+    if choice.notice:
+        print(f"note: {choice.notice}")
 
 
 @models_app.command("install")
@@ -424,13 +478,15 @@ def serve(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the app in your browser.")] = False,
     token: Annotated[Optional[str], typer.Option("--token", envvar="ALPHACUT_TOKEN", help="Require this token on every request (needed off loopback).")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Model the app uses.")] = DEFAULT_MODEL,
+    device: Annotated[Device, typer.Option("--device", help=DEVICE_HELP + " Used by the HTTP API; the browser app runs its own model.")] = Device.auto,
 ) -> None:
     """Run the local app: in-browser cut-outs, served from this machine only."""
     from alphacut.serve import app as server
 
     _ensure_model(model)
     try:
-        server.serve(host=host, port=port, open_browser=open_browser, token=token, model=model)
+        with _device_notes():
+            server.serve(host=host, port=port, open_browser=open_browser, token=token, model=model, device=device.value)
     except AlphacutError as e:
         _fail(str(e))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,9 +203,11 @@ class Remover:
         quality: str = "default",
         decontaminate: bool = False,
         settle: bool = True,
+        device: str = infer.DEFAULT_DEVICE,
     ):
         if refine is not None and refine not in refine_module.REFINERS:  # before any work
             raise ValueError(f"unknown refinement {refine!r}; choose {', '.join(refine_module.REFINERS)}")
+        self.requested_device = infer.check_device(device)
         self.spec: ModelSpec
         self.spec, self.model_path = store.resolve(model)
         self.refine = refine or refine_module.DEFAULT_REFINE
@@ -222,8 +225,16 @@ class Remover:
     @property
     def session(self) -> infer.Session:
         if self._session is None:
-            self._session = infer.get_session(self.model_path, self.spec)
+            self._session = infer.get_session(self.model_path, self.spec, device=self.requested_device)
+            if self._session.notice:  # the device asked for is not usable: running on the CPU
+                warnings.warn(self._session.notice, infer.DeviceFallbackWarning, stacklevel=2)
         return self._session
+
+    @property
+    def device(self) -> str:
+        """The device inference runs on ("cpu", "cuda", ...; loads the session): the one
+        asked for, or the CPU after a fallback (``session.notice`` says why)."""
+        return self.session.device
 
     def decode(self, source: Source, name: str | None = None) -> DecodedImage:
         return decode(source, name=name, max_pixels=self.max_pixels)

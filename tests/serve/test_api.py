@@ -215,7 +215,7 @@ def fake():
         mp.setenv("ALPHACUT_API_WORKERS", "1")
         mp.setenv("ALPHACUT_API_QUEUE", "2")
         mp.setenv("ALPHACUT_API_TIMEOUT", "2")
-        mp.setattr(api, "shared_remover", lambda model: remover)
+        mp.setattr(api, "shared_remover", lambda model, device="auto": remover)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             app = create_app(token=TOKEN)
@@ -238,7 +238,8 @@ def test_first_request_reuses_the_session_made_at_start_up(real):
     r = httpx.post(f"{real.url}/api/v1/remove", content=png_bytes(img), headers={"Content-Type": "image/png"}, timeout=120)
     assert r.status_code == 200, r.text
     assert _session_inits == ["new"]  # the first request created no session
-    assert api._removers[DEFAULT_MODEL].session is next(iter(infer._sessions.values()))
+    assert api._removers[DEFAULT_MODEL, "auto"].session is next(iter(infer._sessions.values()))
+    assert r.headers["x-alphacut-device"] == "cpu"  # where inference ran (serve --device auto)
     assert r.headers["content-type"] == "image/png"
     assert r.headers["content-disposition"] == 'inline; filename="cutout.png"'
     assert r.headers["cache-control"] == "no-store"
@@ -326,6 +327,26 @@ def test_models_lists_the_catalog_with_installed_state(real):
     assert rows[DEFAULT_MODEL]["installed"] and rows[DEFAULT_MODEL]["available"] and rows[DEFAULT_MODEL]["default"]
     assert "rmbg-2.0" in rows and rows["rmbg-2.0"]["gated"]
     assert all("path" not in m for m in body["models"])
+    assert body["device"] == {"requested": "auto", "running": "cpu", "provider": "CPUExecutionProvider", "notice": None}
+
+
+@pytest.mark.model
+def test_serve_device_that_is_missing_runs_on_the_cpu_and_says_so(monkeypatch):
+    """`serve --device cuda` on the CPU build: the API reports the request, the fallback and
+    its notice, and answers from the CPU."""
+    from alphacut.serve.app import create_app
+
+    monkeypatch.setattr(api, "_removers", {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        app = create_app(device="cuda")
+        with Server(app) as s:
+            body = httpx.get(f"{s.url}/api/v1/models").json()
+            r = httpx.post(f"{s.url}/api/v1/remove", content=png_bytes(photo()), headers={"Content-Type": "image/png"}, timeout=120)
+    dev = body["device"]
+    assert dev["requested"] == "cuda" and dev["running"] == "cpu" and dev["provider"] == "CPUExecutionProvider"
+    assert dev["notice"].startswith("device cuda:") and "running on the CPU" in dev["notice"]
+    assert r.status_code == 200 and r.headers["x-alphacut-device"] == "cpu"
 
 
 @pytest.mark.model
@@ -706,7 +727,7 @@ def test_only_the_servers_own_model_may_be_a_path():
 def test_a_job_abandoned_before_its_thread_starts_never_runs():
     """The request gave up (timeout) before a worker thread picked the job up: the job must not
     run, and must not give the slot back a second time (the request already did)."""
-    a = api.Api("isnet", api.Limits(), remover_for=lambda model: pytest.fail("the job ran"))
+    a = api.Api("isnet", api.Limits(), remover_for=lambda model, device: pytest.fail("the job ran"))
     a._admit()
     params = api.parse_params({}, "isnet")
     with pytest.raises(TimeoutError):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+from pathlib import Path
+
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from alphacut.models import catalog, store
@@ -96,3 +101,100 @@ def test_cache_failures_never_stop_the_model_loading(tmp_path, monkeypatch, rng)
     cached = infer.Session(model, spec)
     assert cache.exists() and not stale.exists() and other.exists()
     assert np.array_equal(plain.run(x), cached.run(x))
+
+
+# ----------------------------------------------------------------------------- devices
+
+CUDA, DML, COREML, CPU = (infer.PROVIDERS[d] for d in ("cuda", "dml", "coreml", "cpu"))
+
+
+def test_device_choice_follows_the_installed_build():
+    """auto takes the first GPU provider the build has, else the CPU; an explicit device the
+    build lacks resolves to the CPU with a one-line notice saying what it would need."""
+    assert infer.choose_device("auto", [CPU]) == infer.DeviceChoice("auto", "cpu", CPU)
+    assert infer.choose_device("auto", [DML, CUDA, CPU]).device == "cuda"
+    assert infer.choose_device("auto", [COREML, CPU]).provider == COREML
+    assert infer.choose_device("cpu", [CUDA, CPU]).provider == CPU
+    assert infer.choose_device("cuda", [CUDA, CPU]) == infer.DeviceChoice("cuda", "cuda", CUDA)
+    for device, hint in (("cuda", "alphacut[gpu]"), ("dml", "directml"), ("coreml", "macOS")):
+        c = infer.choose_device(device, [CPU])
+        assert (c.device, c.provider) == ("cpu", CPU)
+        assert c.notice.startswith(f"device {device}: ") and hint in c.notice and "\n" not in c.notice
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        infer.choose_device("gpu", [CPU])
+    # the real (CPU) build of the test environment
+    assert infer.choose_device("auto").device == "cpu" and CPU in infer.available_providers()
+
+
+def test_real_cpu_session_reports_its_provider(tmp_path, monkeypatch, rng):
+    model, spec, x = store_model(tmp_path, monkeypatch, rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback notice for devices that need none
+        cpu = infer.Session(model, spec, device="cpu")
+        auto = infer.Session(model, spec, device="auto")
+    for s in (cpu, auto):
+        assert (s.device, s.provider, s.notice) == ("cpu", CPU, None)
+    assert np.array_equal(cpu.run(x), auto.run(x))
+
+
+def test_missing_device_falls_back_to_the_cpu_with_a_notice(tmp_path, monkeypatch, rng):
+    """--device cuda on the CPU build: a DeviceFallbackWarning, the same output as the CPU."""
+    model, spec, x = store_model(tmp_path, monkeypatch, rng)
+    cpu = infer.Session(model, spec, device="cpu")
+    s = infer.Session(model, spec, device="cuda")
+    assert re.fullmatch(r"device cuda: .*alphacut\[gpu\].*running on the CPU", s.notice)
+    assert (s.device, s.provider) == ("cpu", CPU)
+    assert np.array_equal(s.run(x), cpu.run(x))
+
+
+def test_provider_that_does_not_start_falls_back(tmp_path, monkeypatch, rng):
+    """The build lists CUDA, but its session cannot start (no driver or GPU here): either
+    ONNX Runtime raises, or it quietly runs on the CPU; both end on the CPU, with a notice,
+    and a GPU session never goes through the optimised-graph cache."""
+    import onnxruntime as ort
+
+    model, spec, x = store_model(tmp_path, monkeypatch, rng)
+    reference = infer.Session(model, spec, device="cpu").run(x)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
+    asked = []
+    real = infer._session
+
+    def recording(ort_, path, threads, **kw):
+        asked.append((Path(path).name, tuple(kw.get("providers", (CPU,))), kw.get("save_to")))
+        return real(ort_, path, threads, **kw)
+
+    monkeypatch.setattr(infer, "_session", recording)
+    # ONNX Runtime itself drops a provider it does not have (it warns) and runs on the CPU
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # ORT's own warning about the provider
+        s = infer.Session(model, spec, device="auto")
+    assert s.notice.startswith("device cuda: CUDAExecutionProvider did not start")
+    assert asked[0] == ("m.onnx", (CUDA, CPU), None)  # tried first, without the cache
+    assert all(p == (CPU,) for _, p, _ in asked[1:])  # then the CPU session
+    assert (s.device, s.provider) == ("cpu", CPU) and np.array_equal(s.run(x), reference)
+
+    def failing(ort_, path, threads, **kw):
+        if kw.get("providers", (CPU,))[0] != CPU:
+            raise RuntimeError("libcublasLt.so.12: cannot open shared object file\nmore detail")
+        return real(ort_, path, threads, **kw)
+
+    monkeypatch.setattr(infer, "_session", failing)
+    s = infer.Session(model, spec, device="cuda")
+    assert "did not start (libcublasLt.so.12: cannot open shared object file); running on the CPU" in s.notice
+    assert (s.device, s.provider) == ("cpu", CPU) and np.array_equal(s.run(x), reference)
+
+
+def test_sessions_are_cached_per_device(tmp_path, monkeypatch, rng):
+    model, spec, _ = store_model(tmp_path, monkeypatch, rng)
+    monkeypatch.setattr(infer, "_sessions", {})
+    a = infer.get_session(model, spec, device="cpu")
+    assert infer.get_session(model, spec, device="cpu") is a
+    assert infer.get_session(model, spec, device="auto") is not a
+    with pytest.raises(ValueError):
+        infer.get_session(model, spec, device="tpu")
+
+
+def test_cli_device_names_are_the_stage_s():
+    from alphacut import cli
+
+    assert tuple(d.value for d in cli.Device) == infer.DEVICES

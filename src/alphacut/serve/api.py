@@ -55,6 +55,7 @@ from alphacut.stages import compose
 from alphacut.models import store
 from alphacut.stages import decode as decode_module
 from alphacut.models.catalog import CATALOG, DEFAULT_MODEL
+from alphacut.stages.infer import DEFAULT_DEVICE, DEVICES
 from alphacut.errors import (
     AlphacutError,
     ImageTooLargeError,
@@ -135,18 +136,19 @@ _removers: dict[str, object] = {}
 _removers_lock = threading.Lock()
 
 
-def shared_remover(model: str):
-    """The process-wide ``Remover`` for a catalog model (its session is shared via ``infer``)."""
+def shared_remover(model: str, device: str = DEFAULT_DEVICE):
+    """The process-wide ``Remover`` for a catalog model on a device (its session is shared
+    via ``infer``)."""
     from alphacut.pipeline import Remover
 
     with _removers_lock:
-        r = _removers.get(model)
+        r = _removers.get((model, device))
         if r is None:
-            r = _removers[model] = Remover(model)
+            r = _removers[model, device] = Remover(model, device=device)
         return r
 
 
-def lifespan(model: str):
+def lifespan(model: str, device: str = DEFAULT_DEVICE):
     """Starlette lifespan that loads ``model``'s session before the server takes requests."""
     factory = shared_remover  # bound now: a test may swap the factory for one app
 
@@ -154,8 +156,9 @@ def lifespan(model: str):
     async def _lifespan(app):
         t = time.perf_counter()
         try:
-            await anyio.to_thread.run_sync(lambda: factory(model).session)
-            log.info("api: model %s ready in %.1f s", model, time.perf_counter() - t)
+            session = await anyio.to_thread.run_sync(lambda: factory(model, device).session)
+            log.info("api: model %s ready in %.1f s, inference on %s", model, time.perf_counter() - t,
+                     getattr(session, "provider", "?"))
         except AlphacutError as e:  # the web app still serves; the API answers per request
             log.warning("api: model %s not loaded at start-up: %s", model, e)
         yield
@@ -448,7 +451,8 @@ class _Ticket:
 class Api:
     model: str = DEFAULT_MODEL
     limits: Limits = field(default_factory=Limits.from_env)
-    remover_for: object = None  # callable(model) -> Remover; defaults to shared_remover
+    remover_for: object = None  # callable(model, device) -> Remover; defaults to shared_remover
+    device: str = DEFAULT_DEVICE  # where inference runs (``serve --device``), for every request
 
     def __post_init__(self):
         if self.remover_for is None:
@@ -512,7 +516,7 @@ class Api:
             try:
                 if ticket.abandoned:
                     raise TimeoutError
-                remover = self.remover_for(params.model)
+                remover = self.remover_for(params.model, self.device)
                 t = time.perf_counter()
                 image = decode_module.decode(body, name="image", max_pixels=self.limits.max_pixels)
                 decoded = time.perf_counter() - t
@@ -526,7 +530,11 @@ class Api:
                     shadow=params.shadow, crop=params.crop, aspect=params.aspect,
                 )
                 self._job_seconds = 0.7 * self._job_seconds + 0.3 * (time.perf_counter() - t)
-                return data, dict(cut.timings), result_headers(cut)
+                extra = result_headers(cut)
+                device = getattr(getattr(remover, "session", None), "device", None)
+                if device:  # where inference ran (a fake remover in tests has no session)
+                    extra["X-Alphacut-Device"] = device
+                return data, dict(cut.timings), extra
             finally:
                 self._run.release()
         finally:
@@ -644,7 +652,24 @@ class Api:
             out.append({"id": self.model, "title": Path(self.model).name, "size": None, "installed": True,
                         "embedded": False, "gated": False, "licence": "as supplied by the user",
                         "available": True, "default": True})
-        return JSONResponse({"default": self.model, "models": out}, headers={"Cache-Control": "no-store"})
+        return JSONResponse({"default": self.model, "models": out, "device": self._device_status()},
+                            headers={"Cache-Control": "no-store"})
+
+    def _device_status(self) -> dict:
+        """The device asked for and, once the served model's session is loaded, the one that
+        runs (after a fallback: the CPU, with the notice)."""
+        from alphacut.stages import infer
+
+        out = {"requested": self.device, "running": None, "provider": None, "notice": None}
+        key = (str(self.model), self.device)
+        remover = _removers.get(key)
+        session = getattr(remover, "_session", None)
+        if session is not None:
+            out.update(running=session.device, provider=session.provider, notice=session.notice)
+        else:
+            choice = infer.choose_device(self.device)
+            out.update(notice=choice.notice)
+        return out
 
     async def openapi_json(self, request: Request) -> Response:
         return JSONResponse(openapi(self), headers={"Cache-Control": "no-cache"})
@@ -709,9 +734,9 @@ def _docs_file(name: str) -> Response:
     return FileResponse(path, media_type=media[path.suffix], headers={"Cache-Control": "no-cache"})
 
 
-def routes(model: str = DEFAULT_MODEL, limits: Limits | None = None) -> list[BaseRoute]:
+def routes(model: str = DEFAULT_MODEL, limits: Limits | None = None, device: str = DEFAULT_DEVICE) -> list[BaseRoute]:
     """The API's routes, for ``server.api_routes``."""
-    return Api(model, limits or Limits.from_env()).routes()
+    return Api(model, limits or Limits.from_env(), device=device).routes()
 
 
 # ----------------------------------------------------------------------------- OpenAPI
@@ -834,6 +859,7 @@ def openapi(api: Api) -> dict:
                     "X-Alphacut-Uncertain": {"description": "Share of the photo (0-1) still a large half-transparent region the model could not decide.", "schema": {"type": "string"}},
                     "X-Alphacut-Uncertain-Box": {"description": "With a notice: that region's bounds as fractions of the width and height, x0,y0,x1,y1.", "schema": {"type": "string"}},
                     "X-Alphacut-Notice": {"description": "One line when the result needs a look (a large part stays uncertain; only the first frame of an animation was used).", "schema": {"type": "string"}},
+                    "X-Alphacut-Device": {"description": "Where inference ran: cpu, cuda, dml or coreml (set by `serve --device`).", "schema": {"type": "string"}},
                 },
                 "content": {t: {"schema": binary} for t in MEDIA_TYPES.values()},
             },
@@ -899,6 +925,16 @@ def openapi(api: Api) -> dict:
                                         "properties": {
                                             "default": {"type": "string"},
                                             "models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}},
+                                            "device": {
+                                                "type": "object",
+                                                "description": "Where inference runs for /remove: the device `serve --device` asked for, and once the model is loaded the one that runs (a device not usable here falls back to the CPU, with a notice).",
+                                                "properties": {
+                                                    "requested": {"type": "string", "enum": list(DEVICES)},
+                                                    "running": {"type": "string", "nullable": True},
+                                                    "provider": {"type": "string", "nullable": True, "description": "ONNX Runtime execution provider."},
+                                                    "notice": {"type": "string", "nullable": True},
+                                                },
+                                            },
                                         },
                                     }
                                 }

@@ -231,28 +231,29 @@ def _not_found() -> Response:
     return PlainTextResponse("not found", 404, headers={"Cache-Control": site.NO_CACHE})
 
 
-def api_routes(model: str = DEFAULT_MODEL) -> list[BaseRoute]:
+def api_routes(model: str = DEFAULT_MODEL, device: str = "auto") -> list[BaseRoute]:
     """Routes of the HTTP API (``/api/v1/...``, ``/api/docs``): see ``alphacut.serve.api``."""
     from alphacut.serve import api
 
-    return api.routes(model)
+    return api.routes(model, device=device)
 
 
 def web_routes(model: str = DEFAULT_MODEL) -> list[BaseRoute]:
     return WebApp(model).routes()
 
 
-def create_app(model: str = DEFAULT_MODEL, token: str | None = None, host: str = "127.0.0.1") -> Starlette:
-    """The ASGI app: API routes first, then the browser app; headers and guards on all."""
+def create_app(model: str = DEFAULT_MODEL, token: str | None = None, host: str = "127.0.0.1", device: str = "auto") -> Starlette:
+    """The ASGI app: API routes first, then the browser app; headers and guards on all.
+    ``device``: where the API's inference runs (``infer.DEVICES``)."""
     from alphacut.serve import api
 
     return Starlette(
-        routes=[*api_routes(model), *web_routes(model)],
+        routes=[*api_routes(model, device), *web_routes(model)],
         middleware=[
             Middleware(SecurityHeaders, headers=site.SECURITY_HEADERS),
             Middleware(Guard, host=host, token=token),
         ],
-        lifespan=api.lifespan(model),  # loads the API's model session before requests arrive
+        lifespan=api.lifespan(model, device),  # loads the API's model session before requests arrive
     )
 
 
@@ -262,6 +263,7 @@ def serve(
     open_browser: bool = False,
     token: str | None = None,
     model: str = DEFAULT_MODEL,
+    device: str = "auto",
 ) -> None:
     """Serve the app until interrupted; the model is installed and verified before the URL prints."""
     import threading
@@ -286,7 +288,7 @@ def serve(
             file=sys.stderr,
             flush=True,
         )
-    app = create_app(model=model, token=token, host=host)
+    app = create_app(model=model, token=token, host=host, device=device)
     shown = f"[{host}]" if ":" in host else host
     if host in ("0.0.0.0", "::"):
         shown = "127.0.0.1"

@@ -10,6 +10,15 @@ pass: 0.3 s less start-up for IS-Net here, the same kernels and outputs. That gr
 layouts for this CPU's instruction set, so its name carries the ONNX Runtime version, the
 CPU's feature flags and the model file's size and time; a cache file that does not load is
 replaced. ``ALPHACUT_ORT_CACHE=0`` turns it off.
+
+The device (``--device``, ``Remover(device=...)``) picks ONNX Runtime's execution provider:
+``cpu``, ``cuda`` (the ``onnxruntime-gpu`` build: ``pip install alphacut[gpu]``), ``dml``
+(DirectML, ``onnxruntime-directml`` on Windows), ``coreml`` (macOS builds); ``auto`` takes
+the first of cuda, dml, coreml that the installed build has, else the CPU. A device the build
+lacks, or whose provider does not start (no driver, no GPU), falls back to the CPU with a
+one-line notice (``Session.notice``; a ``Remover`` issues it as a ``DeviceFallbackWarning``,
+which the CLI prints as a ``note:``); the session says which provider really runs. Only CPU sessions use the optimised-graph cache (a graph
+optimised for one provider may hold nodes only that provider runs).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,24 +34,105 @@ import numpy as np
 from alphacut.models.catalog import ModelSpec
 from alphacut.errors import ModelError
 
-_sessions: dict[tuple[str, int], "Session"] = {}
+_sessions: dict[tuple[str, int, str], "Session"] = {}
 _lock = threading.Lock()
+
+CPU = "CPUExecutionProvider"
+#: Device name -> ONNX Runtime execution provider; ``auto`` tries them in this order.
+PROVIDERS = {
+    "cuda": "CUDAExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "cpu": CPU,
+}
+#: The values of ``--device`` (CLI, ``serve``), ``Remover(device=...)`` and ``remove(device=...)``.
+DEVICES = ("auto", *PROVIDERS)
+DEFAULT_DEVICE = "auto"
+_HOW = {
+    "cuda": "pip install 'alphacut[gpu]' (onnxruntime-gpu) and NVIDIA's CUDA runtime",
+    "dml": "onnxruntime-directml, on Windows",
+    "coreml": "an onnxruntime build for macOS",
+}
+
+
+class DeviceFallbackWarning(RuntimeWarning):
+    """The device asked for is not usable here; inference runs on the CPU instead."""
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """What a device request resolves to before a session exists: the device and provider
+    to try first, and the notice if the request cannot be met by this build at all."""
+
+    requested: str
+    device: str
+    provider: str
+    notice: str | None = None
+
+
+def available_providers() -> list[str]:
+    """The execution providers compiled into the installed ONNX Runtime build."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def check_device(device: str) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
+    return device
+
+
+def choose_device(requested: str = DEFAULT_DEVICE, available: list[str] | None = None) -> DeviceChoice:
+    """Resolve ``requested`` against the providers of the installed build (``available``)."""
+    check_device(requested)
+    available = available_providers() if available is None else available
+    if requested == "auto":
+        for device, provider in PROVIDERS.items():
+            if provider in available:
+                return DeviceChoice(requested, device, provider)
+        return DeviceChoice(requested, "cpu", CPU)
+    provider = PROVIDERS[requested]
+    if provider in available:
+        return DeviceChoice(requested, requested, provider)
+    return DeviceChoice(
+        requested, "cpu", CPU,
+        f"device {requested}: this ONNX Runtime build has no {provider} (it needs {_HOW[requested]}); running on the CPU",
+    )
 
 
 class Session:
     """An ONNX Runtime session plus the names of the input and the one output we read."""
 
-    def __init__(self, path: Path, spec: ModelSpec, threads: int = 0):
+    def __init__(self, path: Path, spec: ModelSpec, threads: int = 0, device: str = DEFAULT_DEVICE):
         import onnxruntime as ort  # imported lazily: `alphacut --help` stays fast
 
         # If ONNX Runtime was imported before alphacut (so ORT_DISABLE_TELEMETRY came too
         # late), at least its usage events stay off.
         ort.disable_telemetry_events()
 
-        cache = optimized_graph_path(path, ort.__version__)
-        self.session = _load_cached(ort, cache, threads) if cache is not None else None
+        choice = choose_device(device, list(ort.get_available_providers()))
+        self.requested = device
+        self.notice = choice.notice
+        self.session = None
+        if choice.provider != CPU:
+            try:
+                self.session = _session(ort, Path(path), threads, providers=[choice.provider, CPU])
+            except Exception as e:  # the provider's libraries or device are missing
+                self.notice = f"device {choice.device}: {choice.provider} did not start ({_first_line(e)}); running on the CPU"
+            else:
+                running = self.session.get_providers()[0]
+                if running != choice.provider:  # ONNX Runtime fell back by itself
+                    self.notice = f"device {choice.device}: {choice.provider} did not start; running on the CPU"
+                    self.session = None
         if self.session is None:
-            self.session = _build(ort, Path(path), threads, cache)
+            cache = optimized_graph_path(path, ort.__version__)
+            self.session = _load_cached(ort, cache, threads) if cache is not None else None
+            if self.session is None:
+                self.session = _build(ort, Path(path), threads, cache)
+        #: The provider that runs, and its device name ("cpu", "cuda", ...).
+        self.provider = self.session.get_providers()[0]
+        self.device = next((d for d, p in PROVIDERS.items() if p == self.provider), self.provider)
         inputs = self.session.get_inputs()
         outputs = self.session.get_outputs()
         if len(inputs) != 1:
@@ -69,7 +160,12 @@ class Session:
             return self.session.run([self.output_name], {self.input_name: tensor}, self.run_options)[0]
 
 
-def _session(ort, path: Path, threads: int, *, optimise: bool = True, save_to: Path | None = None):
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
+
+
+def _session(ort, path: Path, threads: int, *, optimise: bool = True, save_to: Path | None = None, providers=(CPU,)):
     opts = ort.SessionOptions()
     opts.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimise else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -84,7 +180,7 @@ def _session(ort, path: Path, threads: int, *, optimise: bool = True, save_to: P
     opts.log_severity_level = 3
     if save_to is not None:
         opts.optimized_model_filepath = str(save_to)
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), opts, providers=list(providers))
 
 
 def _load_cached(ort, cache: Path, threads: int):
@@ -165,13 +261,13 @@ def optimized_graph_path(path: Path, ort_version: str) -> Path | None:
     return root / ".ort-cache" / f"{path.stem}.{key}.onnx"
 
 
-def get_session(path: Path, spec: ModelSpec, threads: int | None = None) -> Session:
+def get_session(path: Path, spec: ModelSpec, threads: int | None = None, device: str = DEFAULT_DEVICE) -> Session:
     threads = int(os.environ.get("ALPHACUT_THREADS", 0)) if threads is None else threads
-    key = (str(Path(path).resolve()), threads)
+    key = (str(Path(path).resolve()), threads, check_device(device))
     with _lock:
         s = _sessions.get(key)
         if s is None:
-            s = _sessions[key] = Session(Path(path), spec, threads)
+            s = _sessions[key] = Session(Path(path), spec, threads, device)
         return s
 
 
