@@ -393,11 +393,14 @@ def _apply_dense(
     hh, ww = mt.shape
     if s == 1:
         planes = c[:, iy : iy + hh, ix : ix + ww].astype(np.float32)
-        for a in range(0, hh, max(1, APPLY_PIXELS // max(ww, 1))):
-            b = min(hh, a + APPLY_PIXELS // max(ww, 1) or 1)
-            if sel[a:b].any():
-                q = _apply([pl[a:b] for pl in planes], gi[a:b], mt[a:b], p)
-                np.copyto(dst[a:b], q, where=sel[a:b])
+        step = max(1, APPLY_PIXELS // max(ww, 1))
+        for a in range(0, hh, step):
+            b = min(hh, a + step)
+            span = _span(sel[a:b])
+            if span is not None:
+                x = slice(*span)
+                q = _apply([pl[a:b, x] for pl in planes], gi[a:b, x], mt[a:b, x], p)
+                np.copyto(dst[a:b, x], q, where=sel[a:b, x])
         return
     y0, y1, fy = _taps(np.arange(hh), iy, ny, s)
     first, last = int(y0.min()), int(y1.max())
@@ -419,17 +422,26 @@ def _apply_dense(
         while j < len(starts) - 1 and starts[j + 1] - a <= step:
             j += 1
         b = starts[j]  # rows a..b: whole runs, about ``step`` rows
-        if sel[a:b].any():
+        span = _span(sel[a:b])
+        if span is not None:  # only the columns from the first to the last uncertain pixel
+            x0, x1 = span
+            x, n_x = slice(x0, x1), x1 - x0
             for u, v in zip(starts[i:j], starts[i + 1 : j + 1]):
-                top, bot = rows[:, y0[u] - first], rows[:, y1[u] - first]
+                top, bot = rows[:, y0[u] - first, x], rows[:, y1[u] - first, x]
                 n = v - u
                 for m in range(k):
-                    np.multiply(top[m], fy0[u:v, None], out=t0[:n])
-                    np.multiply(bot[m], fy[u:v, None], out=t1[:n])
-                    np.add(t0[:n], t1[:n], out=coef[m, u - a : v - a], casting="same_kind")
-            q = _apply([pl[: b - a] for pl in coef], gi[a:b], mt[a:b], p)
-            np.copyto(dst[a:b], q, where=sel[a:b])
+                    np.multiply(top[m], fy0[u:v, None], out=t0[:n, :n_x])
+                    np.multiply(bot[m], fy[u:v, None], out=t1[:n, :n_x])
+                    np.add(t0[:n, :n_x], t1[:n, :n_x], out=coef[m, u - a : v - a, :n_x], casting="same_kind")
+            q = _apply([pl[: b - a, :n_x] for pl in coef], gi[a:b, x], mt[a:b, x], p)
+            np.copyto(dst[a:b, x], q, where=sel[a:b, x])
         i = j
+
+
+def _span(sel: np.ndarray) -> tuple[int, int] | None:
+    """(first, last + 1) column holding a True in ``sel``, or None."""
+    cols = np.flatnonzero(sel.any(axis=0))
+    return (int(cols[0]), int(cols[-1]) + 1) if cols.size else None
 
 
 def guided_refine(
