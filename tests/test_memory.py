@@ -57,3 +57,29 @@ def test_bands_reuse_pages_and_full_size_buffers_are_returned():
     assert off_faults > 5 * max(on_faults, 1), (off_faults, on_faults)
     # The 256 MiB buffer is not kept in the heap once freed.
     assert on_released > 200 << 20, on_released
+
+
+HUGEPAGES = """
+import os, sys
+import numpy as np
+from numpy._core import multiarray
+from alphacut._memory import configure_malloc
+configure_malloc()
+print(os.environ.get("NUMPY_MADVISE_HUGEPAGE"), multiarray._get_madvise_hugepage())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="NumPy asks for huge pages on Linux only")
+def test_numpy_huge_page_requests_off_unless_the_user_chose():
+    """NumPy (already imported) stops asking for huge pages, children inherit the setting, and
+    a NUMPY_MADVISE_HUGEPAGE the user set is left as it is."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    r = subprocess.run([sys.executable, "-c", HUGEPAGES], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "False"]
+    r = subprocess.run([sys.executable, "-c", HUGEPAGES], capture_output=True, text=True, timeout=60,
+                       env={**env, "NUMPY_MADVISE_HUGEPAGE": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "True"]
