@@ -289,10 +289,10 @@ def test_device_option_falls_back_to_the_cpu_with_one_note(photos, tmp_path):
     cpu, cuda = tmp_path / "cpu.png", tmp_path / "cuda.png"
     r = runner.invoke(app, ["remove", str(photos["chelsea"]), "-o", str(cpu), "--device", "cpu"])
     assert r.exit_code == 0, r.output
-    assert "note:" not in r.output and "1 cut out; inference on cpu (CPUExecutionProvider)" in r.output
+    assert "note: device" not in r.output and "1 cut out; inference on cpu (CPUExecutionProvider)" in r.output
     r = runner.invoke(app, ["remove", str(photos["chelsea"]), "-o", str(cuda), "--device", "cuda"])
     assert r.exit_code == 0, r.output
-    notes = [line for line in r.output.splitlines() if line.startswith("note:")]
+    notes = [line for line in r.output.splitlines() if line.startswith("note: device")]
     assert len(notes) == 1 and "device cuda" in notes[0] and "running on the CPU" in notes[0], r.output
     assert "inference on cpu (CPUExecutionProvider)" in r.output
     assert cuda.read_bytes() == cpu.read_bytes()
