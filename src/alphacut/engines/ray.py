@@ -115,6 +115,17 @@ def _list_files(loc: Location, root: str) -> list[str]:
     return sorted(out)
 
 
+def _is_image(loc: Location, path: str) -> bool:
+    """Whether a file found in an input folder is one to cut out, by the local engine's rule
+    (``decode.looks_like_image``); on an object store by its extension alone, so that planning
+    reads no object."""
+    from alphacut.stages.decode import IMAGE_EXTENSIONS, looks_like_image
+
+    if loc.local:
+        return looks_like_image(Path(path))
+    return posixpath.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
 def _write_bytes(out: Location, path: str, data: bytes, *, overwrite: bool, protect: str | None) -> None:
     """Write one output: atomically on local disks, one PUT on object stores."""
     if out.local:
@@ -215,7 +226,7 @@ def plan(inputs: list[str], output: str, fmt: str, *, suffix: str = "", overwrit
     files: list[str] = []
     seen_src: set[str] = set()
     for r in roots:
-        for f in (_list_files(inp, r.path) if r.is_dir else [r.path]):
+        for f in ([f for f in _list_files(inp, r.path) if _is_image(inp, f)] if r.is_dir else [r.path]):
             if f not in seen_src:
                 seen_src.add(f)
                 files.append(f)
