@@ -255,6 +255,31 @@ def test_parity_with_alphacut_remove(main_page, samples):
     assert within >= 0.999, f"only {within:.4%} within ±1 (max {d.max()})"
 
 
+def test_uncertain_badge_and_settle_parity(main_page, samples, tmp_path):
+    """Chelsea the cat: a large part of the photo stays uncertain after the settle stage
+    (settle.js, the port of settle.py): the card shows a badge that opens the editor with the
+    restore brush; the cut-out matches `alphacut.remove()` (settle on both sides) as the
+    parity test asks; the astronaut, with nothing uncertain, gets no badge."""
+    import alphacut
+
+    page = main_page["page"]
+    add_and_wait(page, [samples["chelsea"]])
+    c = card(page, "chelsea.png")
+    badge = c.locator(".badge.uncertain")
+    assert badge.is_visible() and badge.inner_text().endswith("% uncertain")
+    ref = alphacut.remove(samples["chelsea"])
+    assert ref.uncertain >= 0.02 and badge.inner_text() == f"{round(100 * ref.uncertain)}% uncertain"
+    got = rgba_of(download(page, c, tmp_path))
+    d = np.abs(ref.rgba[..., 3].astype(int) - got[..., 3].astype(int))
+    assert np.array_equal(ref.rgba[..., :3], got[..., :3]) and (d <= 1).mean() >= 0.999, d.max()
+    assert not card(page, "astronaut.png").locator(".badge.uncertain").is_visible()
+    badge.click()
+    assert page.locator("#viewer").is_visible()
+    assert page.locator('input[name="tool"][value="restore"]').is_checked()
+    page.locator("#viewer-done").click()
+    assert not main_page["errors"], main_page["errors"]
+
+
 def test_second_visit_uses_the_cached_model_and_single_thread(main_page, samples, server, tmp_path):
     """Same origin, new page: the model comes from Cache Storage (no download), and with
     threads=1 the panel says single-thread WASM and why threads were skipped."""

@@ -129,3 +129,22 @@ def test_pipeline_restores_a_half_believed_flower_and_says_what_stays_uncertain(
     x0, y0, x1, y1 = map(float, h["X-Alphacut-Uncertain-Box"].split(","))
     assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
     assert result_headers(off) == {"X-Alphacut-Uncertain": "0.000"}
+
+
+def test_browser_vectors_are_current():
+    """tests/js/settle_vectors.json (the JS port's reference) still says what this stage does;
+    after an intended change, run tests/js/make_settle_vectors.py."""
+    import base64
+    import json
+    import zlib
+
+    vec = json.loads((Path(__file__).resolve().parents[1] / "js" / "settle_vectors.json").read_text())
+
+    def unpack(s, dtype, shape):
+        return np.frombuffer(zlib.decompress(base64.b64decode(s)), dtype).reshape(shape)
+
+    for c in vec["cases"]:
+        n = c["size"]
+        out = st.settle(unpack(c["guide"], np.uint8, (G, G, 3)), unpack(c["mask"], np.float32, (n, n)).copy())
+        assert np.array_equal(out.mask, unpack(c["expected"], np.float32, (n, n)))
+        assert (out.settled, out.uncertain, list(out.box)) == (c["settled"], c["uncertain"], c["box"])

@@ -13,6 +13,7 @@ const prefs = {
   backend: ['webgpu', 'wasm'].includes(params.get('backend')) ? params.get('backend') : 'auto',
   threads: params.get('threads') ? Math.max(1, parseInt(params.get('threads'), 10) || 1) : null,
   refine: params.get('refine') === 'none' ? 'none' : 'cwgf',
+  settle: params.get('settle') === 'off' ? 'off' : 'on', // the settle stage (settle.js), as the CLI's --no-settle
   retryDelay: params.get('retry-delay') ? Number(params.get('retry-delay')) : undefined,
   // photos over this many pixels are refused from their header, before decoding
   maxPixels: Number(params.get('maxPixels')) > 0 ? Number(params.get('maxPixels')) : undefined,
@@ -296,6 +297,20 @@ function finishJob(msg) {
   const open = $('.open', el);
   open.hidden = false;
   open.addEventListener('click', () => state.viewer.open(job));
+  if (msg.notice) {
+    // a large part stays half transparent (the settle stage's report): offer the restore brush
+    const badge = $('.badge.uncertain', el);
+    const share = Math.round(100 * msg.uncertain);
+    badge.textContent = `${share}% uncertain`;
+    badge.title = `${share}% of the photo stays half transparent: the model could not decide it. Open the editor with the restore brush to check it.`;
+    badge.hidden = false;
+    job.uncertainBox = msg.uncertainBox;
+    badge.addEventListener('click', () => {
+      const restore = document.querySelector('input[name="tool"][value="restore"]');
+      if (restore) restore.checked = true;
+      state.viewer.open(job);
+    });
+  }
   const a = $('.download', el);
   a.href = job.url;
   a.download = job.outName;

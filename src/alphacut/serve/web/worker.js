@@ -7,6 +7,7 @@
 import { applyMask } from './compose.js';
 import { resizeRGB, toTensor, resizeFloat, clip01, previewRGBA } from './resize.js';
 import { refineMask } from './refine.js';
+import { settleMask, guideFromTensor, DEFAULT_PARAMS as SETTLE } from './settle.js';
 import * as codecs from './codecs.js';
 import { loadModel } from './store.js';
 import { Engine, capabilities, label } from './infer.js';
@@ -144,13 +145,28 @@ async function processImage(msg) {
   const small = resizeRGB(img.data, width, height, mw, mh);
   const tensor = toTensor(small, mw, mh, config.model.mean, config.model.std);
   timings.preprocess = now() - t;
+  // the settle stage's colour guide, from the model input before the engine takes it
+  t = now();
+  const settleOn = prefs.settle !== 'off' && mw === 1024 && mh === 1024;
+  const guide = settleOn ? guideFromTensor(tensor, mw, mh, config.model.mean, config.model.std) : null;
+  if (settleOn) timings.settle = now() - t;
   t = now();
   stage('running the model');
   const raw = await engine.run(tensor, mw, mh);
   timings.infer = now() - t;
   t = now();
   stage('upscaling the mask');
-  const lowMask = maskFromOutput(raw);
+  let lowMask = maskFromOutput(raw);
+  let settled = null;
+  if (guide) {
+    // large half-believed parts of the subject, decided by the photo's colours (settle.py)
+    stage('settling uncertain regions');
+    const t0 = now();
+    settled = settleMask(guide, lowMask, mw, mh);
+    lowMask = settled.mask;
+    timings.settle += now() - t0;
+    t += now() - t0;
+  }
   let mask = clip01(resizeFloat(lowMask, mw, mh, width, height));
   timings.upscale = now() - t;
   t = now();
@@ -189,6 +205,8 @@ async function processImage(msg) {
   post({
     type: 'done', id, blob, previews, mime, ext: codecs.FORMATS[fmt].ext, width, height,
     timings, backend: label(engine.current), stats: { partial, clear, total: width * height }, icc: !!icc,
+    uncertain: settled ? settled.uncertain : 0, uncertainBox: settled ? settled.box : null,
+    notice: settled && settled.uncertain >= SETTLE.noticeArea,
   });
 }
 
