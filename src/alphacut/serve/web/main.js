@@ -297,19 +297,19 @@ function finishJob(msg) {
   const open = $('.open', el);
   open.hidden = false;
   open.addEventListener('click', () => state.viewer.open(job));
+  const badge = $('.badge.uncertain', el);
+  badge.hidden = !msg.notice;
   if (msg.notice) {
     // a large part stays half transparent (the settle stage's report): offer the restore brush
-    const badge = $('.badge.uncertain', el);
     const share = Math.round(100 * msg.uncertain);
     badge.textContent = `${share}% uncertain`;
     badge.title = `${share}% of the photo stays half transparent: the model could not decide it. Open the editor with the restore brush to check it.`;
-    badge.hidden = false;
     job.uncertainBox = msg.uncertainBox;
-    badge.addEventListener('click', () => {
+    badge.onclick = () => {
       const restore = document.querySelector('input[name="tool"][value="restore"]');
       if (restore) restore.checked = true;
       state.viewer.open(job);
-    });
+    };
   }
   const a = $('.download', el);
   a.href = job.url;
