@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PHOTO = ROOT.parent / "shared" / "eval" / "dev" / "images" / "alphamatting_GT01.png"
+DEFAULT_PHOTO = ROOT.parent / "shared" / "eval" / "dev" / "images" / "alphamatting_GT01.png"  # from /work/main; give --photo in a worktree
 CONFIGS = {  # name -> Remover keywords
     "default, no settle": {"settle": False},
     "default": {},
