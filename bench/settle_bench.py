@@ -54,18 +54,18 @@ def timing(photo: Path, rounds: int) -> None:
     print(f"{'round':>5} {'config':>20} " + " ".join(f"{s:>10}" for s in stages) + f" {'uncertain':>9}")
     ratios: dict[str, list[float]] = {n: [] for n in CONFIGS}
     for k in range(rounds):
-        one = None
         for name, r in removers.items():
             cut = r.remove(photo)
             t = cut.timings
             print(f"{k:>5} {name:>20} " + " ".join(f"{t.get(s, 0):10.3f}" for s in stages) + f" {cut.uncertain:9.3f}")
-            infer = t["infer"] / (2 if name == "best" else 1)
-            one = infer if name == "default, no settle" else one
+            # one inference: this configuration's own (best runs two), so a load spike between
+            # configurations does not enter the ratio
+            one = t["infer"] / (2 if name == "best" else 1)
             mask_work = t["infer"] + t.get("settle", 0) + t["upscale"] + t["refine"]
             ratios[name].append(mask_work / one)
             ratios.setdefault(name + ": settle / one inference", []).append(t.get("settle", 0) / one)
             ratios.setdefault(name + ": all stages / one inference", []).append(sum(t.values()) / one)
-    print("\n(inference + settle + upscale + refine) / one inference of the same round (median):")
+    print("\n(inference + settle + upscale + refine) / one inference of the same call (median):")
     for name, v in ratios.items():
         print(f"  {name:>40}: {np.median(v):.3f}  ({', '.join(f'{x:.3f}' for x in v)})")
 
