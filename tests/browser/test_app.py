@@ -150,11 +150,13 @@ def test_file_input_to_download(main_page, samples, tmp_path):
 
 
 def test_batch_of_three_as_one_zip_and_a_corrupt_file_gets_its_own_card(main_page, samples, tmp_path):
+    """Also: changing the format re-encodes the finished photos (no model run) and applies to
+    the photos added after it."""
     page = main_page["page"]
-    page.select_option("#format", "webp")
-    add_and_wait(page, [samples["chelsea"], samples["broken"], samples["coffee_rgba"]])
-    page.select_option("#format", "png")
-    add_and_wait(page, [samples["coffee_jpg"]])
+    edited = page.evaluate("window.alphacut.events.filter(e => e.type === 'edited').length")
+    page.select_option("#format", "webp")  # the finished astronaut becomes astronaut.webp
+    add_and_wait(page, [samples["chelsea"], samples["broken"], samples["coffee_rgba"], samples["coffee_jpg"]])
+    wait_js(page, f"window.alphacut.events.filter(e => e.type === 'edited').length >= {edited + 1}", 60)
     bad = card(page, "broken.png")
     assert bad.locator(".status").inner_text() == "error"
     assert "cannot decode this PNG file" in bad.locator(".info").inner_text()
@@ -165,7 +167,7 @@ def test_batch_of_three_as_one_zip_and_a_corrupt_file_gets_its_own_card(main_pag
     d.value.save_as(zpath)
     with zipfile.ZipFile(zpath) as z:
         names = sorted(z.namelist())
-        assert names == ["astronaut.png", "chelsea.webp", "coffee-rgba.webp", "coffee.png"], names
+        assert names == ["astronaut.webp", "chelsea.webp", "coffee-rgba.webp", "coffee.webp"], names
         for info in z.infolist():
             assert info.compress_type == zipfile.ZIP_STORED  # level 0: stored as encoded
         files = {n: z.read(n) for n in names}
@@ -178,14 +180,20 @@ def test_batch_of_three_as_one_zip_and_a_corrupt_file_gets_its_own_card(main_pag
     icc_in = Image.open(samples["coffee_rgba"]).info["icc_profile"]
     assert Image.open(io.BytesIO(files["coffee-rgba.webp"])).info.get("icc_profile") == icc_in
     assert "icc_profile" not in Image.open(io.BytesIO(files["chelsea.webp"])).info
-    assert np.array_equal(rgba_of(io.BytesIO(files["astronaut.png"])), main_page["results"]["astronaut"])
+    assert np.array_equal(rgba_of(io.BytesIO(files["astronaut.webp"])), main_page["results"]["astronaut"])
     # JPEG: decoded by the browser; Chromium and Pillow both use libjpeg-turbo's default
     # (islow IDCT, fancy upsampling), so the RGB is expected to match Pillow's exactly.
-    jpg = rgba_of(io.BytesIO(files["coffee.png"]))
+    jpg = rgba_of(io.BytesIO(files["coffee.webp"]))
     src = rgba_of(samples["coffee_jpg"])
     assert jpg.shape == src.shape
     diff = np.abs(jpg[..., :3].astype(int) - src[..., :3].astype(int))
     assert diff.max() <= 1 and (diff == 0).mean() > 0.999, f"JPEG RGB differs from Pillow's: max {diff.max()}"
+    # back to PNG: the four finished photos are re-encoded, the model does not run again
+    done = page.evaluate("window.alphacut.events.filter(e => e.type === 'done').length")
+    page.select_option("#format", "png")
+    wait_js(page, f"window.alphacut.events.filter(e => e.type === 'edited').length >= {edited + 5}", 120)
+    assert page.evaluate("window.alphacut.events.filter(e => e.type === 'done').length") == done
+    assert card(page, "coffee-rgba.png").get_by_role("link", name="Download").get_attribute("download") == "coffee-rgba.png"
 
 
 def test_privacy_every_request_is_local_and_none_carries_images(main_page, samples, server):

@@ -200,6 +200,22 @@ def test_restore_and_reset(editor_page, tmp_path):
     assert download(page, c, tmp_path / "z").read_bytes() == model_path.read_bytes()
 
 
+PINCH = """([mx, my, d0, d1]) => {
+  const st = document.querySelector('#stage');
+  const ev = (type, id, x, y) => st.dispatchEvent(new PointerEvent(type, {
+    pointerId: id, pointerType: 'touch', isPrimary: id === 11, clientX: x, clientY: y, bubbles: true, cancelable: true, button: 0 }));
+  ev('pointerdown', 11, mx - d0 / 2, my);
+  ev('pointerdown', 12, mx + d0 / 2, my);
+  for (let i = 1; i <= 10; i++) {
+    const d = d0 + (d1 - d0) * i / 10;
+    ev('pointermove', 11, mx - d / 2, my);
+    ev('pointermove', 12, mx + d / 2, my);
+  }
+  ev('pointerup', 11, mx - d1 / 2, my);
+  ev('pointerup', 12, mx + d1 / 2, my);
+}"""
+
+
 def test_viewer_zoom_pan_divider_backdrop(editor_page):
     page, shots = editor_page["page"], editor_page["shots"]
     open_viewer(page, "astronaut.png")
@@ -230,6 +246,15 @@ def test_viewer_zoom_pan_divider_backdrop(editor_page):
     v2 = view_state(page)
     assert (v2["tx"] - v1["tx"]) / v2["dpr"] == pytest.approx(120, abs=0.5)
     assert (v2["ty"] - v1["ty"]) / v2["dpr"] == pytest.approx(40, abs=0.5)
+    settle(page)
+    # a two-finger pinch (touch pointers) zooms about the fingers' midpoint
+    page.get_by_role("button", name="Fit").click()
+    v3 = view_state(page)
+    mx, my = to_screen(v3, 256, 256)
+    page.evaluate(PINCH, [mx, my, 40, 160])
+    v4 = view_state(page)
+    assert v4["zoom"] == pytest.approx(min(4, v3["zoom"] * 4), rel=1e-6)
+    assert to_screen(v4, 256, 256) == pytest.approx((mx, my), abs=0.5)
     settle(page)
     # before/after divider, dragged on the image; the left side shows the photo (opaque)
     page.get_by_role("button", name="Fit").click()

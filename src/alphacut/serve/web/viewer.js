@@ -159,8 +159,11 @@ export class Viewer {
     const dpr = devicePixelRatio || 1;
     const r = this.stage.getBoundingClientRect();
     this.dpr = dpr;
-    this.canvas.width = Math.max(1, Math.round(r.width * dpr));
-    this.canvas.height = Math.max(1, Math.round(r.height * dpr));
+    this.canvas.width = Math.max(1, Math.floor(r.width * dpr));
+    this.canvas.height = Math.max(1, Math.floor(r.height * dpr));
+    // exactly canvas/dpr CSS pixels, so pointer positions map to canvas pixels exactly
+    this.canvas.style.width = `${this.canvas.width / dpr}px`;
+    this.canvas.style.height = `${this.canvas.height / dpr}px`;
     if (this.divider === undefined) this.divider = r.width / 2;
     this.placeDivider();
   }
@@ -305,13 +308,15 @@ export class Viewer {
     st.addEventListener('pointerdown', (e) => {
       if (!this.job || e.target.closest('#divider')) return;
       e.preventDefault();
-      st.setPointerCapture(e.pointerId);
+      try { st.setPointerCapture(e.pointerId); } catch { /* a pointer already gone */ }
       this.pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
       if (this.pointers.size === 2) {
         this.endStroke();
         const [a, b] = [...this.pointers.values()];
         this.gesture = 'pinch';
-        this.pinch = { dist: Math.hypot(a.x - b.x, a.y - b.y), zoom: this.zoom };
+        // the image point under the fingers' midpoint stays under it (two-finger pan too)
+        const [ix, iy] = this.toImage({ clientX: (a.x + b.x) / 2, clientY: (a.y + b.y) / 2 });
+        this.pinch = { dist: Math.hypot(a.x - b.x, a.y - b.y), zoom: this.zoom, ix, iy };
       } else if (this.pointers.size === 1) {
         const pan = this.tool === 'move' || e.button === 1 || this.space;
         this.gesture = pan ? 'pan' : 'stroke';
@@ -332,7 +337,11 @@ export class Viewer {
         const [a, b] = [...this.pointers.values()];
         const r = this.canvas.getBoundingClientRect();
         const mx = ((a.x + b.x) / 2 - r.left) * this.dpr, my = ((a.y + b.y) / 2 - r.top) * this.dpr;
-        this.setZoom(this.pinch.zoom * Math.hypot(a.x - b.x, a.y - b.y) / this.pinch.dist, mx, my);
+        const p = this.pinch;
+        this.zoom = Math.min(MAX_ZOOM, Math.max(this.minZoom(), p.zoom * Math.hypot(a.x - b.x, a.y - b.y) / p.dist));
+        this.tx = mx - p.ix * this.zoom;
+        this.ty = my - p.iy * this.zoom;
+        this.changed();
       } else if (this.gesture === 'stroke' && this.stroke) {
         this.addPoints(e);
       }
