@@ -31,7 +31,7 @@ def _app(token: str | None = None, host: str = "127.0.0.1", **env: str):
     with pytest.MonkeyPatch.context() as mp:
         for k, v in {"ALPHACUT_API_WORKERS": "1", "ALPHACUT_API_QUEUE": "2", **env}.items():
             mp.setenv(k, v)
-        mp.setattr(api, "shared_remover", lambda model: remover)
+        mp.setattr(api, "shared_remover", lambda model, device="auto": remover)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             app = create_app(token=token, host=host)
