@@ -61,7 +61,7 @@ def stage_times(paths: list[Path], out_dir: Path) -> None:
         print(f"{p.name:>14} {w * h / 1e6:5.1f} {row} {total:7.2f} {total / cut.timings['infer']:7.2f}")
 
 
-STAGES = ["decode", "preprocess", "infer", "upscale", "refine", "compose", "encode", "verify", "write"]
+STAGES = ["decode", "preprocess", "infer", "upscale", "settle", "refine", "compose", "encode", "verify", "write"]
 
 
 PEAK = "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); sys.exit(p.returncode) if p.returncode else print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
