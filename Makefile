@@ -58,10 +58,12 @@ cutout-sample: setup
 	@echo "cut-out written to out/sample.png"
 
 test: setup-test
+	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q
 	node --test tests/js/
 
 test-py: setup
+	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q -m "not browser"
 
 test-js:

@@ -76,8 +76,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args()
 
-    from alphacut.models import store
     from alphacut.engines.ray import LocalCluster
+    from alphacut.models import store
 
     store.resolve(None)  # the default model, installed before any clock starts
     results = []

@@ -196,8 +196,9 @@ def test_decontaminate_changes_only_the_soft_band(photos, remover):
 def test_large_photo_fast_model_input_equals_full_decode(mode, tmp_path, monkeypatch, remover):
     """Large photos in a batch build the model input straight from Pillow's pixels; it must be
     the very tensor the full decode gives (other modes take the full decode)."""
-    from alphacut import pipeline
     from skimage import data
+
+    from alphacut import pipeline
 
     monkeypatch.setattr(pipeline, "LOW_MEMORY_PIXELS", 1000)
     img = Image.fromarray(data.astronaut()).resize((300, 200))
@@ -206,7 +207,7 @@ def test_large_photo_fast_model_input_equals_full_decode(mode, tmp_path, monkeyp
         a[:, :100, 3] = 0
         img = Image.fromarray(a)
     elif mode == "I;16":
-        img = Image.fromarray((np.asarray(img.convert("L")).astype(np.uint16) * 257))
+        img = Image.fromarray(np.asarray(img.convert("L")).astype(np.uint16) * 257)
     else:
         img = img.convert(mode)
     p = tmp_path / ("x.tif" if mode == "CMYK" else "x.png")
@@ -254,10 +255,11 @@ def test_batch_read_ahead_is_fifo_and_bounded_by_bytes():
 def test_large_jpeg_model_input_from_a_reduced_decode(tmp_path, monkeypatch, remover):
     """A large JPEG's model input comes from libjpeg's reduced-scale decode, the same with
     or without its pixels kept, and close to the resize of the full-resolution pixels."""
+    from skimage import data
+
     from alphacut import pipeline
     from alphacut.stages import preprocess
     from alphacut.stages.decode import decode, decode_rgb_for_model
-    from skimage import data
 
     monkeypatch.setattr(pipeline, "LOW_MEMORY_PIXELS", 1000)
     exif = Image.Exif()

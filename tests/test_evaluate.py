@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alphacut.models.catalog import DEFAULT_MODEL
 from alphacut import evaluate as ev
 from alphacut.models.catalog import CATALOG
 
@@ -44,9 +43,14 @@ class ConstantOutputs:
         self.value = value
         self.calls: list[str] = []
 
-    def get(self, item, rgba, prep):
+    def get(self, item, rgba, prep):  # experiments' model inputs
         self.calls.append(prep)
         return np.full((1024, 1024), self.value, np.float32), 0.25
+
+    def cached(self, tensor, quality, compute):  # the shipped path's model runs
+        runs = ["pipeline", "flip"] if quality == "best" else ["pipeline"]
+        self.calls += runs
+        return [np.full((1, 1, 1024, 1024), self.value, np.float32) for _ in runs], 0.25
 
 
 def test_score_by_hand():

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from alphacut.stages import output
-from alphacut.models import store
-from alphacut.stages.decode import decode
 from alphacut.errors import InputError, ModelError, OutputError
+from alphacut.models import store
+from alphacut.stages import output
+from alphacut.stages.decode import decode
 
 ALPHACUT = Path(sys.executable).with_name("alphacut")
 GIB = 2**30
@@ -202,9 +202,9 @@ def test_full_disk_on_output_leaves_nothing(tmp_path, monkeypatch):
 def test_save_writes_while_checking_and_renames_only_what_passed(existing, tmp_path, monkeypatch, rng):
     """``CutOut.save`` writes the temporary file while the check runs; a failed check leaves
     no output, no temporary file, and an existing output as it was."""
-    from alphacut.stages import encode
     from alphacut import pipeline
     from alphacut.errors import VerifyError
+    from alphacut.stages import encode
 
     rgba = rng.integers(0, 256, (40, 30, 4), dtype=np.uint8)
     cut = pipeline.CutOut(None, rgba)

@@ -7,6 +7,7 @@
     cut.save("photo.png")                      # encoded, decoded again, checked, written atomically
 
     remover = alphacut.Remover()  # one session for many images
+    remover.remove("b.png", options=alphacut.Options(refine="none", quality="best"))
 """
 
 import os as _os
@@ -20,6 +21,7 @@ _os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 _os.environ["ORT_TELEMETRY_DISABLED"] = "1"  # the name ONNX Runtime's tracker also uses; harmless where unread
 
 from alphacut.errors import AlphacutError, InputError, ModelError, OutputError, VerifyError
+from alphacut.options import OptionError, Options
 from alphacut.pipeline import CutOut, Remover, remove
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "CutOut",
     "InputError",
     "ModelError",
+    "OptionError",
+    "Options",
     "OutputError",
     "Remover",
     "VerifyError",

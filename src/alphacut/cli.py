@@ -8,6 +8,7 @@ says whether everything succeeded: 0 all good, 1 some inputs failed, 2 usage or 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 import warnings
 from enum import Enum
@@ -17,8 +18,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from alphacut.models.catalog import DEFAULT_MODEL
 from alphacut.errors import AlphacutError, UsageError
+from alphacut.models.catalog import DEFAULT_MODEL
+from alphacut.options import OPTIONS, Option, OptionError, Options
 
 app = typer.Typer(
     help=(
@@ -85,18 +87,6 @@ class Engine(str, Enum):
     ray = "ray"
 
 
-class Quality(str, Enum):
-    default = "default"
-    best = "best"
-
-
-class Fmt(str, Enum):
-    png = "png"
-    webp = "webp"
-    avif = "avif"
-    jpeg = "jpeg"
-
-
 # The device names of ``alphacut.stages.infer.DEVICES`` (kept here so --help stays quick;
 # tests/test_device.py checks that the two agree).
 Device = Enum("Device", {d: d for d in ("auto", "cuda", "dml", "coreml", "cpu")}, type=str)
@@ -139,24 +129,49 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+_PY_TYPES = {"str": str, "background": str, "padding": str, "ratio": str, "bool": bool, "int": int, "float": float}
+
+
+def _typer_param(o: Option) -> inspect.Parameter:
+    """A Typer option for one entry of ``options.OPTIONS`` (values are checked by ``Options``)."""
+    py = _PY_TYPES[o.kind]
+    extra = {}
+    if isinstance(o.choices, tuple):
+        extra["metavar"] = "[" + "|".join(o.choices) + "]"
+    ann = Annotated[py if o.kind == "bool" else Optional[py], typer.Option(*o.cli, help=o.help, **extra)]
+    default = None if callable(o.default) else o.default  # a lazy default is filled in by Options
+    return inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+
+
+def with_options(command):
+    """Give ``command`` a CLI option for each pipeline option that has flags, and call it
+    with them gathered in one validated ``Options`` as ``options`` (a bad value or
+    combination is a usage error, exit 2, before any work starts)."""
+    sig = inspect.signature(command, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "options"]
+    table = [o for o in OPTIONS if o.cli]
+    params = own + [_typer_param(o) for o in table]
+
+    def wrapper(**kw):
+        values = {o.name: kw.pop(o.name) for o in table}
+        try:
+            opts = Options.create(values, surface="cli")
+        except OptionError as e:
+            _fail(str(e))
+        return command(options=opts, **kw)
+
+    wrapper.__name__, wrapper.__doc__, wrapper.__module__ = command.__name__, command.__doc__, command.__module__
+    wrapper.__signature__ = sig.replace(parameters=params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
 @app.command()
+@with_options
 def remove(
     inputs: Annotated[list[str], typer.Argument(help="Image files, directories (searched recursively), or - for stdin.", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file for one input; output directory (mirroring the inputs) for a directory or several inputs; - for stdout.")] = None,
-    format: Annotated[Optional[Fmt], typer.Option("--format", "-f", help="Output format; default: the -o file's extension (.png, .webp, .avif; .jpg/.jpeg with --background), else png. PNG and WebP are lossless; AVIF is lossless unless --avif-quality is set; JPEG (quality 90) only for flattened outputs.", show_default=False)] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Model id from `alphacut models list`, or a path to an .onnx file.")] = DEFAULT_MODEL,
-    mask_only: Annotated[bool, typer.Option("--mask-only", help="Write the 8-bit alpha mask as a grey image instead of the cut-out.")] = False,
-    background: Annotated[Optional[str], typer.Option("--background", "-b", help="Flatten onto a colour (#rrggbb, r,g,b or a name), an image file (scaled to cover, centred), or blur / blur:R (the photo itself blurred, radius R px; default 2 % of the longer side).")] = None,
-    shadow: Annotated[bool, typer.Option("--shadow", help="With --background: a soft drop shadow from the alpha under the subject.")] = False,
-    crop: Annotated[bool, typer.Option("--crop", help="Crop to the subject: the pixels with alpha > 0, grown by --padding, clipped to the photo.")] = False,
-    padding: Annotated[str, typer.Option("--padding", help="With --crop: pixels (10) or a percentage of the subject box's longer side (5%).")] = "0",
-    aspect: Annotated[Optional[str], typer.Option("--aspect", help="With --crop: widen the box to W:H (1:1, 4:5, 16:9), centred on the subject.")] = None,
-    avif_quality: Annotated[Optional[int], typer.Option("--avif-quality", min=1, max=100, help="AVIF only: lossy quality 1-99 (100 = lossless, the default); checked within the tolerance in docs/alpha-contract.md.")] = None,
-    quality: Annotated[Quality, typer.Option("--quality", help="default: one inference and edge refinement. best: also the mirrored photo, masks averaged (twice the inference time).")] = Quality.default,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", min=0.0, max=1.0, help="Make the mask hard: pixels with mask >= T become opaque, the rest transparent. Off by default.")] = None,
-    refine: Annotated[Optional[str], typer.Option("--refine", help="Edge refinement method (see docs/architecture.md); default: the measured best.")] = None,
-    settle: Annotated[bool, typer.Option("--settle/--no-settle", help="Restore large parts of the subject the model half-believes when the photo's colours say subject (docs/quality.md); a note names photos where a large part stays uncertain.")] = True,
-    decontaminate: Annotated[bool, typer.Option("--decontaminate", help="Estimate the subject's own colour in semi-transparent edges, so no background colour bleeds onto a new background (changes RGB there; off by default).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files (inputs are never overwritten).")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave existing outputs alone and count them as done (resume a batch).")] = False,
     suffix: Annotated[str, typer.Option("--suffix", help="Text added to each output's file name stem.")] = "",
@@ -166,6 +181,8 @@ def remove(
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster address (with --engine ray); default: start a local Ray instance.")] = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="With one input folder: keep running and cut out new and changed images as they arrive (once a file stops growing), until Ctrl+C.")] = False,
     device: Annotated[Device, typer.Option("--device", help=DEVICE_HELP)] = Device.auto,
+    *,
+    options: Options,
 ) -> None:
     """Cut out the subject of each input and write it with a transparent background.
 
@@ -183,39 +200,12 @@ def remove(
     """
     from alphacut.engines import batch
     from alphacut.pipeline import Remover
-    from alphacut.stages import background as background_stage
     from alphacut.stages import encode
-    from alphacut.stages.refine import REFINERS
 
-    # Every option is checked here, before anything is read, planned or written.
-    bg = None
-    if background is not None:
-        try:
-            bg = background_stage.parse_background(background)
-        except ValueError as e:
-            _fail(str(e))
-        if bg.kind == "color":
-            bg = bg.color
-    if shadow and bg is None:
-        _fail("--shadow needs --background (on transparency it would change the photo's colours)")
-    ratio = None
-    if (padding != "0" or aspect) and not crop:
-        _fail("--padding and --aspect apply with --crop")
-    if crop:
-        try:
-            background_stage.padding_pixels(padding, 1, 1)
-        except ValueError as e:
-            _fail(str(e))
-        if aspect:
-            try:
-                ratio = tuple(int(v) for v in aspect.split(":"))
-                if len(ratio) != 2 or min(ratio) < 1:
-                    raise ValueError
-            except ValueError:
-                _fail(f"bad --aspect {aspect!r}: give W:H, e.g. 1:1 or 16:9")
-    if refine is not None and refine not in REFINERS:
-        _fail(f"--refine {refine!r}: choose {', '.join(REFINERS)}")
-    asked = format.value if format is not None else None
+    # Every option was checked by Options (with_options) before this line; the format, when
+    # not given, comes from the output file's name.
+    bg, mask_only = options.background, options.mask_only
+    asked = options.format
     one_file = inputs == ["-"] or (len(inputs) == 1 and inputs[0] != "-" and not Path(inputs[0]).is_dir())
     try:
         if engine is Engine.local and output is not None and str(output) != "-" and one_file and not output.is_dir():
@@ -224,7 +214,7 @@ def remove(
             fmt = encode.check_output(asked or "png", background=bg, mask_only=mask_only)
     except UsageError as e:
         _fail(str(e).replace("mask-only and background", "--mask-only and --background"))
-    if avif_quality is not None and fmt != "avif":
+    if options.avif_quality is not None and fmt != "avif":
         _fail("--avif-quality applies to --format avif only (PNG and WebP are always lossless; JPEG has its fixed quality 90)")
     if overwrite and skip_existing:
         _fail("--overwrite and --skip-existing contradict each other; choose one")
@@ -232,19 +222,18 @@ def remove(
         batch.check_suffix(suffix)
     except AlphacutError as e:
         _fail(str(e))
-    opts = batch.SaveOptions(fmt, mask_only, bg, avif_quality, overwrite, skip_existing,
-                             crop=padding if crop else None, aspect=ratio, shadow=shadow)
+    options = options.replace(format=fmt)
+    opts = batch.SaveOptions(options, overwrite, skip_existing)
     if watch:
         if engine is not Engine.local or len(inputs) != 1 or not Path(inputs[0]).is_dir() or str(output) == "-":
             _fail("--watch takes one input folder (and -o OUTPUT_FOLDER), with the local engine")
         _watch(Path(inputs[0]), output, opts, model=model, suffix=suffix, quiet=quiet,
-               remover_kw=dict(refine=refine, threshold=threshold, max_pixels=max_pixels, quality=quality.value,
-                               decontaminate=decontaminate, settle=settle, device=device.value))
+               remover_kw=dict(max_pixels=max_pixels, options=options, device=device.value))
     if engine is Engine.ray:
-        if quality is not Quality.default or decontaminate or not settle or device is not Device.auto:
-            _fail("--quality best, --decontaminate, --no-settle and --device are not available with --engine ray yet")
-        if crop or shadow or (bg is not None and not isinstance(bg, tuple)):
-            _fail("--crop, --shadow and image or blur backgrounds are not available with --engine ray yet")
+        if device is not Device.auto:
+            _fail("--device is not available with --engine ray yet")
+        if getattr(bg, "kind", None) == "image":
+            _fail("an image --background is not available with --engine ray yet (each worker would read it)")
         if output is None or str(output) == "-" or "-" in inputs:
             _fail("--engine ray needs input directories or URIs and -o OUTPUT (a directory or URI)")
         try:
@@ -252,8 +241,8 @@ def remove(
         except ImportError as e:
             _fail(f"--engine ray needs Ray: pip install 'alphacut[ray]' ({e})")
         code = ray_engine.run_cli(
-            inputs, str(output), opts, model=model, address=ray_address, refine=refine,
-            threshold=threshold, max_pixels=max_pixels, quiet=quiet, suffix=suffix,
+            inputs, str(output), opts, model=model, address=ray_address,
+            max_pixels=max_pixels, quiet=quiet, suffix=suffix,
         )
         raise typer.Exit(code)
 
@@ -292,8 +281,7 @@ def remove(
 
     _ensure_model(model, quiet=quiet or to_stdout)
     try:
-        remover = Remover(model, refine=refine, threshold=threshold, max_pixels=max_pixels, quality=quality.value,
-                          decontaminate=decontaminate, settle=settle, device=device.value)
+        remover = Remover(model, max_pixels=max_pixels, options=options, device=device.value)
     except (AlphacutError, ValueError) as e:
         _fail(str(e))
 
@@ -344,10 +332,9 @@ def _not_images(n: int) -> str:
 
 def _watch(folder: Path, output: Optional[Path], opts, *, model: str, suffix: str, quiet: bool, remover_kw: dict) -> None:
     """``remove FOLDER --watch``: the watch loop of ``engines.watch`` until Ctrl+C."""
+    from alphacut.engines import batch
     from alphacut.engines import watch as watcher
     from alphacut.pipeline import Remover
-
-    from alphacut.engines import batch
 
     try:
         output = output if output is not None else batch.default_output_dir(folder)

@@ -20,9 +20,16 @@ a reference variant (``baseline`` when scored, else the first): on how many imag
 better (MAE lower / IoU higher), and the mean difference of the main metrics with a 95 %
 paired bootstrap interval (a mean can hide a few large changes; 25 photos are few).
 
-Raw model outputs are cached (``$ALPHACUT_EVAL_CACHE`` or ``/tmp/alphacut-evalcache``) keyed
-by image hash + model + preprocessing, so trying refinements never re-runs the network; the
-inference time recorded when an output was computed is reported with it.
+The shipped variants (``default``, ``float``, each refinement, ``best``, ``flip``) are
+``Options`` of the one pipeline path: they run ``pipeline.Remover.remove`` on the image file,
+so what is scored is what ``alphacut remove`` writes. The other variants (``baseline``,
+``browser-input``, ``centre``, ``centre-float``, ``best-conf``) are experiments with other
+model inputs or fusions that nothing ships; they keep their own short flows here.
+
+Raw model outputs are cached (``$ALPHACUT_EVAL_CACHE`` or ``/tmp/alphacut-evalcache``), keyed
+by the model input's hash + model + quality mode (shipped variants) or by image hash + model +
+preprocessing (experiments), so trying refinements never re-runs the network; the inference
+time recorded when an output was computed is reported with it.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from PIL import Image
 
 from alphacut.errors import AlphacutError
 from alphacut.models.catalog import CATALOG, DEFAULT_MODEL
+from alphacut.options import Options
+from alphacut.pipeline import Remover
 from alphacut.stages import mask as mask_mod
 from alphacut.stages import preprocess, refine, settle
 
@@ -212,14 +221,14 @@ class Outputs:
     """Raw model outputs, (h, w) float32 at the model's size, cached on disk."""
 
     def __init__(self, model: str = DEFAULT_MODEL, cache: Path | None = None):
-        from alphacut.models import store
+        from alphacut.models import hashing, store
 
         self.model = model
         self.spec, self.model_path = store.resolve(model)
         self.cache = Path(cache) if cache else cache_dir()
         self._session = None
         # Cache key part: the catalog id, or (a user's file) its content hash, never its path.
-        self.key = self.spec.id if self.spec.id in CATALOG else "file-" + store.sha256_file(self.model_path)[:16]
+        self.key = self.spec.id if self.spec.id in CATALOG else "file-" + hashing.sha256_file(self.model_path)[:16]
 
     @property
     def session(self):
@@ -228,6 +237,25 @@ class Outputs:
 
             self._session = infer.get_session(self.model_path, self.spec)
         return self._session
+
+    def cached(self, tensor: np.ndarray, quality: str, compute: Callable[[], list[np.ndarray]]) -> tuple[list[np.ndarray], float]:
+        """(the shipped path's raw outputs for this model input and quality mode, seconds the
+        inference took when they were computed); ``compute`` runs the model on a miss."""
+        digest = hashlib.sha256(np.ascontiguousarray(tensor).data).hexdigest()[:24]
+        key = f"t{digest}-{self.key}-{quality}"
+        npy = self.cache / f"{key}.npy"
+        meta = self.cache / f"{key}.json"
+        if npy.is_file() and meta.is_file():
+            return list(np.load(npy)), float(json.loads(meta.read_text())["infer_s"])
+        t = time.perf_counter()
+        raws = compute()
+        t_inf = time.perf_counter() - t
+        self.cache.mkdir(parents=True, exist_ok=True)
+        tmp = npy.with_suffix(".tmp.npy")
+        np.save(tmp, np.stack([np.asarray(r, np.float32) for r in raws]))
+        os.replace(tmp, npy)
+        meta.write_text(json.dumps({"infer_s": t_inf}))
+        return raws, t_inf
 
     def get(self, item: Item, rgba: np.ndarray, prep: str) -> tuple[np.ndarray, float]:
         """(raw output at model size, seconds the inference took when it was computed)."""
@@ -280,22 +308,30 @@ def baseline_mask(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 @dataclass
 class Variant:
     name: str
-    preps: tuple[str, ...]
-    refine: str | None  # None: browser post-processing (baseline)
+    preps: tuple[str, ...]  # experiments: the model inputs (ignored for shipped variants)
+    refine: str | None  # experiments: the refinement; None: browser post-processing (baseline)
     note: str = ""
     fuse: str = "mean"  # several runs: "mean", or "conf" (per pixel, weights |2m - 1|)
-    settle: bool = False  # decide large half-believed regions by colour (stages/settle.py)
+    settle: bool = False  # experiments: decide large half-believed regions by colour (stages/settle.py)
+    options: Options | None = None  # a shipped variant: these options on the pipeline's own path
+
+
+def _shipped(name: str, note: str, **options) -> Variant:
+    o = Options(**options)
+    return Variant(name, (), o.refine, note, options=o)
 
 
 def variants_available() -> dict[str, Variant]:
     v = {
+        "default": _shipped("default", "what `alphacut remove` does with no options (settle + refine)"),
         "baseline": Variant("baseline", ("browser",), None, "browser pipeline: no-AA resize, 8-bit mask"),
-        "float": Variant("float", ("pipeline",), "none", "AA resize, float mask, no refinement"),
+        "float": _shipped("float", "AA resize, float mask, no settle, no refinement", refine="none", settle=False),
     }
     for name in refine.REFINERS:
         if name != "none":
-            v[name] = Variant(name, ("pipeline",), name, f"float + refine {name}")
-    v["flip"] = Variant("flip", ("pipeline", "flip"), "none", "mirrored-photo averaging, no refinement")
+            v[name] = _shipped(name, f"float + refine {name}, no settle", refine=name, settle=False)
+    v["flip"] = _shipped("flip", "mirrored-photo averaging, no settle, no refinement", quality="best", refine="none",
+                         settle=False)
     v["browser-input"] = Variant(
         "browser-input", ("browser",), refine.DEFAULT_REFINE,
         f"the browser's model input (no-AA, top-left aligned) + float mask + {refine.DEFAULT_REFINE}",
@@ -305,15 +341,10 @@ def variants_available() -> dict[str, Variant]:
         f"training-code input sampling (no-AA, pixel centres, float) + float mask + {refine.DEFAULT_REFINE}",
     )
     v["centre-float"] = Variant("centre-float", ("centre",), "none", "training-code input sampling, no refinement")
-    v["settle"] = Variant(
-        "settle", ("pipeline",), refine.DEFAULT_REFINE, f"float + settle + {refine.DEFAULT_REFINE}", settle=True,
-    )
-    v["best-plain"] = Variant(
-        "best-plain", ("pipeline", "flip"), refine.DEFAULT_REFINE, f"flip + refine {refine.DEFAULT_REFINE}, no settle",
-    )
-    v["best"] = Variant(
-        "best", ("pipeline", "flip"), refine.DEFAULT_REFINE, f"flip + settle + {refine.DEFAULT_REFINE}", settle=True,
-    )
+    v["settle"] = _shipped("settle", f"float + settle + {refine.DEFAULT_REFINE} (the default)")
+    v["best-plain"] = _shipped("best-plain", f"flip + refine {refine.DEFAULT_REFINE}, no settle", quality="best",
+                               settle=False)
+    v["best"] = _shipped("best", f"--quality best: flip + settle + {refine.DEFAULT_REFINE}", quality="best")
     v["best-conf"] = Variant(
         "best-conf", ("pipeline", "flip"), refine.DEFAULT_REFINE,
         "flip, runs fused per pixel by confidence, + default refinement", fuse="conf",
@@ -334,11 +365,37 @@ class Result:
     megapixels: float
 
 
+class _Shipped(Remover):
+    """The pipeline's own path (``Remover.remove``) with the model's outputs kept in the
+    harness's cache: a miss runs ``Remover.run_model`` itself."""
+
+    def __init__(self, outputs: Outputs):
+        self.outputs = outputs
+        self.spec, self.max_pixels, self._session = outputs.spec, None, None
+        self.infer_s = 0.0
+        self._use(Options())
+
+    @property
+    def session(self):
+        return self.outputs.session
+
+    def run_model(self, tensor: np.ndarray) -> list[np.ndarray]:
+        raws, self.infer_s = self.outputs.cached(tensor, self.quality, lambda: Remover.run_model(self, tensor))
+        return raws
+
+
 def run_variant(
     v: Variant, item: Item, rgba: np.ndarray, outputs: Outputs, tensor: Callable[[], np.ndarray] | None = None
 ) -> tuple[np.ndarray, float, float]:
-    """(alpha, inference seconds, post-processing seconds). ``tensor`` gives the model input
-    (the settle stage's guide is made from it, as in the pipeline) when the caller caches it."""
+    """(alpha, inference seconds, post-processing seconds). A shipped variant's alpha is the
+    float mask of ``Remover.remove`` on the image file (before any input alpha is applied).
+    For experiments, ``tensor`` gives the model input (the settle stage's guide is made from
+    it, as in the pipeline) when the caller caches it."""
+    if v.options is not None:
+        shipped = _Shipped(outputs)
+        shipped._use(v.options)
+        cut = shipped.remove(item.image, item.name)
+        return cut.mask, shipped.infer_s, cut.timings["refine"] + cut.timings.get("settle", 0.0)
     h, w = rgba.shape[:2]
     raws, infer_s = [], 0.0
     for p in v.preps:

@@ -10,6 +10,7 @@ atomically written file in any supported format.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import time
 import warnings
@@ -20,12 +21,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from alphacut.stages import background as background_stage
-from alphacut.stages import compose, encode, infer, mask, output, preprocess, refine, settle, verify
+from alphacut import formats
+from alphacut.errors import OutputError
 from alphacut.models import store
 from alphacut.models.catalog import ModelSpec
+from alphacut.options import Options
+from alphacut.stages import background as background_stage
+from alphacut.stages import compose, encode, foreground, infer, mask, output, preprocess, settle, verify
+from alphacut.stages import refine as refine_stage
+from alphacut.stages import settle as settle_stage
 from alphacut.stages.decode import DecodedImage, decode, decode_rgb_for_model
-from alphacut.errors import OutputError
 
 Source = str | os.PathLike | bytes | Image.Image
 
@@ -89,10 +94,15 @@ class CutOut:
         crop: str | int | None = None,
         aspect: tuple[int, int] | None = None,
         shadow: bool = False,
+        options: Options | None = None,
     ) -> bytes:
         """Encoded bytes, already decoded again and checked against the intended pixels.
         ``background``: a colour, ``"blur"``/``"blur:R"``, an image path (rule 11);
-        ``crop``: a padding (``10`` pixels or ``"5%"``) to crop to the subject with."""
+        ``crop``: a padding (``10`` pixels or ``"5%"``) to crop to the subject with;
+        ``options`` (an ``Options``) gives all of the output options at once."""
+        if options is not None:
+            format, kw = _output_keywords(options, format)
+            return self.encode(format, **kw)
         data, check = self._encode(format, mask_only=mask_only, background=background, quality=quality,
                                    crop=crop, aspect=aspect, shadow=shadow)
         check()
@@ -113,7 +123,8 @@ class CutOut:
         icc = None if mask_only or jpeg else self.icc_profile
         data = encode.encode(px, format, icc_profile=icc, quality=quality, label=self.name)
         self.timings["encode"] = time.perf_counter() - t
-        lossless = not jpeg and (format != "avif" or quality is None or quality >= 100)
+        spec = formats.get(format)
+        lossless = spec.lossless and (not spec.lossy_quality or quality is None or quality >= 100)
         tolerance = encode.JPEG_MAE if jpeg else None
 
         def check() -> None:
@@ -137,6 +148,7 @@ class CutOut:
         crop: str | int | None = None,
         aspect: tuple[int, int] | None = None,
         shadow: bool = False,
+        options: Options | None = None,
     ) -> Path:
         """Encode, verify, and write atomically, in the format the path's extension names
         (``encode.format_for_path``: another extension, or a ``format`` it contradicts, is
@@ -145,6 +157,9 @@ class CutOut:
         The bytes go to a temporary file beside the target while the check runs (writing
         waits on the disk, the check on the CPU); the file is renamed into place only once
         the check passed, and removed if it failed."""
+        if options is not None:
+            format, kw = _output_keywords(options, format)
+            return self.save(path, format, overwrite=overwrite, protect=protect, **kw)
         path = Path(path)
         if isinstance(background, str):
             background = background_stage.parse_background(background)
@@ -170,8 +185,12 @@ class CutOut:
         return path
 
 
-#: "default": one inference; "best": also the mirrored photo, masks averaged (twice the time).
-QUALITIES = ("default", "best")
+def _output_keywords(options: Options, format: str | None) -> tuple[str | None, dict]:
+    """``CutOut.encode``/``save`` keywords from an ``Options`` (its format wins when set)."""
+    kw = {"mask_only": options.mask_only, "background": options.background, "quality": options.avif_quality,
+          "crop": options.padding if options.crop else None, "aspect": options.aspect, "shadow": options.shadow}
+    return options.format or format, kw
+
 
 #: Above this many pixels a batch decodes the photo twice rather than hold it during inference.
 LOW_MEMORY_PIXELS = 16_000_000
@@ -191,7 +210,13 @@ class Prepared:
 
 
 class Remover:
-    """Holds one model session and cuts out any number of images with it."""
+    """Holds one model session and cuts out any number of images with it.
+
+    ``remove`` is the one path every entry point takes (the CLI's batches, ``alphacut.remove``,
+    the HTTP API, the Ray actors, the quality harness's shipped variants): ``prepare`` (decode,
+    model input), ``infer``, ``finish`` (mask, settle, upscale, refine, compose). A batch calls
+    the three steps itself so that they overlap; the bytes are the same.
+    """
 
     def __init__(
         self,
@@ -204,23 +229,36 @@ class Remover:
         decontaminate: bool = False,
         settle: bool = True,
         device: str = infer.DEFAULT_DEVICE,
+        options: Options | None = None,
     ):
-        if refine is not None and refine not in refine_module.REFINERS:  # before any work
-            raise ValueError(f"unknown refinement {refine!r}; choose {', '.join(refine_module.REFINERS)}")
+        """``options`` (an ``Options``) replaces the keywords refine, threshold, quality,
+        decontaminate and settle; either way ``Options`` checks them before any work. The
+        model, the device and the pixel limit belong to the Remover (its session)."""
+        if options is None:
+            options = Options(refine=refine, threshold=threshold, quality=quality, decontaminate=decontaminate,
+                              settle=settle)
         self.requested_device = infer.check_device(device)
         self.spec: ModelSpec
         self.spec, self.model_path = store.resolve(model)
-        self.refine = refine or refine_module.DEFAULT_REFINE
-        self.threshold = threshold
         self.max_pixels = max_pixels
-        if quality not in QUALITIES:
-            raise ValueError(f"unknown quality {quality!r}; choose {' or '.join(QUALITIES)}")
-        self.quality = quality
-        self.decontaminate = decontaminate
-        self.settle = settle
-        if settle:
-            settle_module.preload()
         self._session: infer.Session | None = None
+        self._use(options)
+
+    def _use(self, options: Options) -> None:
+        self.options = options
+        self.refine, self.threshold, self.quality = options.refine, options.threshold, options.quality
+        self.decontaminate, self.settle = options.decontaminate, options.settle
+        if self.settle:
+            settle_stage.preload()
+
+    def _with(self, options: Options | None, max_pixels: int | None) -> Remover:
+        """This Remover, or a copy sharing its session with other options or pixel limit."""
+        if (options is None or options == self.options) and (max_pixels is None or max_pixels == self.max_pixels):
+            return self
+        r = copy.copy(self)
+        r.max_pixels = max_pixels or self.max_pixels
+        r._use(options or self.options)
+        return r  # shares the session: infer.get_session keeps one per model file per process
 
     @property
     def session(self) -> infer.Session:
@@ -304,7 +342,7 @@ class Remover:
         if not self.settle:
             return None
         t = time.perf_counter()
-        g = settle_module.guide_from_tensor(tensor, self.spec.mean, self.spec.std)
+        g = settle_stage.guide_from_tensor(tensor, self.spec.mean, self.spec.std)
         timings["settle"] = time.perf_counter() - t
         return g
 
@@ -355,7 +393,7 @@ class Remover:
         timings["compose"] = time.perf_counter() - t
         if self.decontaminate:
             t = time.perf_counter()
-            out[..., :3] = refine_module.estimate_foreground(out, out[..., 3])
+            out[..., :3] = foreground.estimate_foreground(out, out[..., 3])
             timings["decontaminate"] = time.perf_counter() - t
         return out
 
@@ -371,7 +409,7 @@ class Remover:
         if guide is None:
             return small, None
         t = time.perf_counter()
-        settled = settle_module.settle(guide, small)
+        settled = settle_stage.settle(guide, small)
         timings["settle"] = timings.get("settle", 0.0) + time.perf_counter() - t
         return settled.mask, settled
 
@@ -385,7 +423,7 @@ class Remover:
     def refine_mask(self, full: np.ndarray, rgba: np.ndarray, timings: dict[str, float]) -> np.ndarray:
         """Refine (in place: ``full`` is the upscale's own array), then threshold if asked."""
         t = time.perf_counter()
-        full = refine_module.refine(self.refine, rgba, full, in_place=True)
+        full = refine_stage.refine(self.refine, rgba, full, in_place=True)
         if self.threshold is not None:
             full = mask.threshold(full, self.threshold)
         timings["refine"] = time.perf_counter() - t
@@ -413,18 +451,14 @@ class Remover:
         """Full-resolution float32 mask for straight RGBA pixels (input alpha not applied)."""
         return self._predict(rgba, {} if timings is None else timings)[0]
 
-    def process(self, image: DecodedImage, name: str = "image") -> CutOut:
-        timings: dict[str, float] = {}
-        m, settled = self._predict(image.rgba, timings)
-        return self._cutout(m, image, name, timings, settled)
-
-    def remove(self, source: Source, name: str | None = None) -> CutOut:
-        prepared = self.prepare(source, name)
-        return self.finish(prepared, self.infer(prepared))
-
-
-refine_module = refine  # the stage modules, under names the Remover's attributes do not shadow
-settle_module = settle
+    def remove(
+        self, source: Source, name: str | None = None, *, options: Options | None = None, max_pixels: int | None = None
+    ) -> CutOut:
+        """Cut out one image (a path, bytes or a PIL image), with this Remover's options or
+        the ``options`` given (the mask options; the output options are ``CutOut``'s)."""
+        r = self._with(options, max_pixels)
+        prepared = r.prepare(source, name)
+        return r.finish(prepared, r.infer(prepared))
 
 _removers: dict[tuple, Remover] = {}
 

@@ -21,8 +21,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alphacut.models.catalog import DEFAULT_MODEL
-
 from .conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser

@@ -64,8 +64,9 @@ def test_16bit_png_is_round_v_over_257_like_python(page):
 
 def test_png_trns_colour_keys_like_python(page):
     """8-bit and 16-bit RGB PNGs with a tRNS key: the key colour has alpha 0 in both decoders."""
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     from alphacut.stages.decode import decode
 

@@ -8,6 +8,7 @@ screens."""
 from __future__ import annotations
 
 import re
+
 import numpy as np
 import pytest
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alphacut.stages import mask, preprocess
 from alphacut.models.catalog import CATALOG
+from alphacut.stages import mask, preprocess
 
 OUT = Path(__file__).parent / "fixtures.json"
 

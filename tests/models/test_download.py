@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from alphacut.errors import DownloadError, ModelError
 from alphacut.models import catalog, download, store
 from alphacut.models.catalog import ModelFile, ModelSpec
-from alphacut.errors import DownloadError, ModelError
 
 PAYLOAD = random.Random(20240601).randbytes(300_000)
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 
+from alphacut.errors import ModelError
 from alphacut.models import catalog, store
 from alphacut.models.catalog import ModelFile, ModelSpec
-from alphacut.errors import ModelError
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from alphacut.errors import ModelError
 from alphacut.models import catalog, store
 from alphacut.models.catalog import ModelFile, ModelSpec
-from alphacut.errors import ModelError
 from alphacut.models.widen import widen_fp16_graph
 
 

@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from alphacut.models.catalog import DEFAULT_MODEL
 from alphacut.serve import api
 from alphacut.stages import infer
-from alphacut.models.catalog import DEFAULT_MODEL
 
 TOKEN = "s3cret-token"
 LOAD_REQUESTS = 8  # bench/api_load.py runs more
@@ -153,8 +153,8 @@ _session_inits: list[str] = []
 @pytest.fixture(scope="module")
 def real():
     """The real model behind a real server; counts model-session creations around start-up."""
-    from alphacut.models import store
     from alphacut.errors import ModelError
+    from alphacut.models import store
     from alphacut.serve.app import create_app
 
     try:
@@ -196,10 +196,12 @@ class FakeRemover:
         self.gate.set()
         self.session = None
 
-    def process(self, image, name="image"):
-        from alphacut.stages import compose
+    def remove(self, source, name="image", *, options=None, max_pixels=None):
         from alphacut.pipeline import CutOut
+        from alphacut.stages import compose
+        from alphacut.stages.decode import decode
 
+        image = decode(source, name=name, max_pixels=max_pixels)
         assert self.gate.wait(30)
         m = np.full(image.rgba.shape[:2], 128 / 255, np.float32)
         rgba = compose.apply_mask(image.rgba, m)
@@ -250,12 +252,18 @@ def test_first_request_reuses_the_session_made_at_start_up(real):
     a = np.asarray(out)
     assert np.array_equal(a[..., :3], img)  # straight alpha: RGB untouched
     assert a[..., 3].min() < 50 and a[..., 3].max() > 200  # a real cut-out, not all or nothing
-    real.png_alpha = a[..., 3]
+
+
+@pytest.fixture(scope="module")
+def png_alpha(real) -> np.ndarray:
+    """The alpha the library gives for ``photo()`` (the server's own shared Remover): what every
+    lossless answer's alpha must be, whichever test runs first."""
+    return api.shared_remover(DEFAULT_MODEL).remove(png_bytes(photo())).alpha
 
 
 @pytest.mark.model
 @pytest.mark.parametrize("fmt,quality", [("webp", None), ("avif", None), ("avif", 85)])
-def test_formats_and_quality(real, fmt, quality):
+def test_formats_and_quality(real, png_alpha, fmt, quality):
     img = photo()
     params = {"format": fmt} | ({"quality": quality} if quality is not None else {})
     r = httpx.post(f"{real.url}/api/v1/remove", params=params, content=png_bytes(img),
@@ -272,8 +280,7 @@ def test_formats_and_quality(real, fmt, quality):
     assert a.shape == (64, 96, 4)
     if quality is None:  # lossless: exactly the PNG answer
         assert np.array_equal(a[..., :3], img)
-        if hasattr(real, "png_alpha"):
-            assert np.array_equal(a[..., 3], real.png_alpha)
+        assert np.array_equal(a[..., 3], png_alpha)
     else:  # lossy: close, and smaller than lossless
         assert np.abs(a[..., :3].astype(int) - img).mean() < 12
 
@@ -288,7 +295,7 @@ def test_avif_quality_too_low_for_verification_is_422(fake):
 
 
 @pytest.mark.model
-def test_mask_only_is_the_alpha_of_the_normal_answer(real):
+def test_mask_only_is_the_alpha_of_the_normal_answer(real, png_alpha):
     img = photo()
     r = httpx.post(f"{real.url}/api/v1/remove?mask_only=true", content=png_bytes(img),
                    headers={"Content-Type": "image/png"}, timeout=120)
@@ -296,13 +303,11 @@ def test_mask_only_is_the_alpha_of_the_normal_answer(real):
     assert r.headers["content-disposition"] == 'inline; filename="mask.png"'
     m = decode(r.content)
     assert m.mode == "L" and m.size == (96, 64)
-    if not hasattr(real, "png_alpha"):
-        pytest.skip("needs the PNG answer of the first test")
-    assert np.array_equal(np.asarray(m), real.png_alpha)
+    assert np.array_equal(np.asarray(m), png_alpha)
 
 
 @pytest.mark.model
-def test_background_multipart_gives_an_opaque_image(real):
+def test_background_multipart_gives_an_opaque_image(real, png_alpha):
     """Multipart body, parameters as form fields; the file name is not echoed anywhere."""
     img = photo()
     files = {"image": ("secret-name.png", png_bytes(img), "image/png")}
@@ -311,10 +316,9 @@ def test_background_multipart_gives_an_opaque_image(real):
     assert "secret-name" not in str(r.headers)
     out = decode(r.content)
     assert out.mode == "RGB" and out.size == (96, 64)  # opaque: no alpha channel at all
-    if hasattr(real, "png_alpha"):
-        a = real.png_alpha.astype(np.uint32)[..., None]
-        want = (img.astype(np.uint32) * a + np.array([0, 255, 0], np.uint32) * (255 - a) + 127) // 255
-        assert np.array_equal(np.asarray(out), want.astype(np.uint8))
+    a = png_alpha.astype(np.uint32)[..., None]
+    want = (img.astype(np.uint32) * a + np.array([0, 255, 0], np.uint32) * (255 - a) + 127) // 255
+    assert np.array_equal(np.asarray(out), want.astype(np.uint8))
 
 
 @pytest.mark.model
@@ -452,7 +456,7 @@ def test_openapi_document_and_docs_page(real):
     for code in ("400", "401", "403", "405", "409", "413", "415", "422", "500", "503", "504"):
         assert code in responses
     assert "Retry-After" in responses["503"]["headers"]
-    assert set(responses["200"]["content"]) == {"image/png", "image/webp", "image/avif"}
+    assert set(responses["200"]["content"]) == {"image/png", "image/webp", "image/avif", "image/jpeg"}  # formats.py: jpeg with a background
     page = httpx.get(f"{real.url}/api/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "<script>" not in page.text and 'src="/api/docs/docs.js"' in page.text
@@ -576,9 +580,9 @@ def test_serving_beyond_loopback_requires_a_token_and_warns(monkeypatch, capsys)
     calls without the token get 401."""
     import uvicorn
 
-    from alphacut.serve import app as server
-    from alphacut.models import store
     from alphacut.errors import AlphacutError
+    from alphacut.models import store
+    from alphacut.serve import app as server
 
     captured = {}
     monkeypatch.setattr(store, "resolve", lambda m: None)  # serve() checks the model first
@@ -739,7 +743,6 @@ def test_fuzz_api_with_mutated_images(fake):
     """Mutated PNG/JPEG/WebP/GIF/AVIF bodies through the API's decoding path: each answer is a
     cut-out or a JSON 4xx naming the problem; never a 500, never a hang."""
     from hypothesis import HealthCheck, given, settings
-
     from test_reliability import mutated
 
     @settings(max_examples=60, deadline=None, derandomize=True,

@@ -10,9 +10,9 @@ import warnings
 
 import pytest
 
-from alphacut.serve import site
 from alphacut.models import store
 from alphacut.models.catalog import CATALOG, DEFAULT_MODEL
+from alphacut.serve import site
 
 try:
     with warnings.catch_warnings():

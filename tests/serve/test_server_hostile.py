@@ -179,7 +179,7 @@ def _raw(port: int, lines: list[bytes]) -> tuple[int, bytes]:
 
 
 @pytest.mark.parametrize("credential", [
-    "Bearer sécret".encode("utf-8"),  # non-ASCII, as UTF-8
+    "Bearer sécret".encode(),  # non-ASCII, as UTF-8
     "Bearer s\xe9cret".encode("latin-1"),  # non-ASCII, one raw byte
     "Bearer \u2603".encode("utf-8"),
 ])
@@ -277,8 +277,8 @@ def test_avif_quality_rule_is_the_same_in_docs_openapi_and_code(open_server):
     m = re.search(r"max\((\d+), \(100 - quality\) / (\d+)\)", api.AVIF_QUALITY_RULE)
     floor, div = int(m.group(1)), int(m.group(2))
     assert all(verify.lossy_tolerance(qq) == max(floor, (100 - qq) / div) for qq in range(0, 100))
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     photo = np.asarray(Image.fromarray(data.astronaut()).resize((96, 96)))
     for quality in (0, 30, 60):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from alphacut.stages.decode import decode
 from alphacut.errors import ImageTooLargeError, InputError
+from alphacut.stages.decode import decode
 
 
 def _save(img: Image.Image, fmt: str, **kw) -> bytes:

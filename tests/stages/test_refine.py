@@ -1,5 +1,5 @@
 """Refinement: synthetic cases (sharper edges across colour edges, flat regions kept, range and
-dtype, tile invariance, bounded memory on a 48 MP call) and colour decontamination."""
+dtype, tile invariance, bounded memory on a 48 MP call)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from alphacut.stages import foreground
 from alphacut.stages import refine as rf
 
 
@@ -153,38 +154,6 @@ def test_cost_is_linear_band_only():
 # ----------------------------------------------------------------------------- foreground
 
 
-def _composite(h=256, w=384, seed=3):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w].astype(np.float32)
-    F = np.stack([np.full((h, w), 230.0), 120 + 40 * np.sin(yy / 9), np.full((h, w), 20.0)], -1)
-    B = np.stack([20 + 30 * np.cos(xx / 11), np.full((h, w), 60.0), np.full((h, w), 210.0)], -1)
-    alpha = np.clip((w / 2 - xx) / 12 + 0.5, 0, 1).astype(np.float32)  # a soft band
-    alpha = np.clip(alpha + rng.normal(0, 0.02, alpha.shape).astype(np.float32) * (alpha > 0) * (alpha < 1), 0, 1)
-    I = alpha[..., None] * F + (1 - alpha[..., None]) * B
-    rgba = np.concatenate([np.clip(np.rint(I), 0, 255), np.full((h, w, 1), 255)], -1).astype(np.uint8)
-    return rgba, alpha, F
-
-
-def test_estimate_foreground_recovers_true_colour_in_the_band():
-    rgba, alpha, F = _composite()
-    est = rf.estimate_foreground(rgba, alpha)
-    assert est.shape == rgba.shape[:2] + (3,) and est.dtype == np.uint8
-    band = (alpha > 0.1) & (alpha < 0.9)
-    err_in = np.abs(rgba[..., :3].astype(float) - F)[band].mean()
-    err_est = np.abs(est.astype(float) - F)[band].mean()
-    assert err_est < 0.5 * err_in, (err_in, err_est)
-    # Opaque and fully transparent pixels keep their colour.
-    keep = (alpha == 0) | (alpha == 1)
-    assert np.array_equal(est[keep], rgba[..., :3][keep])
-
-
-def test_estimate_foreground_without_band_is_identity():
-    rgba = np.random.default_rng(0).integers(0, 256, (20, 30, 4), dtype=np.uint8)
-    alpha = np.zeros((20, 30), np.float32)
-    alpha[:, :10] = 1
-    assert np.array_equal(rf.estimate_foreground(rgba, alpha), rgba[..., :3])
-
-
 def test_js_vectors_are_current():
     """tests/js/refine_vectors.json (checked by the JS port) still matches this implementation."""
     import base64
@@ -206,26 +175,6 @@ def test_js_vectors_are_current():
         assert np.abs(rf.guided_refine(rgba, m, params) - stored).max() < 1e-6, name
 
 
-def test_estimate_foreground_48mp_memory_is_bounded():
-    """Colour decontamination on 8000x6000 works in bands: memory beyond the output is bounded."""
-    h, w = 6000, 8000
-    y = np.arange(h, dtype=np.float32)
-    col = np.clip((3000.5 - y) / 40.0 + 0.5, 0, 1).astype(np.float32)  # one soft horizontal edge
-    alpha = np.broadcast_to(col[:, None], (h, w))
-    rgba = np.broadcast_to(np.array([[180, 90, 40, 255]], np.uint8), (h, w, 4))
-    tracemalloc.start()
-    try:
-        out = rf.estimate_foreground(rgba, alpha)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert out.shape == (h, w, 3)
-    extra = peak - out.nbytes
-    assert extra < 400 * 2**20, f"{extra / 2**20:.0f} MiB beyond the output"
-    # A flat colour is its own foreground everywhere.
-    assert np.array_equal(out[2900:3100, ::500], np.broadcast_to([180, 90, 40], (200, 16, 3)))
-
-
 def test_box_mean_without_scipy_matches(monkeypatch):
     """The NumPy fallback box mean (an install without SciPy) gives the same refinement."""
     rgba, m, _ = _edge_case(h=40, w=300)
@@ -233,10 +182,10 @@ def test_box_mean_without_scipy_matches(monkeypatch):
     for r in (1, 3, 9):  # 9: the window is wider than the array (repeated mirroring)
         assert np.abs(rf._box(x, r) - rf._box_numpy(x, r)).max() < 1e-12
     with_scipy = rf.refine("cwgf", rgba, m)
-    fg_scipy = rf.estimate_foreground(rgba, m)
+    fg_scipy = foreground.estimate_foreground(rgba, m)
     monkeypatch.setattr(rf, "_uniform_filter", None)
     assert np.abs(rf.refine("cwgf", rgba, m) - with_scipy).max() < 1e-6
-    assert np.abs(rf.estimate_foreground(rgba, m).astype(int) - fg_scipy).max() <= 1
+    assert np.abs(foreground.estimate_foreground(rgba, m).astype(int) - fg_scipy).max() <= 1
 
 
 def test_box_filter_loaded_without_the_scipy_ndimage_package(monkeypatch):
@@ -271,16 +220,6 @@ def test_box_filter_loaded_without_the_scipy_ndimage_package(monkeypatch):
     monkeypatch.setattr(rf, "_uniform_filter", rf._NOT_LOADED)
     x = rng.random((3, 20, 20))
     assert np.array_equal(rf._box(x, 2), uniform_filter(x, size=[1, 5, 5], mode="reflect"))  # the public one
-
-
-def test_estimate_foreground_reads_uint8_alpha():
-    rgba, alpha, _ = _composite()
-    a8 = np.floor(alpha * 255 + 0.5).astype(np.uint8)
-    from_u8 = rf.estimate_foreground(rgba, a8)
-    from_f = rf.estimate_foreground(rgba, a8.astype(np.float32) / 255)
-    assert np.abs(from_u8.astype(int) - from_f).max() <= 1
-    keep = (a8 == 0) | (a8 == 255)
-    assert np.array_equal(from_u8[keep], rgba[..., :3][keep])
 
 
 @pytest.mark.parametrize("colour", [True, False])

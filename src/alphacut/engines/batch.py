@@ -18,10 +18,12 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from alphacut import formats
 from alphacut.errors import AlphacutError, OutputError, UsageError
+from alphacut.options import Options
 from alphacut.pipeline import Remover
 
 
@@ -45,15 +47,15 @@ class Outcome:
 
 @dataclass
 class SaveOptions:
-    format: str = "png"
-    mask_only: bool = False
-    background: object = None  # a colour tuple or a stages.background.Background
-    quality: int | None = None
+    """What to write (the validated ``Options``) and what to do about existing outputs."""
+
+    options: Options = field(default_factory=Options)
     overwrite: bool = False
     skip_existing: bool = False
-    crop: str | None = None  # padding ("10", "5%") when cropping to the subject
-    aspect: tuple[int, int] | None = None
-    shadow: bool = False
+
+    @property
+    def format(self) -> str:
+        return self.options.format or formats.DEFAULT_FORMAT
 
 
 _DONE = object()
@@ -152,13 +154,11 @@ def run_batch(
     def finish(job: Job, prepared, raw) -> None:
         cut = remover.finish(prepared, raw)
         cut.mask = None  # outputs are made from rgba alone: free the float mask (192 MB at 48 MP)
-        save_kw = {"mask_only": opts.mask_only, "background": opts.background, "quality": opts.quality,
-                   "crop": opts.crop, "aspect": opts.aspect, "shadow": opts.shadow}
         if job.target is None:
-            report(Outcome(job, True, cut.notice or "", data=cut.encode(opts.format, **save_kw)))
+            report(Outcome(job, True, cut.notice or "", data=cut.encode(opts.format, options=opts.options)))
         else:
             protect = job.source if isinstance(job.source, Path) else None
-            cut.save(job.target, opts.format, overwrite=opts.overwrite, protect=protect, **save_kw)
+            cut.save(job.target, opts.format, overwrite=opts.overwrite, protect=protect, options=opts.options)
             report(Outcome(job, True, cut.notice or ""))
 
     inferred = _ReadAhead(READ_AHEAD_BYTES)
@@ -167,7 +167,7 @@ def run_batch(
         t.start()
     try:
         try:
-            remover.session  # load the model while the reader decodes the first images
+            _ = remover.session  # load the model while the reader decodes the first images
         except Exception:  # noqa: BLE001
             pass  # reported for each job that needs it, by the loop below
         while (item := inferred.get()) is not _DONE:
@@ -220,9 +220,7 @@ def plan_outputs(
     raises ``UsageError`` for a request that cannot be planned at all.
     """
     from alphacut.stages.decode import looks_like_image
-    from alphacut.stages.encode import FORMATS
-
-    ext = FORMATS[fmt]
+    ext = formats.get(fmt).extension
     check_suffix(suffix)
     errors: list[str] = []
     jobs: list[Job] = []

@@ -46,8 +46,8 @@ import pyarrow.fs as pafs
 import ray  # an ImportError here tells the CLI that the extra is missing
 import ray.data
 
-from alphacut.models.catalog import DEFAULT_MODEL
 from alphacut.errors import AlphacutError
+from alphacut.models.catalog import DEFAULT_MODEL
 
 REPORT_NAME = "alphacut-report.jsonl"
 #: Threads of each actor's ONNX Runtime session (and the CPUs each actor asks Ray for).
@@ -198,11 +198,11 @@ def plan(inputs: list[str], output: str, fmt: str, *, suffix: str = "", overwrit
     Raises ``AlphacutError`` for setup problems (mixed filesystems); per-input problems
     (missing, collisions, output = input) become report lines.
     """
+    from alphacut import formats
     from alphacut.engines.batch import check_suffix
-    from alphacut.stages.encode import FORMATS
 
     check_suffix(suffix)  # the same rule as the local engine: no path separators
-    ext = FORMATS[fmt]
+    ext = formats.get(fmt).extension
     locs = [locate(i) for i in inputs]
     out = locate(output)
     kinds = {(type(l.fs).__name__, l.given.split("://", 1)[0] if not l.local else "") for l in locs}
@@ -282,26 +282,22 @@ class CutOutActor:
         self,
         *,
         model: str | None = DEFAULT_MODEL,
-        refine: str | None = None,
-        threshold: float | None = None,
+        options=None,
         max_pixels: int | None = None,
         threads: int = 1,
-        format: str = "png",
-        mask_only: bool = False,
-        background: tuple[int, int, int] | None = None,
-        quality: int | None = None,
         masks: bool = False,
         sink: dict | None = None,
         pidfile_dir: str | None = None,
     ):
         if threads:
             os.environ[THREADS_ENV] = str(threads)  # infer.get_session reads it
+        from alphacut.options import Options
         from alphacut.pipeline import Remover
 
-        self.remover = Remover(model, refine=refine, threshold=threshold, max_pixels=max_pixels)
+        self.options = options or Options()
+        self.remover = Remover(model, max_pixels=max_pixels, options=self.options)
         _ = self.remover.session  # load now: the session lives as long as the actor
-        self.enc = {"mask_only": mask_only, "background": background, "quality": quality}
-        self.format = format
+        self.format = self.options.format
         self.masks = masks
         self.sink = sink
         if sink is not None:
@@ -317,11 +313,9 @@ class CutOutActor:
         from alphacut.errors import AlphacutError as _AE
 
         try:
-            image = self.remover.decode(bytes(data), label)
-            cut = self.remover.process(image, label)
-            del image
-            out = cut.encode(self.format, **self.enc)
-            mask = cut.encode(self.format, mask_only=True) if self.masks else None
+            cut = self.remover.remove(bytes(data), label)  # the one path (pipeline.Remover.remove)
+            out = cut.encode(options=self.options)
+            mask = cut.encode(options=self.options.replace(mask_only=True, background=None)) if self.masks else None
             return out, mask, None, cut.notice
         except _AE as e:
             return None, None, str(e), None
@@ -353,9 +347,9 @@ class CutOutActor:
         return out
 
     def _write_batch(self, datas, paths) -> dict[str, np.ndarray]:
-        from alphacut.stages.encode import FORMATS
+        from alphacut import formats
 
-        ext = FORMATS[self.format]
+        ext = formats.get(self.format).extension
         rows = []
         for data, path in zip(datas, paths):
             path = str(path)
@@ -466,20 +460,16 @@ def cut_out_dataset(
         ds = ray.data.read_binary_files("s3://bucket/photos/", include_paths=True, num_cpus=0)
         out = cut_out_dataset(ds, format="webp", masks=True, concurrency=8)
     """
-    from alphacut.stages.compose import parse_color
-    from alphacut.stages.encode import FORMATS
+    from alphacut.options import Options
 
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {sorted(FORMATS)}, not {format!r}")
-    if isinstance(background, str):
-        background = parse_color(background)
+    options = Options(format=format, mask_only=mask_only, background=background, avif_quality=quality,
+                      refine=refine, threshold=threshold)  # ValueError (OptionError) here, not in the actors
     threads = threads or _threads()
     if concurrency is None:
         concurrency = _actors(threads, spare=1)
     kwargs = {
-        "model": model, "refine": refine, "threshold": threshold, "max_pixels": max_pixels,
-        "threads": threads, "format": format, "mask_only": mask_only, "background": background,
-        "quality": quality, "masks": masks, "pidfile_dir": os.environ.get(PIDFILE_ENV) or None,
+        "model": model, "options": options, "max_pixels": max_pixels,
+        "threads": threads, "masks": masks, "pidfile_dir": os.environ.get(PIDFILE_ENV) or None,
     }
     return _map(ds, kwargs, concurrency, threads)
 
@@ -529,8 +519,6 @@ def run_cli(
     *,
     model: str = DEFAULT_MODEL,
     address: str | None = None,
-    refine: str | None = None,
-    threshold: float | None = None,
     max_pixels: int | None = None,
     quiet: bool = False,
     suffix: str = "",
@@ -598,7 +586,7 @@ def run_cli(
             if quiet:
                 for name in ("ray", "ray.data"):
                     logging.getLogger(name).setLevel(logging.ERROR)
-            written, errs, lost = _run_job(p, opts, model=model, refine=refine, threshold=threshold,
+            written, errs, lost = _run_job(p, opts, model=model,
                                            max_pixels=max_pixels, quiet=quiet, suffix=suffix, report=report)
             failed += errs
         except Exception as e:  # noqa: BLE001 - connection refused, actors that cannot start, ...
@@ -629,7 +617,7 @@ def run_cli(
     return 1 if failed else 0
 
 
-def _run_job(p: Plan, opts, *, model, refine, threshold, max_pixels, quiet, suffix,
+def _run_job(p: Plan, opts, *, model, max_pixels, quiet, suffix,
              report: _Report) -> tuple[int, int, list[str]]:
     """Run the dataset, streaming report lines; return (written, failed, inputs with no result)."""
     ctx = ray.data.DataContext.get_current()
@@ -645,9 +633,8 @@ def _run_job(p: Plan, opts, *, model, refine, threshold, max_pixels, quiet, suff
         "suffix": suffix,
     }
     kwargs = {
-        "model": model, "refine": refine, "threshold": threshold, "max_pixels": max_pixels,
-        "threads": threads, "format": opts.format, "mask_only": opts.mask_only,
-        "background": opts.background, "quality": opts.quality, "sink": sink,
+        "model": model, "options": opts.options, "max_pixels": max_pixels,
+        "threads": threads, "sink": sink,
         "pidfile_dir": os.environ.get(PIDFILE_ENV) or None,
     }
     ds = ray.data.read_binary_files(

@@ -9,7 +9,7 @@ User-supplied ONNX files get a spec from a small JSON file (see ``spec_from_file
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from alphacut.errors import ModelError
@@ -107,11 +107,6 @@ class ModelSpec:
     @property
     def main_file(self) -> ModelFile:
         return self.files[0]
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["files"] = [asdict(f) for f in self.files]
-        return d
 
 
 _ISNET_NOTE = (

@@ -23,10 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from alphacut.errors import DownloadError
-from alphacut.models.store import sha256_file
+from alphacut.models.hashing import sha256_file
 
 BLOCK = 1 << 18  # bytes read per network read
-HASH_BLOCK = 1 << 20
 USER_AGENT = "alphacut-model-download/1"
 
 Progress = Callable[[int, int | None], None]

@@ -26,6 +26,7 @@ from pathlib import Path
 from filelock import FileLock
 from platformdirs import user_cache_dir
 
+from alphacut.errors import DownloadError, ModelError
 from alphacut.models.catalog import (
     CATALOG,
     IMGLY_CDN,
@@ -37,9 +38,9 @@ from alphacut.models.catalog import (
     get_spec,
     spec_from_file,
 )
-from alphacut.errors import DownloadError, ModelError
+from alphacut.models.hashing import sha256_file
 
-HASH_BLOCK = 1 << 20
+COPY_BLOCK = 4 << 20
 Progress = Callable[[int, int | None], None]  # (bytes done, total or None)
 Announce = Callable[[str], None]  # one line saying what is fetched, how big, from where, to where
 CHUNK_WORKERS = 4  # chunks downloaded at once
@@ -53,14 +54,6 @@ def home() -> Path:
 
 def models_dir() -> Path:
     return home() / "models"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(HASH_BLOCK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def find_data_package(required: bool = True) -> Path | None:
@@ -385,7 +378,7 @@ def _copy_checked(src: Path, tmp: Path, progress: Progress | None) -> None:
     total = src.stat().st_size
     done = 0
     with open(src, "rb") as i, open(tmp, "wb") as o:
-        while block := i.read(HASH_BLOCK * 4):
+        while block := i.read(COPY_BLOCK):
             o.write(block)
             done += len(block)
             if progress:

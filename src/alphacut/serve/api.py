@@ -7,7 +7,8 @@ Routes:
   ``model``, ``format``, ``mask_only``, ``background``, ``quality`` in the query string or as
   form fields. The answer is the encoded, verified cut-out with its own content type.
 - ``GET /api/v1/models``: the catalog, with what is installed and usable here.
-- ``GET /api/v1/openapi.json``: the OpenAPI 3.0.3 document of all of this, errors included.
+- ``GET /api/v1/openapi.json``: the OpenAPI 3.0.3 document of all of this, errors included
+  (written by ``openapi.py`` from the option and format tables).
 - ``GET /api/docs``: a self-contained docs page (files in ``api_docs/``, no CDN, no inline
   script, so it works offline under the app's CSP) that renders the document and can try the
   endpoints.
@@ -50,12 +51,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from alphacut.stages import background as background_stage
-from alphacut.stages import compose
-from alphacut.models import store
-from alphacut.stages import decode as decode_module
-from alphacut.models.catalog import CATALOG, DEFAULT_MODEL
-from alphacut.stages.infer import DEFAULT_DEVICE, DEVICES
+from alphacut import formats
 from alphacut.errors import (
     AlphacutError,
     ImageTooLargeError,
@@ -64,24 +60,20 @@ from alphacut.errors import (
     OutputError,
     VerifyError,
 )
+from alphacut.models import store
+from alphacut.models.catalog import CATALOG, DEFAULT_MODEL
+from alphacut.options import AVIF_QUALITY_RULE as AVIF_QUALITY_RULE  # stated here for docs/api.md and the tests
+from alphacut.options import BY_API, OptionError, Options
+from alphacut.stages import decode as decode_module
+from alphacut.stages.infer import DEFAULT_DEVICE
 
 log = logging.getLogger("alphacut.api")
 
 PREFIX = "/api/v1"
 DOCS_DIR = Path(__file__).with_name("api_docs")
-MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "avif": "image/avif"}
 RAW_TYPES = ("application/octet-stream",)
-TRUE = {"1", "true", "yes", "on"}
-FALSE = {"0", "false", "no", "off"}
-PARAMS = ("model", "format", "mask_only", "background", "quality", "shadow", "crop", "padding", "aspect")
-#: Which lossy AVIF answers are refused, as docs/api.md states it (a test holds the two together):
-#: the verify stage's tolerance, ``verify.lossy_tolerance``.
-AVIF_QUALITY_RULE = (
-    "Every quality 0-99 is encoded; the answer is refused with 422 (cannot_encode) only when, "
-    "decoded again, its mean error over visible colour or over alpha exceeds "
-    "max(4, (100 - quality) / 4) levels of 255. Photos pass at every quality; "
-    "noise-like images can fail at low ones."
-)
+#: The request's parameters: the model, and every option the API offers (``options.OPTIONS``).
+PARAMS = ("model", *BY_API)
 
 
 # ----------------------------------------------------------------------------- limits
@@ -196,7 +188,8 @@ def result_headers(cut) -> dict[str, str]:
 
 
 def _from_pipeline(e: Exception, params: Params | None = None) -> ApiError:
-    if isinstance(e, VerifyError) and params is not None and params.quality is not None and params.quality < 100:
+    if (isinstance(e, VerifyError) and params is not None and params.options.avif_quality is not None
+            and params.options.avif_quality < 100):
         # lossy AVIF drifting past the verify stage's tolerance: the client's quality is too low
         return ApiError(422, "cannot_encode", f"{e} (or none: lossless)")
     if isinstance(e, ImageTooLargeError):
@@ -217,23 +210,22 @@ def _from_pipeline(e: Exception, params: Params | None = None) -> ApiError:
 @dataclass
 class Params:
     model: str
-    format: str = "png"
-    mask_only: bool = False
-    background: object = None  # a colour tuple, or stages.background.Background("blur")
-    quality: int | None = None
-    shadow: bool = False
-    crop: str | None = None  # the padding, when cropping to the subject
-    aspect: tuple[int, int] | None = None
+    options: Options = field(default_factory=Options)
+
+    @property
+    def format(self) -> str:
+        return self.options.format or formats.DEFAULT_FORMAT
 
     @property
     def filename(self) -> str:
-        return ("mask." if self.mask_only else "cutout.") + self.format
+        return ("mask" if self.options.mask_only else "cutout") + formats.get(self.format).extension
 
 
 def parse_params(raw: dict[str, str], default_model: str) -> Params:
-    """Validate the request's parameters (query string merged with form fields)."""
+    """Validate the request's parameters (query string merged with form fields): the model
+    here, every option by ``Options.from_text``."""
     raw = {k: v.strip() for k, v in raw.items() if k in PARAMS and v.strip() != ""}
-    model = raw.get("model", default_model)
+    model = raw.pop("model", default_model)
     if model == default_model and model not in CATALOG:
         model = default_model  # the server's own model, e.g. `serve --model my.onnx`: the operator chose it
     elif model not in CATALOG:  # never a path from a client
@@ -241,68 +233,11 @@ def parse_params(raw: dict[str, str], default_model: str) -> Params:
     spec = CATALOG.get(model)
     if spec is not None and not spec.embedded and not _installed(model):
         raise ApiError(409, "model_not_installed", f"model {model} is not installed here; run `alphacut models install {model}`")
-    fmt = raw.get("format", "png").lower()
-    if fmt not in MEDIA_TYPES:
-        raise ApiError(400, "bad_parameter", f"format {raw['format']!r}: choose png, webp or avif")
-    mask_only = False
-    if "mask_only" in raw:
-        v = raw["mask_only"].lower()
-        if v not in TRUE | FALSE:
-            raise ApiError(400, "bad_parameter", f"mask_only {raw['mask_only']!r}: use true or false")
-        mask_only = v in TRUE
-    background = None
-    if "background" in raw:
-        v = raw["background"]
-        try:
-            if v.lower().startswith("blur"):  # never a path from a client: colour or blur only
-                background = background_stage.parse_background(v)
-                if background.kind != "blur":
-                    raise ValueError(f"bad background {v!r}")
-            else:
-                background = compose.parse_color(v)
-        except ValueError as e:
-            raise ApiError(400, "bad_parameter", str(e)) from None
-        if mask_only:
-            raise ApiError(400, "bad_parameter", "mask_only and background exclude each other")
-
-    def flag(name: str) -> bool:
-        if name not in raw:
-            return False
-        v = raw[name].lower()
-        if v not in TRUE | FALSE:
-            raise ApiError(400, "bad_parameter", f"{name} {raw[name]!r}: use true or false")
-        return v in TRUE
-
-    shadow, crop = flag("shadow"), flag("crop")
-    if shadow and background is None:
-        raise ApiError(400, "bad_parameter", "shadow needs a background (on transparency it would change RGB)")
-    if ("padding" in raw or "aspect" in raw) and not crop:
-        raise ApiError(400, "bad_parameter", "padding and aspect apply with crop=true")
-    padding = raw.get("padding", "0")
-    aspect = None
-    if crop:
-        try:
-            background_stage.padding_pixels(padding, 1, 1)
-        except ValueError as e:
-            raise ApiError(400, "bad_parameter", str(e)) from None
-        if "aspect" in raw:
-            try:
-                aspect = tuple(int(x) for x in raw["aspect"].split(":"))
-                if len(aspect) != 2 or min(aspect) < 1:
-                    raise ValueError
-            except ValueError:
-                raise ApiError(400, "bad_parameter", f"aspect {raw['aspect']!r}: give W:H, e.g. 1:1 or 16:9") from None
-    quality = None
-    if "quality" in raw:
-        try:
-            quality = int(raw["quality"])
-        except ValueError:
-            raise ApiError(400, "bad_parameter", f"quality {raw['quality']!r}: give a whole number 0-100") from None
-        if not 0 <= quality <= 100:
-            raise ApiError(400, "bad_parameter", f"quality {quality}: give a whole number 0-100")
-        if fmt != "avif":
-            raise ApiError(400, "bad_parameter", "quality applies to format=avif only (png and webp are lossless)")
-    return Params(model, fmt, mask_only, background, quality, shadow, padding if crop else None, aspect)
+    try:
+        options = Options.from_text(raw, surface="api")
+    except OptionError as e:
+        raise ApiError(400, "bad_parameter", str(e)) from None
+    return Params(model, options)
 
 
 def _installed(model: str) -> bool:
@@ -518,17 +453,11 @@ class Api:
                     raise TimeoutError
                 remover = self.remover_for(params.model, self.device)
                 t = time.perf_counter()
-                image = decode_module.decode(body, name="image", max_pixels=self.limits.max_pixels)
-                decoded = time.perf_counter() - t
+                cut = remover.remove(body, "image", options=params.options, max_pixels=self.limits.max_pixels)
                 del body
-                cut = remover.process(image, "image")
-                cut.timings = {"decode": decoded, **cut.timings}
                 if ticket.abandoned:
                     raise TimeoutError
-                data = cut.encode(
-                    params.format, mask_only=params.mask_only, background=params.background, quality=params.quality,
-                    shadow=params.shadow, crop=params.crop, aspect=params.aspect,
-                )
+                data = cut.encode(params.format, options=params.options)
                 self._job_seconds = 0.7 * self._job_seconds + 0.3 * (time.perf_counter() - t)
                 extra = result_headers(cut)
                 device = getattr(getattr(remover, "session", None), "device", None)
@@ -638,7 +567,7 @@ class Api:
             "Server-Timing": ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timings.items()),
             **extra,
         }
-        return Response(data, media_type=MEDIA_TYPES[params.format], headers=headers)
+        return Response(data, media_type=formats.get(params.format).mime, headers=headers)
 
     async def models(self, request: Request) -> Response:
         rows = await anyio.to_thread.run_sync(store.status)
@@ -672,7 +601,9 @@ class Api:
         return out
 
     async def openapi_json(self, request: Request) -> Response:
-        return JSONResponse(openapi(self), headers={"Cache-Control": "no-cache"})
+        from alphacut.serve.openapi import document
+
+        return JSONResponse(document(self, PREFIX), headers={"Cache-Control": "no-cache"})
 
     async def docs_page(self, request: Request) -> Response:
         return _docs_file("index.html")
@@ -737,256 +668,3 @@ def _docs_file(name: str) -> Response:
 def routes(model: str = DEFAULT_MODEL, limits: Limits | None = None, device: str = DEFAULT_DEVICE) -> list[BaseRoute]:
     """The API's routes, for ``server.api_routes``."""
     return Api(model, limits or Limits.from_env(), device=device).routes()
-
-
-# ----------------------------------------------------------------------------- OpenAPI
-
-_ERROR_CODES = {
-    "400": "A parameter or the body is malformed (error: bad_parameter, bad_request) or the model is unknown (unknown_model).",
-    "403": "A cross-site browser request (error: cross_origin). A Host header that is not loopback on a loopback bind gets a plain-text 403.",
-    "405": "The method is not allowed on this path (error: method_not_allowed).",
-    "408": "The body did not arrive within the body timeout (error: request_timeout).",
-    "409": "The model is in the catalog but not installed here (error: model_not_installed).",
-    "413": "The body is over the size limit, by Content-Length or while streaming (error: request_too_large).",
-    "415": "The Content-Type is not image/*, application/octet-stream or multipart/form-data (error: unsupported_media_type).",
-    "422": "The body is not a usable image: empty, corrupt, unsupported (bad_image), over the pixel limit read from its header (image_too_large), or cannot be encoded in the chosen format (cannot_encode; also a lossy AVIF quality so low that the result fails verification).",
-    "503": "All workers and queue places are taken (error: busy), or the model cannot be loaded (model_unavailable). Retry after the Retry-After seconds.",
-    "504": "No result within the per-request timeout (error: timeout).",
-    "500": "An internal error (error: internal).",
-}
-
-
-def openapi(api: Api) -> dict:
-    lim = api.limits
-    error_ref = {"$ref": "#/components/schemas/Error"}
-
-    def err(code: str, extra_headers: dict | None = None) -> dict:
-        r = {"description": _ERROR_CODES[code], "content": {"application/json": {"schema": error_ref}}}
-        if extra_headers:
-            r["headers"] = extra_headers
-        return r
-
-    unauthorized = {
-        "description": "The server runs with a token and the request did not carry it (plain text, from the server's guard).",
-        "content": {"text/plain": {"schema": {"type": "string"}}},
-    }
-    retry_after = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
-    param_props = {
-        "model": {
-            "type": "string",
-            "description": "Catalog id of an installed (or embedded) model; see GET /api/v1/models.",
-            "example": api.model,
-        },
-        "format": {"type": "string", "enum": list(MEDIA_TYPES), "default": "png", "description": "Output format."},
-        "mask_only": {
-            "type": "boolean",
-            "default": False,
-            "description": "Answer the mask alone, as a greyscale image (its values are the cut-out's alpha).",
-        },
-        "background": {
-            "type": "string",
-            "description": "Flatten onto an opaque colour (#rrggbb, #rgb, r,g,b or a CSS colour name) or onto the photo "
-            "itself blurred (blur, or blur:R for a radius of R pixels; default 2 % of the longer side). Not with mask_only. "
-            "Pixels as rule 11 of docs/alpha-contract.md.",
-            "example": "#ffffff",
-        },
-        "shadow": {"type": "boolean", "default": False, "description": "With a background: a soft drop shadow from the alpha."},
-        "crop": {
-            "type": "boolean",
-            "default": False,
-            "description": "Crop to the subject: the box of the pixels with alpha > 0, grown by padding, clipped to the photo.",
-        },
-        "padding": {
-            "type": "string",
-            "default": "0",
-            "description": "With crop: pixels (10) or a percentage of the subject box's longer side (5%).",
-            "example": "5%",
-        },
-        "aspect": {
-            "type": "string",
-            "description": "With crop: widen the box to W:H (e.g. 1:1, 4:5, 16:9), centred on the subject, kept inside the photo.",
-            "example": "1:1",
-        },
-        "quality": {
-            "type": "integer",
-            "minimum": 0,
-            "maximum": 100,
-            "description": "AVIF only: absent or 100 is lossless, below 100 lossy (smaller). " + AVIF_QUALITY_RULE,
-        },
-    }
-    parameters = [
-        {"name": k, "in": "query", "required": False, "schema": {kk: vv for kk, vv in v.items() if kk not in ("description", "example")}, "description": v["description"]}
-        for k, v in param_props.items()
-    ]
-    binary = {"type": "string", "format": "binary"}
-    image_body = {"schema": binary}
-    remove = {
-        "operationId": "removeBackground",
-        "summary": "Cut out the foreground of one image",
-        "description": (
-            "Send the image as the raw body (any image/* type or application/octet-stream) or as "
-            "multipart/form-data with the file in the field `image`. Parameters go in the query "
-            "string or, with multipart, also as form fields (a form field wins). The answer is the "
-            "encoded cut-out (straight alpha, RGB untouched), already decoded again and checked. "
-            f"Limits here: body {lim.max_body} bytes, {lim.pixel_limit} pixels, {lim.workers} running + "
-            f"{lim.queue} waiting, {lim.body_timeout:g} s for the body to arrive, {lim.timeout:g} s per request "
-            "from admission. The image stays in memory and is never logged or stored."
-        ),
-        "parameters": parameters,
-        "requestBody": {
-            "required": True,
-            "content": {
-                "image/png": image_body,
-                "image/jpeg": image_body,
-                "image/webp": image_body,
-                "application/octet-stream": image_body,
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["image"],
-                        "properties": {"image": binary, **{k: {kk: vv for kk, vv in v.items() if kk != "example"} for k, v in param_props.items()}},
-                    },
-                    "encoding": {"image": {"contentType": "image/*, application/octet-stream"}},
-                },
-            },
-        },
-        "responses": {
-            "200": {
-                "description": "The encoded image: RGBA (or RGB with background, grey with mask_only).",
-                "headers": {
-                    "Content-Disposition": {"description": 'inline; filename="cutout.<format>" (or mask.<format>)', "schema": {"type": "string"}},
-                    "Server-Timing": {"description": "Time of each stage in milliseconds.", "schema": {"type": "string"}},
-                    "X-Alphacut-Uncertain": {"description": "Share of the photo (0-1) still a large half-transparent region the model could not decide.", "schema": {"type": "string"}},
-                    "X-Alphacut-Uncertain-Box": {"description": "With a notice: that region's bounds as fractions of the width and height, x0,y0,x1,y1.", "schema": {"type": "string"}},
-                    "X-Alphacut-Notice": {"description": "One line when the result needs a look (a large part stays uncertain; only the first frame of an animation was used).", "schema": {"type": "string"}},
-                    "X-Alphacut-Device": {"description": "Where inference ran: cpu, cuda, dml or coreml (set by `serve --device`).", "schema": {"type": "string"}},
-                },
-                "content": {t: {"schema": binary} for t in MEDIA_TYPES.values()},
-            },
-            "400": err("400"),
-            "401": unauthorized,
-            "403": err("403"),
-            "405": err("405", {"Allow": {"description": "The allowed methods.", "schema": {"type": "string"}}}),
-            "408": err("408"),
-            "409": err("409"),
-            "413": err("413"),
-            "415": err("415"),
-            "422": err("422"),
-            "500": err("500"),
-            "503": err("503", retry_after),
-            "504": err("504"),
-        },
-    }
-    model_schema = {
-        "type": "object",
-        "required": ["id", "title", "installed", "embedded", "available", "default"],
-        "properties": {
-            "id": {"type": "string"},
-            "title": {"type": "string"},
-            "size": {"type": "integer", "nullable": True, "description": "Bytes of the model file."},
-            "installed": {"type": "boolean", "description": "A verified copy is in the store."},
-            "embedded": {"type": "boolean", "description": "Installs offline from a bundled package on first use."},
-            "available": {"type": "boolean", "description": "Usable by /remove now (installed or embedded)."},
-            "gated": {"type": "boolean"},
-            "licence": {"type": "string"},
-            "default": {"type": "boolean", "description": "The model used when no model parameter is given."},
-        },
-    }
-    security = [{}, {"bearer": []}, {"tokenQuery": []}]
-    return {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "alphacut local API",
-            "version": _version(),
-            "description": (
-                "Background removal on this machine. Loopback only unless the server was started "
-                "with --token on another interface; then every call carries the token as "
-                "`Authorization: Bearer <token>` or `?token=<token>`. Errors are JSON "
-                '`{"error": <code>, "detail": <text>}`, except the plain-text 401/403 of the guard.'
-            ),
-            "license": {"name": "AGPL-3.0-or-later"},
-        },
-        "servers": [{"url": "/"}],
-        "paths": {
-            f"{PREFIX}/remove": {"post": {**remove, "security": security}},
-            f"{PREFIX}/models": {
-                "get": {
-                    "operationId": "listModels",
-                    "summary": "The model catalog, with what is installed",
-                    "security": security,
-                    "responses": {
-                        "200": {
-                            "description": "Catalog models.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "required": ["default", "models"],
-                                        "properties": {
-                                            "default": {"type": "string"},
-                                            "models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}},
-                                            "device": {
-                                                "type": "object",
-                                                "description": "Where inference runs for /remove: the device `serve --device` asked for, and once the model is loaded the one that runs (a device not usable here falls back to the CPU, with a notice).",
-                                                "properties": {
-                                                    "requested": {"type": "string", "enum": list(DEVICES)},
-                                                    "running": {"type": "string", "nullable": True},
-                                                    "provider": {"type": "string", "nullable": True, "description": "ONNX Runtime execution provider."},
-                                                    "notice": {"type": "string", "nullable": True},
-                                                },
-                                            },
-                                        },
-                                    }
-                                }
-                            },
-                        },
-                        "401": unauthorized,
-                    },
-                }
-            },
-            f"{PREFIX}/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "summary": "This document",
-                    "security": security,
-                    "responses": {
-                        "200": {"description": "OpenAPI 3.0.3 document.", "content": {"application/json": {"schema": {"type": "object"}}}},
-                        "401": unauthorized,
-                    },
-                }
-            },
-        },
-        "components": {
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error", "detail"],
-                    "properties": {
-                        "error": {
-                            "type": "string",
-                            "description": "Machine-readable code.",
-                            "enum": [
-                                "bad_parameter", "bad_request", "unknown_model", "cross_origin",
-                                "model_not_installed", "request_too_large", "unsupported_media_type",
-                                "bad_image", "image_too_large", "cannot_encode", "busy",
-                                "model_unavailable", "timeout", "internal", "not_found", "method_not_allowed",
-                                "request_timeout",
-                            ],
-                        },
-                        "detail": {"type": "string", "description": "One line for a person."},
-                    },
-                },
-                "Model": model_schema,
-            },
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "The --token of `alphacut serve`."},
-                "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
-            },
-        },
-    }
-
-
-def _version() -> str:
-    from alphacut import __version__
-
-    return __version__

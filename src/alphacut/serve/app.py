@@ -25,8 +25,8 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from alphacut.serve import site
 from alphacut.models.catalog import DEFAULT_MODEL
+from alphacut.serve import site
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 TOKEN_COOKIE = "alphacut_token"

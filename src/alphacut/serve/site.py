@@ -26,8 +26,9 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
-from alphacut.models.catalog import DEFAULT_MODEL
+from alphacut import formats
 from alphacut.errors import AlphacutError
+from alphacut.models.catalog import DEFAULT_MODEL
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
@@ -79,8 +80,8 @@ MIME_TYPES = {
     ".wasm": "application/wasm",
     ".onnx": "application/octet-stream",
     ".svg": "image/svg+xml",
-    ".png": "image/png",
     ".txt": "text/plain; charset=utf-8",
+    **{ext: f.mime for f in formats.FORMATS.values() for ext in f.extensions},
 }
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -264,6 +265,8 @@ def model_config(model: str = DEFAULT_MODEL) -> tuple[dict, Path]:
             # must offer shader-f16, or the page skips WebGPU and says why.
             "webgpu_needs_f16": "fp16" in f.name,
         },
+        # the output formats the page offers, from the one table (alphacut.formats)
+        "formats": formats.browser_config(),
     }
     return cfg, path
 
@@ -291,9 +294,9 @@ def read_chunk(path: Path, index: int) -> bytes:
 
 @lru_cache(maxsize=8)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    from alphacut.models import store
+    from alphacut.models import hashing
 
-    return store.sha256_file(Path(path))
+    return hashing.sha256_file(Path(path))
 
 
 def config_bytes(cfg: dict) -> bytes:

@@ -47,10 +47,6 @@ class DecodedImage:
         return self.rgba.shape[1], self.rgba.shape[0]
 
     @property
-    def rgb(self) -> np.ndarray:
-        return self.rgba[..., :3]
-
-    @property
     def alpha(self) -> np.ndarray:
         return self.rgba[..., 3]
 

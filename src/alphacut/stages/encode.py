@@ -26,19 +26,20 @@ import zlib
 import numpy as np
 from isal import isal_zlib
 
-from alphacut import parallel
+from alphacut import formats, parallel
 from alphacut.errors import OutputError, UsageError
 
-FORMATS = {"png": ".png", "webp": ".webp", "avif": ".avif", "jpeg": ".jpg"}
+#: Derived from the one table (alphacut/formats.py): name → the extension outputs get.
+FORMATS = {f.name: f.extension for f in formats.native().values()}
 #: Every extension an output path may have, and the format it selects.
-EXTENSIONS = {".png": "png", ".webp": "webp", ".avif": "avif", ".jpg": "jpeg", ".jpeg": "jpeg"}
+EXTENSIONS = {ext: f.name for f in formats.native().values() for ext in f.extensions}
 #: Formats without an alpha channel: only for flattened outputs (a background colour).
-OPAQUE_ONLY = {"jpeg"}
+OPAQUE_ONLY = {f.name for f in formats.native().values() if not f.alpha}
 #: JPEG as the contract (rule 11) has it: quality 90, no chroma subsampling, no ICC profile,
 #: checked within a mean absolute error of 3 levels over the RGB samples.
 JPEG_QUALITY = 90
 JPEG_MAE = 3.0
-WEBP_MAX_SIDE = 16383
+WEBP_MAX_SIDE = formats.FORMATS["webp"].max_side
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

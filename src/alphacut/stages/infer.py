@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from alphacut.models.catalog import ModelSpec
 from alphacut.errors import ModelError
+from alphacut.models.catalog import ModelSpec
 
-_sessions: dict[tuple[str, int, str], "Session"] = {}
+_sessions: dict[tuple[str, int, str], Session] = {}
 _lock = threading.Lock()
 
 CPU = "CPUExecutionProvider"
@@ -270,6 +270,3 @@ def get_session(path: Path, spec: ModelSpec, threads: int | None = None, device:
             s = _sessions[key] = Session(Path(path), spec, threads, device)
         return s
 
-
-def infer(session: Session, tensor: np.ndarray) -> np.ndarray:
-    return session.run(tensor)

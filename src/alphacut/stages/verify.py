@@ -42,10 +42,6 @@ def decode_image(data: bytes, channels: int) -> Image.Image:
     return img if img.mode == mode else img.convert(mode)
 
 
-def decode_bytes(data: bytes, channels: int) -> np.ndarray:
-    return np.asarray(decode_image(data, channels))
-
-
 def _bands(img: Image.Image, rows: int):
     """(y0, pixels of rows y0..y0+rows) from a Pillow image, without a full-size NumPy copy."""
     w, h = img.size

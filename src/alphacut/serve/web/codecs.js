@@ -41,13 +41,6 @@ export async function preload() {
 export const JPEG_QUALITY = 90;
 export const JPEG_MAE = 3;
 
-export const FORMATS = {
-  png: { ext: '.png', mime: 'image/png' },
-  webp: { ext: '.webp', mime: 'image/webp', maxSide: 16383 },
-  avif: { ext: '.avif', mime: 'image/avif' },
-  jpeg: { ext: '.jpg', mime: 'image/jpeg', opaqueOnly: true },
-};
-
 /** Sniff the container from the first bytes. */
 export function sniff(bytes) {
   const b = bytes;

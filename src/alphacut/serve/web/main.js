@@ -461,6 +461,11 @@ async function main() {
     return;
   }
   window.alphacut.config = config;
+  // The output formats come from the server's one table (alphacut/formats.py): the queue
+  // offers those with alpha, the editor's file options all of them (others need a background).
+  const option = (f) => Object.assign(document.createElement('option'), { value: f.name, textContent: f.label });
+  $('#format').replaceChildren(...config.formats.filter((f) => f.alpha).map(option));
+  $('#edit-format').replaceChildren(...config.formats.map(option));
   startWorker(config);
 }
 

@@ -1,0 +1,187 @@
+// The stages of one cut-out in the browser, in the order pipeline.py runs them natively:
+// decode → resize to the model size → ONNX Runtime → float mask upscaled at full
+// resolution → edge refinement (cwgf, as the Python default) → alpha = round(alpha_in × mask)
+// on the original pixels → encode → decode again and compare. No 2D canvas holds output
+// pixels. Each stage is a module named after its Python twin; the output formats are the
+// server's table (alphacut/formats.py), received in config.json.
+
+import { applyMask } from './compose.js';
+import { resizeRGB, toTensor, resizeFloat, clip01, previewRGBA } from './resize.js';
+import { refineMask } from './refine.js';
+import { settleMask, guideFromTensor, DEFAULT_PARAMS as SETTLE } from './settle.js';
+import * as codecs from './codecs.js';
+import { extractIcc, pngWithIcc, webpWithIcc } from './icc.js';
+import { imageSize, overLimit, DEFAULT_MAX_PIXELS } from './header.js';
+import * as edit from './edit.js';
+import { encodePng, verifyPng } from './parallel.js';
+
+const now = () => performance.now();
+
+/** Large photos get small preview images (display only), so the page holds no full-size bitmaps. */
+export const PREVIEW_SIDE = 1600;
+
+/** The format called `name` in config.json's table (PNG, the first, if there is none). */
+export function formatSpec(config, name) {
+  return config.formats.find((f) => f.name === name) || config.formats[0];
+}
+
+/** Refuse a size the format's codec cannot hold, naming the formats that can. */
+export function checkSize(config, spec, width, height) {
+  const side = Math.max(width, height);
+  if (spec.max_side && side > spec.max_side) {
+    const fits = config.formats.filter((f) => f.alpha && (!f.max_side || f.max_side >= side)).map((f) => f.name.toUpperCase());
+    throw new Error(`${width}x${height} is too large for ${spec.label.split(' ')[0]} (at most ${spec.max_side} px a side); choose ${fits.join(' or ')}`);
+  }
+}
+
+/** The model's raw output as a float mask in [0, 1] at the model's size (mask.py). */
+function maskFromOutput(raw, m) {
+  let out = raw;
+  if (m.activation === 'sigmoid') {
+    out = new Float32Array(raw.length);
+    for (let i = 0; i < raw.length; i++) out[i] = 1 / (1 + Math.exp(-raw[i]));
+  }
+  if (m.normalize === 'minmax') {
+    let lo = Infinity, hi = -Infinity;
+    for (const v of out) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    if (hi - lo >= 0.05) {
+      const r = Math.fround(hi - lo);
+      out = out.map((v) => Math.fround(Math.fround(v - lo) / r));
+    }
+  }
+  return clip01(out === raw ? Float32Array.from(raw) : out);
+}
+
+/**
+ * Cut out one image file: decode → preprocess → infer → mask → refine → compose → encode →
+ * verify. `format` is a name from `config.formats` (one that carries alpha; PNG otherwise);
+ * `ctx` gives the config, the page's preferences, fflate, a `stage(text)` callback,
+ * `strips()` (the PNG strip workers) and `engine()`, which resolves to the loaded model once
+ * it is ready. Returns the file (`blob`), its format, previews for large photos, the cut-out
+ * pixels with the float mask and input alpha (for the editor), the stage timings and what
+ * the settle stage left uncertain.
+ */
+export async function cutOut(file, format, ctx) {
+  const { config, prefs, fflate, stage } = ctx;
+  const timings = {};
+  let t = now();
+  stage('reading');
+  // The pixel limit is checked on the header before anything is decoded (first 1 MiB;
+  // a JPEG's EXIF/ICC segments can push its SOF marker far in).
+  const maxPixels = prefs.maxPixels > 0 ? prefs.maxPixels : DEFAULT_MAX_PIXELS;
+  const refuseOver = (size) => {
+    const refusal = overLimit(size, maxPixels);
+    if (refusal) throw new Error(`${file.name || 'image'}: ${refusal}`);
+  };
+  const size = imageSize(new Uint8Array(await file.slice(0, 1 << 20).arrayBuffer()));
+  refuseOver(size);
+  let input = new Uint8Array(await file.arrayBuffer());
+  if (!size) refuseOver(imageSize(input));
+  stage('decoding');
+  const img = await codecs.decode(input, file.type);
+  refuseOver(img); // a header that did not tell (or lied): the decoded size is checked too
+  const icc = extractIcc(input, codecs.sniff(input), fflate.unzlibSync);
+  input = null;
+  const { width, height } = img;
+  timings.decode = now() - t;
+  let spec = formatSpec(config, format);
+  if (!spec.alpha) spec = formatSpec(config, 'png'); // a format without alpha needs a background: the editor's
+  checkSize(config, spec, width, height);
+  stage('waiting for the model');
+  const engine = await ctx.engine();
+  t = now();
+  stage('resizing');
+  const [mw, mh] = config.model.input_size;
+  const small = resizeRGB(img.data, width, height, mw, mh);
+  const tensor = toTensor(small, mw, mh, config.model.mean, config.model.std);
+  timings.preprocess = now() - t;
+  // the settle stage's colour guide, from the model input before the engine takes it
+  t = now();
+  const settleOn = prefs.settle !== 'off' && mw === 1024 && mh === 1024;
+  const guide = settleOn ? guideFromTensor(tensor, mw, mh, config.model.mean, config.model.std) : null;
+  if (settleOn) timings.settle = now() - t;
+  t = now();
+  stage('running the model');
+  const raw = await engine.run(tensor, mw, mh);
+  timings.infer = now() - t;
+  t = now();
+  stage('upscaling the mask');
+  let lowMask = maskFromOutput(raw, config.model);
+  let settled = null;
+  if (guide) {
+    // large half-believed parts of the subject, decided by the photo's colours (settle.py)
+    stage('settling uncertain regions');
+    const t0 = now();
+    settled = settleMask(guide, lowMask, mw, mh);
+    lowMask = settled.mask;
+    timings.settle += now() - t0;
+    t += now() - t0;
+  }
+  let mask = clip01(resizeFloat(lowMask, mw, mh, width, height));
+  timings.upscale = now() - t;
+  t = now();
+  if (prefs.refine !== 'none') {
+    // the default refinement of the Python pipeline (cwgf), guided by the original pixels
+    stage('refining edges');
+    mask = clip01(refineMask(img.data, width, height, mask));
+    timings.refine = now() - t;
+    t = now();
+  }
+  // Large photos get small preview images (display only), so the page does not hold
+  // full-resolution bitmaps of the original and the cut-out.
+  const big = Math.max(width, height) > PREVIEW_SIDE;
+  const beforePreview = big ? previewPng(img.data, width, height) : null;
+  // The editor needs the input alpha (null: all opaque) and the float mask kept.
+  const alphaIn = edit.inputAlpha(img.data);
+  // RGB untouched; alpha quantised once. In place: the decoded pixels become the output.
+  const rgba = applyMask(img.data, mask, img.data);
+  timings.compose = now() - t;
+  const out = await writeFile(rgba, width, height, spec, icc, ctx, timings);
+  const afterPreview = big ? previewPng(rgba, width, height) : null;
+  // Blobs are made here, so the page thread never copies a large file.
+  const blob = new Blob([out], { type: spec.mime });
+  const previews = big
+    ? { before: new Blob([beforePreview], { type: 'image/png' }), after: new Blob([afterPreview], { type: 'image/png' }) }
+    : null;
+  const uncertainty = {
+    uncertain: settled ? settled.uncertain : 0, uncertainBox: settled ? settled.box : null,
+    notice: !!settled && settled.uncertain >= SETTLE.noticeArea,
+  };
+  return { blob, previews, format: spec, width, height, rgba, mask, alphaIn, icc, timings, uncertainty };
+}
+
+/** Encode, add the profile, decode again and compare (rules 7-9): the file's bytes. */
+export async function writeFile(rgba, width, height, spec, icc, ctx, timings) {
+  const { fflate, stage, strips, prefs } = ctx;
+  const fmt = spec.name;
+  let t = now();
+  stage(`encoding ${fmt.toUpperCase()}`);
+  // jSquash (png-rs for PNG); with ?png=strips, PNG in strips on several workers (png.js)
+  const inStrips = fmt === 'png' && prefs?.png === 'strips';
+  let out = inStrips ? await encodePng(strips(), rgba, width, height) : codecs.encode(rgba, width, height, fmt);
+  // contract rule 9: an RGB profile goes to PNG and WebP outputs (never converted)
+  if (icc && fmt === 'png') out = pngWithIcc(out, icc, fflate.zlibSync);
+  else if (icc && fmt === 'webp') out = webpWithIcc(out, icc, width, height);
+  timings.encode = now() - t;
+  t = now();
+  stage('verifying');
+  // PNG strips are read back in parallel; any other file as a whole
+  if (!(inStrips && await verifyPng(strips(), out, rgba, width, height))) await codecs.verify(out, rgba, width, height);
+  timings.verify = now() - t;
+  return out;
+}
+
+export function previewPng(rgba, width, height) {
+  const p = previewRGBA(rgba, width, height, PREVIEW_SIDE);
+  return codecs.encode(p.data, p.width, p.height, 'png');
+}
+
+/** How many pixels are partly and fully transparent (for the card). */
+export function alphaStats(rgba) {
+  let partial = 0, clear = 0;
+  for (let i = 3; i < rgba.length; i += 4) {
+    const a = rgba[i];
+    if (a === 0) clear++; else if (a !== 255) partial++;
+  }
+  return { partial, clear, total: rgba.length / 4 };
+}
