@@ -8,7 +8,7 @@ same small real photos (scikit-image's samples, downscaled; IS-Net sees every on
 
 - ``local``: ``--engine local`` (one process, one ONNX Runtime session on every core);
 - ``ray, 1 node`` / ``ray, 2 nodes``: ``--engine ray --ray-address`` on a loopback Ray
-  cluster of that many nodes (``alphacut.engines.ray.LocalCluster``, ``--cpus-per-node``
+  cluster of that many nodes (``alphacut.engines.ray_cluster.LocalCluster``, ``--cpus-per-node``
   CPUs each, one single-threaded actor per CPU), started before the clock starts;
 - ``ray, local instance``: ``--engine ray`` without an address (starts its own Ray).
 
@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args()
 
-    from alphacut.engines.ray import LocalCluster
+    from alphacut.engines.ray_cluster import LocalCluster
     from alphacut.models import store
 
     store.resolve(None)  # the default model, installed before any clock starts

@@ -79,7 +79,7 @@ def reference(inputs, remover) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def cluster():
     """Head node + a second node (separate `ray start` process trees), 1 CPU each, 127.0.0.1."""
-    from alphacut.engines.ray import LocalCluster
+    from alphacut.engines.ray_cluster import LocalCluster
 
     t0 = time.monotonic()
     c = LocalCluster(nodes=2, cpus_per_node=1, timeout=120)
