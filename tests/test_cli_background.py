@@ -68,3 +68,18 @@ def test_cli_background_usage_errors(photos, tmp_path):
     assert r.exit_code == 2 and "bad --aspect" in r.output
     r = runner.invoke(app, ["remove", s, "--background", "blur:0"])
     assert r.exit_code == 2 and "blur radius" in r.output
+
+
+def test_cli_jpeg_of_a_composed_file(photos, tmp_path):
+    """A JPEG flattened on blur, with a shadow and cropped: the composed file's RGB within
+    JPEG's tolerance (rule 11), not an error because the composed pixels carry alpha 255."""
+    src = photos["astronaut"]
+    plain = tmp_path / "plain.png"
+    assert runner.invoke(app, ["remove", str(src), "-o", str(plain), "-q"]).exit_code == 0
+    want = bgs.compose_file(_rgba(plain), bgs.Background("blur", radius=5), shadow=True, crop="10")
+    out = tmp_path / "out.jpg"
+    r = runner.invoke(app, ["remove", str(src), "-o", str(out), "-q", "-b", "blur:5", "--shadow", "--crop", "--padding", "10"])
+    assert r.exit_code == 0, r.output
+    got = np.asarray(Image.open(out).convert("RGB")).astype(np.int16)
+    assert got.shape == want[..., :3].shape
+    assert np.abs(got - want[..., :3]).mean() <= 3

@@ -101,3 +101,10 @@ def test_a_path_extension_selects_its_format():
     assert formats.for_extension(".jpg").name == "jpeg"
     with pytest.raises(ValueError, match="choose"):
         formats.get("gif")
+
+
+@pytest.mark.parametrize("ratio", [(0, 1), (4, 0), (-1, 2)])
+def test_an_aspect_tuple_is_checked_like_its_text(ratio):
+    with pytest.raises(OptionError):
+        Options(crop=True, aspect=ratio)
+    assert Options(crop=True, aspect=(4, 5)).aspect == (4, 5)

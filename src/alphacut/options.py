@@ -81,7 +81,7 @@ class Option:
                 raise OptionError(f"{what}: {e}") from None
             return str(value).strip()
         if self.kind == "ratio":
-            if isinstance(value, tuple) and len(value) == 2:
+            if isinstance(value, tuple) and len(value) == 2 and min(int(v) for v in value) >= 1:
                 return tuple(int(v) for v in value)
             try:
                 ratio = tuple(int(v) for v in str(value).split(":"))

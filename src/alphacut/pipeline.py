@@ -119,6 +119,8 @@ class CutOut:
         format = encode.check_output(format, background=background, mask_only=mask_only)
         t = time.perf_counter()
         px = self.pixels(mask_only=mask_only, background=background, crop=crop, aspect=aspect, shadow=shadow)
+        if not formats.get(format).alpha and px.ndim == 3 and px.shape[2] == 4:
+            px = np.ascontiguousarray(px[..., :3])  # a composed file is opaque: its RGB is the file
         jpeg = format == "jpeg"
         icc = None if mask_only or jpeg else self.icc_profile
         data = encode.encode(px, format, icc_profile=icc, quality=quality, label=self.name)

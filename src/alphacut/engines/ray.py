@@ -296,6 +296,12 @@ class CutOutActor:
         _ = self.remover.session  # load now: the session lives as long as the actor
         self.format = self.options.format
         self.masks = masks
+        if masks:  # the mask is a file of its own: never flattened, in PNG where the cut-out is a JPEG
+            from alphacut import formats
+
+            fmt = self.options.format or "png"
+            self.mask_options = self.options.replace(
+                mask_only=True, background=None, shadow=False, format=fmt if formats.get(fmt).alpha else "png")
         self.sink = sink
         if sink is not None:
             self.out = locate(sink["output"])
@@ -312,7 +318,7 @@ class CutOutActor:
         try:
             cut = self.remover.remove(bytes(data), label)  # the one path (pipeline.Remover.remove)
             out = cut.encode(options=self.options)
-            mask = cut.encode(options=self.options.replace(mask_only=True, background=None)) if self.masks else None
+            mask = cut.encode(options=self.mask_options) if self.masks else None
             return out, mask, None, cut.notice
         except _AE as e:
             return None, None, str(e), None
