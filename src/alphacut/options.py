@@ -325,7 +325,3 @@ Options.__doc__ = """A validated set of values for every option in ``OPTIONS`` (
 ``Options(format="webp", refine="none")`` checks each value and the rules between them;
 ``Options.create(values, surface="cli")`` does the same naming options as that surface spells
 them in errors; ``Options.from_text(query)`` parses the API's text parameters."""
-
-
-def mask_options() -> tuple[Option, ...]:
-    return tuple(o for o in OPTIONS if o.applies == "mask")

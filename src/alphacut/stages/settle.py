@@ -39,8 +39,18 @@ GRID = 512
 
 def preload() -> None:
     """Import SciPy's ndimage in the background (0.2 s of CPU, once per process) while the
-    model loads, so the first photo's settle stage does not pay for it."""
+    model loads, so the first photo's settle stage does not pay for it. Only the first call
+    starts the import (the API's per-request Removers call it again)."""
+    global _preloading
+    with _preload_lock:
+        if _preloading:
+            return
+        _preloading = True
     threading.Thread(target=_import_ndimage, name="alphacut-settle-import", daemon=True).start()
+
+
+_preload_lock = threading.Lock()
+_preloading = False
 
 
 def _import_ndimage() -> None:

@@ -102,7 +102,11 @@ function onWorkerMessage(msg) {
     case 'fatal':
       setStatus(`Error: ${msg.message}`);
       note('fatal', { message: msg.message });
-      for (const job of state.jobs.values()) if (!job.done) failJob(job, msg.message);
+      for (const job of state.jobs.values()) {
+        if (job.done) continue;
+        failJob(job, msg.message);
+        state.worker.postMessage({ type: 'drop', id: job.id }); // failed here: the worker skips it too
+      }
       state.modelRequested = false;
       $('#load-model').disabled = false;
       break;
@@ -271,7 +275,7 @@ function uniqueName(name) {
 
 function finishJob(msg) {
   const job = state.jobs.get(msg.id);
-  if (!job || job.cancelled) return;
+  if (!job || job.cancelled || job.done || msg.run !== job.run) return; // a run the page no longer waits for
   job.done = true;
   job.work = Object.values(msg.timings).reduce((a, b) => a + b, 0);
   $('.cancel', job.el).hidden = true;

@@ -31,6 +31,7 @@ export class Viewer {
   }
 
   open(job) {
+    if (job.saving) return; // its file is being written and checked from the kept pixels: edit after
     this.job = job;
     this.frame = null;
     this.inflight = false; // an answer to the last visit's request is ignored by its seq
