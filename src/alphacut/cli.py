@@ -338,6 +338,9 @@ def _watch(folder: Path, output: Optional[Path], opts, *, model: str, suffix: st
 
     try:
         output = output if output is not None else batch.default_output_dir(folder)
+        if output.resolve() == folder.resolve():
+            _fail(f"--watch: the output folder is the watched folder {folder} (each cut-out would be a new input); "
+                  "give -o another folder")
         batch.ensure_writable_dir(output)
     except AlphacutError as e:
         _fail(str(e))

@@ -97,3 +97,18 @@ def test_watch_cuts_out_three_files_as_they_arrive(tmp_path, photos):
     assert sorted(p.name for p in out.iterdir()) == ["one.png", "three.png", "two.png"]  # no temp files left
     assert "error" not in stderr, stderr
     assert stderr.strip().splitlines()[-1] == "stopped: 3 cut out, 1 not image skipped"
+
+
+def test_watch_refuses_to_write_into_the_watched_folder(tmp_path):
+    """`-o` = the watched folder would make every cut-out a new input: a usage error at once."""
+    from typer.testing import CliRunner
+
+    from alphacut.cli import app
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for out in (inbox, tmp_path / "inbox" / "."):
+        r = CliRunner().invoke(app, ["remove", str(inbox), "-o", str(out), "--watch"])
+        assert r.exit_code == 2, r.output
+        assert "watched folder" in r.output
+    assert list(inbox.iterdir()) == []
