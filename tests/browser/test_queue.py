@@ -69,6 +69,14 @@ def test_queue_steering(browser, server, samples, tmp_path):
         webp = download(page, card(page, "chelsea.png"), tmp_path / "webp")
         assert webp.name == "chelsea.webp" and png.name == "chelsea.png"
         assert np.array_equal(rgba_of(webp), rgba_of(png))
+        # a photo queued before a format change is written in the new format when it is done
+        n_edited = len(events(page, "edited"))
+        page.set_input_files("#files", [str(samples["astronaut"])])
+        page.select_option("#format", "png")
+        wait_js(page, f"window.alphacut.events.filter(e => e.type === 'edited').length >= {n_edited + 3}", 240)
+        assert [e["name"] for e in events(page, "done")][-1] == "astronaut.webp"  # as queued
+        link = card(page, "astronaut.png").get_by_role("link", name="Download")
+        assert link.get_attribute("download") == "astronaut.png"
         page.screenshot(path=str(tmp_path / "queue.png"))
         print(f"screenshot: {tmp_path / 'queue.png'}")
         page.get_by_role("button", name="Clear all").click()

@@ -322,6 +322,8 @@ function finishJob(msg) {
   $('#download-all').disabled = false;
   note('done', { id: job.id, name: job.outName, timings: msg.timings, elapsed: job.elapsed, backend: msg.backend });
   progress();
+  // the Format menu changed while this photo was queued or running: write it in the new one
+  if (msg.format !== job.format) reencode(job, job.format);
 }
 
 /** The viewer closed: write the edited file (in the worker) when something changed. */
@@ -354,6 +356,16 @@ function savedEdit(msg) {
   $('.info', job.el).textContent = `${msg.width}×${msg.height} · ${mib(job.blob.size)}` +
     (msg.flat ? ' · flattened on its background' : '') + ' · verified';
   note('edited', { id: job.id, size: job.blob.size, timings: msg.timings, width: msg.width, height: msg.height, flat: msg.flat, box: msg.box, name: job.outName });
+}
+
+/** Write a finished photo again in another format, from the worker's kept pixels (no model run). */
+function reencode(job, format) {
+  const opts = { ...(job.fileOptions || { kind: 'none', color: '#ffffff', x: 50, y: 50, blur: 20, padding: '0', aspect: '' }), format };
+  job.fileOptions = opts;
+  job.saving = true;
+  $('.download', job.el).hidden = true;
+  $('.status', job.el).textContent = `re-encoding as ${format.toUpperCase()}…`;
+  state.worker.postMessage({ type: 'edit-save', id: job.id, options: state.viewer.toMessage(opts) });
 }
 
 const mib = (bytes) => `${(bytes / 1048576).toFixed(2)} MiB`;
@@ -418,14 +430,7 @@ function wireUi() {
     const format = $('#format').value;
     for (const job of state.jobs.values()) {
       job.format = format;
-      if (!job.blob || job.saving) continue;
-      const opts = { ...(job.fileOptions || { kind: 'none', color: '#ffffff', x: 50, y: 50, blur: 20, padding: '0', aspect: '' }), format };
-      if (opts.kind === 'none' && format === 'jpeg') continue;
-      job.fileOptions = opts;
-      job.saving = true;
-      $('.download', job.el).hidden = true;
-      $('.status', job.el).textContent = `re-encoding as ${format.toUpperCase()}…`;
-      state.worker.postMessage({ type: 'edit-save', id: job.id, options: state.viewer.toMessage(opts) });
+      if (job.blob && !job.saving) reencode(job, format);
     }
   });
   // the capability panel starts closed on small screens

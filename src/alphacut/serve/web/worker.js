@@ -92,7 +92,7 @@ async function processImage(msg) {
   // The editor keeps the float mask, the input alpha and the cut-out for later strokes.
   edit.retain(id, { rgba: r.rgba, mask: r.mask, alphaIn: r.alphaIn, width: r.width, height: r.height, fmt: r.format.name, icc: r.icc });
   post({
-    type: 'done', id, run, blob: r.blob, previews: r.previews, mime: r.format.mime, ext: r.format.ext,
+    type: 'done', id, run, format: r.format.name, blob: r.blob, previews: r.previews, mime: r.format.mime, ext: r.format.ext,
     width: r.width, height: r.height, timings: r.timings, backend: label(engine.current),
     stats: alphaStats(r.rgba), icc: !!r.icc, ...r.uncertainty,
   });
