@@ -227,3 +227,59 @@ def test_png_checker_leaves_other_layouts_to_pillow(rng):
     wrong[0, 0, 0] ^= 1
     with pytest.raises(VerifyError, match="differ"):
         verify.verify(pal.getvalue(), wrong, lossless=True)
+
+
+def _strip_png(px: np.ndarray, rows: int, *, shared_window: bool) -> bytes:
+    """A PNG of ``px`` in the writer's layout (header chunk, one IDAT a strip of ``rows``
+    Up-filtered rows ending on a sync flush, trailer chunk), deflated by one compressor
+    when ``shared_window`` (strips then refer back into earlier ones) or a fresh one a strip."""
+    import struct
+    import zlib
+
+    h = px.shape[0]
+    flat = px.reshape(h, -1)
+    filtered = np.empty((h, flat.shape[1] + 1), np.uint8)
+    filtered[:, 0] = 2
+    filtered[0, 1:] = flat[0]
+    np.subtract(flat[1:], flat[:-1], out=filtered[1:, 1:])
+    chunk = encode._png_chunk
+    c = {1: 0, 3: 2, 4: 6}[1 if px.ndim == 2 else px.shape[2]]
+    parts = [encode.PNG_SIGNATURE, chunk(b"IHDR", struct.pack(">IIBBBBB", px.shape[1], h, 8, c, 0, 0, 0)),
+             chunk(b"IDAT", b"\x78\x01")]
+    z = zlib.compressobj(6, zlib.DEFLATED, -15)
+    for y in range(0, h, rows):
+        if not shared_window:
+            z = zlib.compressobj(6, zlib.DEFLATED, -15)
+        last = y + rows >= h
+        body = z.compress(filtered[y : y + rows].tobytes()) + z.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+        parts.append(chunk(b"IDAT", body))
+    parts += [chunk(b"IDAT", struct.pack(">I", zlib.adler32(filtered.tobytes()))), chunk(b"IEND", b"")]
+    return b"".join(parts)
+
+
+def test_png_checker_checks_independent_strips_apart(rng, monkeypatch):
+    """The writer's strips are inflated and checked apart (the fast path decides); a stream
+    whose strips share one deflate window is left to the sequential check, which reads it;
+    a wrong sample is still found at its place either way."""
+    px = np.repeat(rng.integers(0, 256, (1, 50, 4), dtype=np.uint8), 60, axis=0)  # repeats: back-references
+    px[:, :, 3] = rng.integers(0, 3, (60, 50), dtype=np.uint8)
+    decided = []
+    fast = verify._check_strips
+    monkeypatch.setattr(verify, "_check_strips", lambda *a: decided.append(fast(*a)) or decided[-1])
+    monkeypatch.setattr(encode, "PNG_STRIP_BYTES", 50 * 4 * 7)  # 7 rows a strip
+    for data in (encode.encode(px, "png"), _strip_png(px, 7, shared_window=False)):
+        verify.verify(data, px, lossless=True)
+        assert decided.pop() is True
+    shared = _strip_png(px, 7, shared_window=True)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(shared))), px)
+    verify.verify(shared, px, lossless=True)
+    assert decided.pop() is False  # a strip alone does not inflate: the sequential check passed it
+    wrong = px.copy()
+    wrong[45, 3, 1] ^= 4
+    for data in (encode.encode(px, "png"), shared):
+        with pytest.raises(VerifyError, match=r"differ.*x=3, y=45, channel 1"):
+            verify.verify(data, wrong, lossless=True)
+        assert decided.pop() is False
+    odd = _strip_png(px[:59], 7, shared_window=False)
+    verify.verify(odd, px[:59], lossless=True)
+    assert decided.pop() is True  # 8 strips of 7 rows and a last one of 3

@@ -8,7 +8,8 @@ apart from the writer in ``encode.py``: every chunk's CRC, the header, the whole
 Rows are compared in the filter domain: a row decodes to the intended pixels exactly when its
 filtered bytes equal the intended row filtered the same way against the (already checked)
 row above, so no decoded copy of a large photo is made and the check costs about a third of
-a Pillow decode. PNGs it does not read (interlaced, 16-bit, palette) go to Pillow.
+a Pillow decode. The strips ``encode.py`` deflates apart are inflated and checked apart, on a
+few threads (``_check_strips``); any other stream, or any doubt, is read in one go. PNGs it does not read (interlaced, 16-bit, palette) go to Pillow.
 Lossless formats must match byte for byte; lossy AVIF must stay within the stated
 tolerance. A mismatch raises ``VerifyError``: the file is not kept.
 """
@@ -102,6 +103,74 @@ def _filter_rows(types: np.ndarray, rows: np.ndarray, above: np.ndarray, bpp: in
     return rows - pred
 
 
+#: The sync-flush marker (an empty stored block) that ends every strip but the last.
+SYNC_FLUSH = b"\x00\x00\xff\xff"
+
+
+def _check_strips(idats: list, want: np.ndarray, stride: int, check_rows) -> bool:
+    """The fast path for the layout ``encode.encode_png`` writes: a 2-byte zlib header chunk,
+    then one IDAT a strip of whole rows deflated on its own (a fresh compressor, ended by a
+    sync flush, the last by the final block), all strips the same number of rows but the
+    last, then the 4-byte Adler-32. Such strips inflate apart, so each is inflated and checked
+    on its own, on a few threads (about half the time of the sequential check at 48 MP).
+    True: every strip inflated on its own to exactly its intended rows, each non-final one
+    ending on a block boundary, the last one ending the stream, and the combined Adler-32
+    equals the trailer: what inflating the stream in one go gives. False: another layout, or
+    anything unexpected (a mismatch included): then the sequential check decides, and words
+    any error."""
+    if len(idats) < 3 or len(idats[0]) != 2 or len(idats[-1]) != 4:
+        return False
+    cmf, flg = idats[0][0], idats[0][1]
+    if cmf != 0x78 or (cmf * 256 + flg) % 31 or flg & 0x20:  # deflate, 32 KiB window, no dictionary
+        return False
+    strips = idats[1:-1]
+    if any(len(b) < 4 or bytes(b[-4:]) != SYNC_FLUSH for b in strips[:-1]):
+        return False
+    h, n = want.shape[0], len(strips)
+
+    def one(i: int):
+        """(rows, Adler-32) of strip i, checked; None when it is not what the layout says."""
+        d = isal_zlib.decompressobj(-15)
+        try:
+            raw = d.decompress(strips[i])
+        except isal_zlib.error:
+            return None
+        if d.eof != (i == n - 1) or d.unused_data or d.unconsumed_tail or len(raw) % stride or not raw:
+            return None
+        k = len(raw) // stride
+        y = h - k if i == n - 1 else i * k  # checked below: equal strips but the last
+        if y < 0 or y + k > h:
+            return None
+        try:
+            check_rows(np.frombuffer(raw, np.uint8).reshape(k, stride), y)
+        except VerifyError:
+            return None
+        return k, isal_zlib.adler32(raw), len(raw)
+
+    from alphacut import parallel
+
+    got = parallel.map_ordered(one, range(n), "alphacut-verify")
+    if any(g is None for g in got):
+        return False
+    k = got[0][0]
+    if any(g[0] != k for g in got[:-1]) or got[-1][0] > k or (n - 1) * k + got[-1][0] != h:
+        return False
+    adler = 1
+    for _, a, size in got:
+        adler = _adler32_combine(adler, a, size)
+    return adler == struct.unpack(">I", bytes(idats[-1]))[0]
+
+
+def _adler32_combine(a1: int, a2: int, len2: int) -> int:
+    """Adler-32 of A + B from adler32(A), adler32(B) and len(B) (zlib's adler32_combine),
+    written apart from the writer's copy in ``encode.py``."""
+    mod = 65521
+    n = len2 % mod
+    s1 = ((a1 & 0xFFFF) + (a2 & 0xFFFF) - 1) % mod
+    s2 = ((a1 >> 16) + (a2 >> 16) + n * (a1 & 0xFFFF) - n) % mod
+    return s1 | (s2 << 16)
+
+
 def _check_png(data: bytes, expected: np.ndarray, label: str) -> bool:
     """Check a PNG against ``expected`` (see the module docstring); False when this reader
     does not handle the file's layout (then Pillow decodes it)."""
@@ -131,6 +200,9 @@ def _check_png(data: bytes, expected: np.ndarray, label: str) -> bool:
                 f"(first at x={col // c}, y={y + row}, channel {col % c})"
             )
 
+    idats = [body for kind, body in chunks if kind == b"IDAT"]
+    if _check_strips(idats, want, stride, check_rows):
+        return True
     # Inflating is sequential; the rows already inflated are checked on a second thread
     # meanwhile (both release the GIL), one batch in flight.
     inflate = isal_zlib.decompressobj()
@@ -138,9 +210,7 @@ def _check_png(data: bytes, expected: np.ndarray, label: str) -> bool:
     y = 0
     with ThreadPoolExecutor(1, thread_name_prefix="alphacut-verify") as pool:
         in_flight = None
-        for kind, body in chunks:
-            if kind != b"IDAT":
-                continue
+        for body in idats:
             if inflate.eof:
                 raise VerifyError(f"{label}: the written PNG has data after its image stream")
             try:
