@@ -4,6 +4,8 @@ HTTP API, the OpenAPI document, the static site and the browser's config derive 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -51,6 +53,8 @@ def test_every_option_is_offered_where_the_table_says():
     [
         ({"format": "gif"}, "--format 'gif': choose png, webp, avif", {"format": "gif"}),
         ({"format": "png", "avif_quality": "50"}, "--avif-quality applies to --format avif only", {"quality": "50"}),
+        ({"format": "jpeg", "background": "white", "avif_quality": "50"},
+         "(png and webp are always lossless; jpeg has its fixed quality)", {"format": "jpeg", "background": "white", "quality": "50"}),
         ({"format": "jpeg"}, "JPEG has no transparency", {"format": "jpeg"}),
         ({"mask_only": True, "background": "red"}, "--mask-only and --background exclude each other",
          {"mask_only": "true", "background": "red"}),
@@ -108,3 +112,21 @@ def test_an_aspect_tuple_is_checked_like_its_text(ratio):
     with pytest.raises(OptionError):
         Options(crop=True, aspect=ratio)
     assert Options(crop=True, aspect=(4, 5)).aspect == (4, 5)
+
+
+def test_format_rules_are_the_options_rules(tmp_path):
+    """The format known only from an output path is checked by the same rules as an option
+    (``options.check_format``), named as the asking surface spells them."""
+    from alphacut.errors import UsageError
+    from alphacut.stages import encode
+
+    assert encode.format_for_path(tmp_path / "x.JPG", background=(255, 255, 255)) == "jpeg"
+    for path, kw, message in [
+        ("x.jpg", {}, "JPEG has no transparency"),
+        ("x.png", {"mask_only": True, "background": (0, 0, 0)}, "--mask-only and --background exclude each other"),
+        ("x.tif", {}, "cannot tell the output format from '.tif'"),
+    ]:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            encode.format_for_path(tmp_path / path, surface="cli", **kw)
+    with pytest.raises(UsageError, match="mask_only and background exclude"):
+        encode.check_output("png", mask_only=True, background=(0, 0, 0))

@@ -17,7 +17,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from alphacut import formats
 from alphacut.errors import AlphacutError, UsageError
 from alphacut.models.catalog import DEFAULT_MODEL
 from alphacut.options import OPTIONS, Option, OptionError, Options
@@ -125,7 +127,7 @@ def _inference_on(remover) -> str:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -209,20 +211,18 @@ def remove(
     one_file = inputs == ["-"] or (len(inputs) == 1 and inputs[0] != "-" and not Path(inputs[0]).is_dir())
     try:
         if engine is Engine.local and output is not None and str(output) != "-" and one_file and not output.is_dir():
-            fmt = encode.format_for_path(output, asked, background=bg, mask_only=mask_only)
+            fmt = encode.format_for_path(output, asked, background=bg, mask_only=mask_only, surface="cli")
         else:
-            fmt = encode.check_output(asked or "png", background=bg, mask_only=mask_only)
-    except UsageError as e:
-        _fail(str(e).replace("mask-only and background", "--mask-only and --background"))
-    if options.avif_quality is not None and fmt != "avif":
-        _fail("--avif-quality applies to --format avif only (PNG and WebP are always lossless; JPEG has its fixed quality 90)")
+            fmt = encode.check_output(asked or formats.DEFAULT_FORMAT, background=bg, mask_only=mask_only, surface="cli")
+        options = options.replace(format=fmt, surface="cli")  # the rules again, now the format is known
+    except (UsageError, OptionError) as e:
+        _fail(str(e))
     if overwrite and skip_existing:
         _fail("--overwrite and --skip-existing contradict each other; choose one")
     try:
         batch.check_suffix(suffix)
     except AlphacutError as e:
         _fail(str(e))
-    options = options.replace(format=fmt)
     opts = batch.SaveOptions(options, overwrite, skip_existing)
     if watch:
         if engine is not Engine.local or len(inputs) != 1 or not Path(inputs[0]).is_dir() or str(output) == "-":
@@ -273,7 +273,7 @@ def remove(
                 except AlphacutError as e:
                     _fail(str(e))
     for e in errors:
-        err.print(f"[red]error:[/red] {e}", markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(e))}", markup=True, soft_wrap=True)
     if not jobs:
         if not_images and not quiet:
             err.print(f"0 cut out, {_not_images(len(not_images))} skipped", soft_wrap=True)
@@ -304,7 +304,7 @@ def remove(
             existing += o.ok and o.skipped
             if not o.ok:
                 failed += 1
-                progress.console.print(f"[red]error:[/red] {o.message}", markup=True, soft_wrap=True)
+                progress.console.print(f"[red]error:[/red] {escape(o.message)}", markup=True, soft_wrap=True)
             elif o.message and not quiet:
                 progress.console.print(f"note: {o.message}", markup=False, soft_wrap=True)
             if o.ok and o.data is not None:
@@ -357,8 +357,11 @@ def _watch(folder: Path, output: Optional[Path], opts, *, model: str, suffix: st
             if not quiet:
                 err.print(f"wrote {o.job.target}", markup=False, soft_wrap=True, highlight=False)
         else:
-            counts["failed"] += 1
-            err.print(f"[red]error:[/red] {o.message}", markup=True, soft_wrap=True)
+            plan_error(o.message)
+
+    def plan_error(message: str) -> None:
+        counts["failed"] += 1
+        err.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
 
     def not_image(path: Path) -> None:
         counts["not_images"] += 1
@@ -369,7 +372,8 @@ def _watch(folder: Path, output: Optional[Path], opts, *, model: str, suffix: st
         err.print(f"watching {folder} -> {output} (Ctrl+C to stop)", markup=False, soft_wrap=True, highlight=False)
     try:
         with _device_notes(quiet):
-            watcher.watch(remover, folder, output, opts, done, suffix=suffix, on_not_image=not_image)
+            watcher.watch(remover, folder, output, opts, done, suffix=suffix, on_not_image=not_image,
+                          on_plan_error=plan_error)
     except KeyboardInterrupt:
         pass
     failed = f", {counts['failed']} failed" if counts["failed"] else ""

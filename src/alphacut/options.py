@@ -219,10 +219,14 @@ def _mask_only_or_background(v: dict, say: Callable[[str], str]) -> None:
 def _lossy_quality_needs_a_lossy_format(v: dict, say: Callable[[str], str]) -> None:
     # no format yet (the CLI takes it from the output's extension): checked once it is known
     if v["avif_quality"] is not None and v["format"] is not None and not formats.FORMATS[v["format"]].lossy_quality:
-        lossy = [f.name for f in formats.native().values() if f.lossy_quality]
+        native = formats.native().values()
+        lossy = [f.name for f in native if f.lossy_quality]
+        lossless = [f.name for f in native if f.lossless and not f.lossy_quality]
+        fixed = [f.name for f in native if not f.lossless and not f.lossy_quality]
         raise OptionError(
             f"{say('avif_quality')} applies to {say('format')} {' or '.join(lossy)} only "
-            f"({', '.join(f.name for f in formats.native().values() if not f.lossy_quality)} are always lossless)"
+            f"({' and '.join(lossless)} are always lossless"
+            + (f"; {' and '.join(fixed)} has its fixed quality)" if fixed else ")")
         )
 
 
@@ -244,6 +248,23 @@ def _padding_and_aspect_need_crop(v: dict, say: Callable[[str], str]) -> None:
     if (v["padding"] != "0" or v["aspect"] is not None) and not v["crop"]:
         raise OptionError(f"{say('padding')} and {say('aspect')} apply with {say('crop')}")
 
+
+def check_format(fmt: str, *, background: Any = None, mask_only: bool = False, surface: str = "python") -> str:
+    """``fmt`` (lower case) if it is a format the Python side writes and can hold the output
+    asked for (the format rules above, for the format known only once an output path is
+    chosen); an ``OptionError`` naming options as ``surface`` spells them otherwise."""
+    fmt = fmt.lower()
+    if fmt not in formats.native():
+        raise OptionError(f"unknown output format {fmt!r}; choose {formats.choices_text()}")
+    say = lambda name: BY_NAME[name].label(surface)  # noqa: E731
+    v = {"format": fmt, "background": background, "mask_only": bool(mask_only)}
+    for rule in FORMAT_RULES:
+        rule(v, say)
+    return fmt
+
+
+#: The rules ``check_format`` applies (they need only the format, background and mask-only).
+FORMAT_RULES = (_mask_only_or_background, _opaque_format_needs_a_background)
 
 #: Rules between options, checked after each value on its own.
 RULES: tuple[Callable[[dict, Callable[[str], str]], None], ...] = (
@@ -293,8 +314,8 @@ def _from_text(raw: dict[str, str], surface: str = "api") -> Options:
     return _create(values, surface)
 
 
-def _replace(self, **changes) -> Options:
-    return _create({**self.values(), **changes})
+def _replace(self, surface: str = "python", **changes) -> Options:
+    return _create({**self.values(), **changes}, surface)
 
 
 def _values(self) -> dict[str, Any]:

@@ -112,3 +112,48 @@ def test_watch_refuses_to_write_into_the_watched_folder(tmp_path):
         assert r.exit_code == 2, r.output
         assert "watched folder" in r.output
     assert list(inbox.iterdir()) == []
+
+
+@pytest.mark.model
+def test_watch_reports_colliding_inputs_once(tmp_path, photos):
+    """Two inputs whose outputs would collide (a.jpg and a.png -> a.png): the one that cannot
+    be planned is reported once, counted as failed (exit 1), and the other is cut out."""
+    import threading
+
+    from alphacut.engines import watch as watcher
+    from alphacut.pipeline import Remover
+
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    shutil.copy(photos["coffee"], inbox / "a.jpg")
+    Image.open(photos["coffee"]).save(inbox / "a.png")
+    said, done = [], []
+    stop = threading.Event()
+
+    def on_done(o):
+        done.append(o)
+        stop.set()
+
+    watcher.watch(Remover(), inbox, out, batch.SaveOptions(), on_done, interval=0.05, settle=0.1, stop=stop,
+                  on_plan_error=said.append)
+    assert len(said) == 1 and "a.png" in said[0] and "collide" in said[0], said
+    assert [o.ok for o in done] == [True] and (out / "a.png").exists()
+    stop.clear()
+    seen = threading.Timer(0.5, stop.set)
+    seen.start()
+    watcher.watch(Remover(), inbox, out, batch.SaveOptions(), done.append, interval=0.05, settle=0.1, stop=stop,
+                  on_plan_error=said.append)
+    assert len(said) == 2  # a new watch says it again; within one watch it was said once
+
+
+def test_error_lines_print_file_names_as_they_are(tmp_path):
+    """A file name with square brackets is printed as it is, not read as Rich markup."""
+    from typer.testing import CliRunner
+
+    from alphacut.cli import app
+
+    bad = tmp_path / "[bold]shot[red].jpg"
+    bad.write_bytes(b"not a jpeg")
+    r = CliRunner().invoke(app, ["remove", str(bad), "-o", str(tmp_path / "x.png")])
+    assert r.exit_code != 0
+    assert "[bold]shot[red].jpg" in r.output, r.output

@@ -49,17 +49,25 @@ def watch(
     settle: float = 1.0,
     stop: threading.Event | None = None,
     on_not_image: Callable[[Path], None] | None = None,
+    on_plan_error: Callable[[str], None] | None = None,
 ) -> None:
     """Poll ``folder`` every ``interval`` s and cut out each image that is new or changed and has
-    been still for ``settle`` s, into ``output`` (mirroring the folder), until ``stop`` is set."""
+    been still for ``settle`` s, into ``output`` (mirroring the folder), until ``stop`` is set.
+    An input that cannot be planned (two inputs whose outputs would collide) is reported to
+    ``on_plan_error`` once, and again only if it went away and came back."""
     stop = stop or threading.Event()
     output_root = output.resolve()
     pending: dict[Path, tuple[tuple[int, int], float]] = {}  # path -> (signature, seen since)
     handled: dict[Path, tuple[int, int]] = {}  # path -> signature last processed or reported
     opts = replace(opts, overwrite=True, skip_existing=False)  # targets are older than inputs
+    reported: set[str] = set()  # planning errors said and still there
     while not stop.is_set():
         not_images: list[Path] = []
-        jobs, _ = batch.plan_outputs([folder], output, opts.format, suffix=suffix, not_images=not_images)
+        jobs, errors = batch.plan_outputs([folder], output, opts.format, suffix=suffix, not_images=not_images)
+        for message in errors:
+            if message not in reported and on_plan_error:
+                on_plan_error(message)
+        reported = set(errors)
         now = time.monotonic()
         ready = []
         for path in not_images:

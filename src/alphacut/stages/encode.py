@@ -29,12 +29,6 @@ from isal import isal_zlib
 from alphacut import formats, parallel
 from alphacut.errors import OutputError, UsageError
 
-#: Derived from the one table (alphacut/formats.py): name → the extension outputs get.
-FORMATS = {f.name: f.extension for f in formats.native().values()}
-#: Every extension an output path may have, and the format it selects.
-EXTENSIONS = {ext: f.name for f in formats.native().values() for ext in f.extensions}
-#: Formats without an alpha channel: only for flattened outputs (a background colour).
-OPAQUE_ONLY = {f.name for f in formats.native().values() if not f.alpha}
 #: JPEG as the contract (rule 11) has it: quality 90, no chroma subsampling, no ICC profile,
 #: checked within a mean absolute error of 3 levels over the RGB samples.
 JPEG_QUALITY = 90
@@ -102,39 +96,37 @@ def encode_png(pixels: np.ndarray, icc_profile: bytes | None = None) -> bytes:
     return b"".join(parts)
 
 
-def check_output(fmt: str, *, background=None, mask_only: bool = False) -> str:
-    """``fmt`` (lower case) if it can hold the requested output, else a ``UsageError``."""
-    fmt = fmt.lower()
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown output format {fmt!r}; choose {', '.join(FORMATS)}")
-    if mask_only and background is not None:
-        raise UsageError("mask-only and background exclude each other (the mask is the alpha, a background removes it)")
-    if fmt in OPAQUE_ONLY and (background is None or mask_only):
-        raise UsageError(
-            f"{fmt.upper()} has no transparency: it is written only for a flattened output "
-            "(with --background, not --mask-only); choose png, webp or avif"
-        )
-    return fmt
+def check_output(fmt: str, *, background=None, mask_only: bool = False, surface: str = "python") -> str:
+    """``fmt`` (lower case) if it can hold the requested output, else a ``UsageError``: the
+    format rules of ``options.py`` (stated there once), options named as ``surface`` spells them."""
+    from alphacut import options
+
+    try:
+        return options.check_format(fmt, background=background, mask_only=mask_only, surface=surface)
+    except options.OptionError as e:
+        raise UsageError(str(e)) from None
 
 
-def format_for_path(path, fmt: str | None = None, *, background=None, mask_only: bool = False) -> str:
+def format_for_path(path, fmt: str | None = None, *, background=None, mask_only: bool = False,
+                    surface: str = "python") -> str:
     """The format an output file at ``path`` is written in: the one its extension names
-    (``.png``, ``.webp``, ``.avif``; ``.jpg``/``.jpeg`` for a flattened output), or ``fmt``
-    for a path without an extension. A ``UsageError`` for any other extension, for an
-    explicit ``fmt`` the extension contradicts, or for a format that cannot hold the output:
-    the bytes in a file always match its name. The CLI and ``CutOut.save`` both ask here."""
+    (``formats.for_extension``: ``.png``, ``.webp``, ``.avif``; ``.jpg``/``.jpeg`` for a
+    flattened output), or ``fmt`` for a path without an extension. A ``UsageError`` for any
+    other extension, for an explicit ``fmt`` the extension contradicts, or for a format that
+    cannot hold the output: the bytes in a file always match its name. The CLI and
+    ``CutOut.save`` both ask here."""
     from pathlib import PurePath
 
     ext = PurePath(path).suffix.lower()
-    named = EXTENSIONS.get(ext)
+    named = formats.for_extension(ext) if ext else None
     if ext and named is None:
-        raise UsageError(
-            f"{path}: cannot tell the output format from {ext!r}; use {', '.join(e for e in EXTENSIONS)} "
-            "(.jpg/.jpeg only with --background)"
-        )
-    if fmt is not None and named is not None and fmt.lower() != named:
-        raise UsageError(f"{path}: the name says {named} but the format asked for is {fmt.lower()}; choose one")
-    return check_output(named or fmt or "png", background=background, mask_only=mask_only)
+        known = ", ".join(e for f in formats.native().values() for e in f.extensions)
+        raise UsageError(f"{path}: cannot tell the output format from {ext!r}; use {known} "
+                         "(.jpg/.jpeg only with --background)")
+    if fmt is not None and named is not None and fmt.lower() != named.name:
+        raise UsageError(f"{path}: the name says {named.name} but the format asked for is {fmt.lower()}; choose one")
+    return check_output(named.name if named else fmt or formats.DEFAULT_FORMAT, background=background,
+                        mask_only=mask_only, surface=surface)
 
 
 def encode(
@@ -150,9 +142,9 @@ def encode(
     import imagecodecs
 
     fmt = fmt.lower()
-    if fmt not in FORMATS:
-        raise OutputError(f"{label}: unknown format {fmt!r}; choose {', '.join(FORMATS)}")
-    if fmt in OPAQUE_ONLY and (pixels.ndim != 3 or pixels.shape[2] != 3):
+    if fmt not in formats.native():
+        raise OutputError(f"{label}: unknown format {fmt!r}; choose {formats.choices_text()}")
+    if not formats.FORMATS[fmt].alpha and (pixels.ndim != 3 or pixels.shape[2] != 3):
         raise OutputError(f"{label}: {fmt.upper()} holds opaque RGB only; flatten onto a background first")
     # A fresh C-ordered copy when needed: slices with a side of 1 can be "contiguous" with
     # strides the codecs reject (a 1x1 mask-only output did).
