@@ -212,9 +212,10 @@ def test_privacy_every_request_is_local_and_none_carries_images(main_page, sampl
             assert n not in url, f"file name in a URL: {url}"
         for chunk in raw:
             assert chunk.hex() not in url
-    chunks = [r[1].rsplit("/", 1)[1] for r in reqs if "/models/chunks/" in r[1]]
-    want = [c["sha256"] for c in page.evaluate("fetch('config.json').then(r => r.json())")["model"]["chunks"]]
-    assert sorted(chunks) == sorted(want), "each chunk of the model is downloaded exactly once"
+    chunks = [r[1].rsplit("/", 1)[1] for r in reqs if "/models/chunks/" in r[1] or "/models/packed/" in r[1]]
+    cfg = page.evaluate("fetch('config.json').then(r => r.json())")["model"]
+    assert sorted(chunks) == sorted(c["sha256"] for c in cfg["chunks"]), "each chunk of the model is downloaded exactly once"
+    assert not [r for r in reqs if "/models/chunks/" in r[1]], "the server packs every chunk of this model: none plain"
     # After the model is ready, nothing is requested: the next image makes no network
     # request at all (the previews' blob: URLs are objects in this page's memory).
     n = len(reqs)
@@ -314,13 +315,19 @@ def test_static_build_without_isolation_still_works(browser, static_site, sample
     """`alphacut build-site` output on a bare static host under a path prefix, with the 25 MiB
     per-file limit: no COOP/COEP, so no SharedArrayBuffer and no WASM threads; the app falls
     back to one thread, the panel says why, and the cut-out is still exact. The first visit is
-    interrupted (one model chunk fails for good): the next try fetches only what is missing."""
+    interrupted (one model chunk fails for good): the next try fetches only what is missing.
+    One packed chunk on the host is damaged: the page refuses it and fetches that chunk plain."""
     import json
 
     cfg = json.loads((static_site.root / "sub" / "config.json").read_text())
     chunks = [c["sha256"] for c in cfg["model"]["chunks"]]
-    broken = "/sub/models/chunks/" + chunks[len(chunks) // 2]
+    assert cfg["model"]["packing"] and all("packed" in c for c in cfg["model"]["chunks"])
+    broken = "/sub/models/packed/" + chunks[len(chunks) // 2]
     static_site.failing = {broken}
+    damaged = static_site.root / "sub" / "models" / "packed" / chunks[1]
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    damaged.write_bytes(bytes(data))
     context = browser.new_context(accept_downloads=True)
     try:
         page = context.new_page()
@@ -329,15 +336,17 @@ def test_static_build_without_isolation_still_works(browser, static_site, sample
         assert page.evaluate("crossOriginIsolated") is False
         page.set_input_files("#files", [str(samples["astronaut"])])
         wait_js(page, "window.alphacut.events.some(e => e.type === 'fatal')")
-        first = [p for p, st in static_site.requests if p.startswith("/sub/models/chunks/") and st == 200]
+        first = [p for p, st in static_site.requests if p.startswith("/sub/models/packed/") and st == 200]
         assert broken not in first and len(first) >= 1
         static_site.failing = set()
         n = len(static_site.requests)
         page.set_input_files("#files", [str(samples["astronaut"])])  # add_and_wait would see the fatal above
         wait_js(page, "window.alphacut.events.some(e => e.type === 'done')")
-        again = [p for p, _ in static_site.requests[n:] if p.startswith("/sub/models/chunks/")]
+        again = [p for p, _ in static_site.requests[n:] if p.startswith("/sub/models/packed/")]
         assert broken in again and not set(first) & set(again), "chunks fetched before were fetched again"
-        assert sorted(first + again) == sorted("/sub/models/chunks/" + c for c in chunks)
+        assert sorted(first + again) == sorted("/sub/models/packed/" + c for c in chunks)
+        plain = [p for p, st in static_site.requests if p.startswith("/sub/models/chunks/") and st == 200]
+        assert plain == ["/sub/models/chunks/" + chunks[1]], "the damaged packed chunk was not replaced by the plain one"
         assert not [r for r in static_site.requests if r[1] == 413], "the app asked for a file over 25 MiB"
         assert page.locator("#cap-backend").get_attribute("data-backend") == "wasm"
         assert "not cross-origin isolated" in page.locator("#cap-skipped").inner_text()

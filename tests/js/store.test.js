@@ -108,3 +108,91 @@ test('404 is not retried; a config without chunks is refused', async () => {
   assert.equal(fetch.calls.filter((u) => u === urlOf(0)).length, 1);
   await assert.rejects(loadModel({ ...model, chunks: [] }, BASE), /chunks/);
 });
+
+// ---- packed chunks (serve/pack.py writes them; pack_vectors.json is Python's output) ----
+import { readFileSync } from 'node:fs';
+import { unpack, PACKING } from '../../src/alphacut/serve/web/store.js';
+
+const PACKED = JSON.parse(readFileSync(new URL('./pack_vectors.json', import.meta.url)));
+const b64 = (s) => new Uint8Array(Buffer.from(s, 'base64'));
+
+test('the JS unpacker gives back the bytes Python packed (shared vectors)', async () => {
+  assert.equal(PACKED.format, PACKING);
+  for (const v of PACKED.vectors) {
+    const out = await unpack(b64(v.packed), v.size);
+    assert.equal(out.length, v.size);
+    assert.equal(sha(out), v.sha256, `vector of ${v.size} bytes`);
+  }
+  const v = PACKED.vectors[0];
+  const p = b64(v.packed);
+  await assert.rejects(unpack(p, v.size - 1), /more than/);
+  await assert.rejects(unpack(p, v.size + 4), /unpacks to 49155 bytes, expected 49159/);
+  await assert.rejects(unpack(p.subarray(0, p.length >> 1), v.size), /packed chunk/);
+});
+
+test('packed chunks are fetched, unpacked, verified and cached plain; a corrupted one is refused and fetched plain', async () => {
+  const raws = await Promise.all(PACKED.vectors.map((v) => unpack(b64(v.packed), v.size)));
+  const whole = new Uint8Array(raws.reduce((n, r) => n + r.length, 0));
+  raws.reduce((off, r) => (whole.set(r, off), off + r.length), 0);
+  const pm = {
+    size: whole.length, sha256: sha(whole), chunk_base: 'models/chunks/', packed_base: 'models/packed/', packing: PACKING,
+    chunks: PACKED.vectors.map((v) => ({ sha256: v.sha256, size: v.size, packed: b64(v.packed).length })),
+  };
+  const plainUrl = (i) => `${BASE}models/chunks/${pm.chunks[i].sha256}`;
+  const packedUrl = (i) => `${BASE}models/packed/${pm.chunks[i].sha256}`;
+  const serve = (script = {}) => {
+    const calls = [];
+    const fn = async (url) => {
+      calls.push(url);
+      const n = calls.filter((u) => u === url).length - 1;
+      if (script[url] && n < script[url].length) {
+        const step = script[url][n];
+        if (step === 'neterr') throw new TypeError('Failed to fetch');
+        if (typeof step === 'number') return new Response('nope', { status: step });
+        return new Response(step);
+      }
+      const i = pm.chunks.findIndex((c) => url.endsWith(c.sha256));
+      return new Response(url.includes('/packed/') ? b64(PACKED.vectors[i].packed) : raws[i]);
+    };
+    fn.calls = calls;
+    return fn;
+  };
+
+  globalThis.caches = fakeCaches();
+  globalThis.fetch = serve({ [packedUrl(0)]: ['neterr'] }); // a network error: the packed form again
+  let last = null;
+  const got = await loadModel(pm, BASE, { baseDelay: 1, onProgress: (d, t) => (last = [d, t]) });
+  assert.deepEqual(got.bytes, whole);
+  assert.deepEqual([...fetch.calls].sort(), [packedUrl(0), packedUrl(0), packedUrl(1), packedUrl(2)].sort(), 'only packed chunks');
+  const sent = pm.chunks.reduce((n, c) => n + c.packed, 0);
+  assert.deepEqual(last, [sent, sent], 'progress counts the bytes sent');
+  assert.deepEqual([...caches.store.keys()].sort(), [0, 1, 2].map(plainUrl).sort(), 'cached plain, under the plain URL');
+  assert.equal(sha(caches.store.get(plainUrl(0))), pm.chunks[0].sha256);
+
+  globalThis.fetch = serve();
+  assert.equal((await loadModel(pm, BASE)).fromCache, true);
+  assert.equal(fetch.calls.length, 0);
+
+  // a packed chunk with a flipped byte (an inflate error or a hash mismatch): never used, fetched plain
+  for (const damage of [(p) => { p[p.length >> 1] ^= 0x40; return p; }, (p) => p.subarray(0, p.length - 9)]) {
+    globalThis.caches = fakeCaches();
+    const bad = damage(b64(PACKED.vectors[0].packed).slice());
+    globalThis.fetch = serve({ [packedUrl(0)]: [bad, bad] });
+    const status = [];
+    const again = await loadModel(pm, BASE, { baseDelay: 1, onStatus: (s) => status.push(s) });
+    assert.deepEqual(again.bytes, whole);
+    assert.deepEqual(fetch.calls.filter((u) => u.endsWith(pm.chunks[0].sha256)), [packedUrl(0), plainUrl(0)]);
+    assert.ok(status.some((s) => s.includes('refused')), status);
+    assert.equal(sha(caches.store.get(plainUrl(0))), pm.chunks[0].sha256);
+  }
+
+  // no packed chunk on the server (404): the plain one; a model without packing: plain only
+  globalThis.caches = fakeCaches();
+  globalThis.fetch = serve({ [packedUrl(1)]: [404] });
+  assert.deepEqual((await loadModel(pm, BASE, { baseDelay: 1 })).bytes, whole);
+  assert.ok(fetch.calls.includes(plainUrl(1)) && !fetch.calls.includes(plainUrl(0)));
+  globalThis.caches = fakeCaches();
+  globalThis.fetch = serve();
+  assert.deepEqual((await loadModel({ ...pm, packing: 'something-else' }, BASE)).bytes, whole);
+  assert.deepEqual([...fetch.calls].sort(), [0, 1, 2].map(plainUrl).sort());
+});

@@ -586,6 +586,7 @@ def test_serving_beyond_loopback_requires_a_token_and_warns(monkeypatch, capsys)
 
     captured = {}
     monkeypatch.setattr(store, "resolve", lambda m: None)  # serve() checks the model first
+    monkeypatch.setattr(server.site, "model_config", lambda m: None)  # and prepares its chunks
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(app=app, **kw))
     with pytest.raises(AlphacutError, match="--token"):
         server.serve(host="0.0.0.0", port=8123)

@@ -131,6 +131,38 @@ def test_every_vendor_file_is_served_with_its_mime_type(client):
             assert r.headers["content-type"].startswith(want), rel
 
 
+def test_code_and_wasm_are_sent_gzip_compressed_when_accepted(client, app_hash):
+    """The first visit's 20 MB of code and WASM travel compressed (about a quarter), computed
+    once into the store's cache; a request that does not accept gzip, or asks for a byte
+    range, gets the file as it is. The site-wide headers stay on every form."""
+
+    ort = f"/vendor/onnxruntime-web@{_versions()['onnxruntime-web']}/dist/ort-wasm-simd-threaded.wasm"
+    whole = (site.vendor_root() / "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm").read_bytes()
+    r = client.get(ort, headers={"Accept-Encoding": "gzip, deflate"})
+    assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
+    assert r.headers["vary"] == "Accept-Encoding" and r.headers["content-type"] == "application/wasm"
+    _check_security_headers(r)
+    assert r.content == whole  # httpx decoded it
+    sent = int(r.headers["content-length"])
+    assert sent < 0.3 * len(whole), sent
+    assert (store.home() / "web-gzip" / f"{hashlib.sha256(whole).hexdigest()}.gz").stat().st_size == sent
+    for headers in ({"Accept-Encoding": "identity"}, {"Accept-Encoding": "gzip;q=0"}, {"Accept-Encoding": "gzip", "Range": "bytes=0-9"}):
+        r = client.get(ort, headers=headers)
+        assert "content-encoding" not in r.headers, headers
+        assert r.content == (whole[:10] if "Range" in headers else whole)
+    r = client.get(f"/app/{app_hash}/main.js", headers={"Accept-Encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip" and r.content == (site.WEB_DIR / "main.js").read_bytes()
+    r = client.get("/config.json", headers={"Accept-Encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip" and r.json()["model"]["chunks"]
+    # the WebGPU build's parts too; the model's chunks never (the packed ones are deflated already)
+    part = f"/vendor/onnxruntime-web@{_versions()['onnxruntime-web']}/dist/ort-wasm-simd-threaded.asyncify.wasm.part1"
+    r = client.get(part, headers={"Accept-Encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip" and len(r.content) == site.vendor_parts()["onnxruntime-web"]["dist/ort-wasm-simd-threaded.asyncify.wasm"][1]
+    first = client.get("/config.json").json()["model"]["chunks"][0]["sha256"]
+    for route in ("chunks", "packed"):
+        assert "content-encoding" not in client.get(f"/models/{route}/{first}", headers={"Accept-Encoding": "gzip"}).headers
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -222,12 +254,17 @@ def test_build_site_writes_app_vendor_model_and_header_rules(tmp_path):
     chunks = sorted((out / "models" / "chunks").iterdir())
     assert sorted(p.name for p in chunks) == sorted(c["sha256"] for c in cfg["chunks"])
     assert sum(p.stat().st_size for p in chunks) == CATALOG[DEFAULT_MODEL].main_file.size
+    packed = sorted((out / "models" / "packed").iterdir())  # what the page fetches first
+    assert cfg["packed_base"] == "models/packed/" and sorted(p.name for p in packed) == sorted(c["sha256"] for c in cfg["chunks"])
+    assert [c["packed"] for c in cfg["chunks"]] == [(out / "models" / "packed" / c["sha256"]).stat().st_size for c in cfg["chunks"]]
+    assert sum(p.stat().st_size for p in packed) < 0.5 * CATALOG[DEFAULT_MODEL].main_file.size
     assert max(p.stat().st_size for p in out.rglob("*") if p.is_file()) <= 25 << 20  # any static host
     headers = (out / "_headers").read_text()
     for k, v in site.SECURITY_HEADERS.items():
         assert f"  {k}: {v}" in headers
     assert "/app/*\n  Cache-Control: public, max-age=31536000, immutable" in headers
     assert "/models/chunks/*\n  Cache-Control: public, max-age=31536000, immutable" in headers
+    assert "/models/packed/*\n  Cache-Control: public, max-age=31536000, immutable" in headers
     firebase = json.loads((out / "firebase.json").read_text())
     keys = {h["key"] for rule in firebase["hosting"]["headers"] for h in rule["headers"]}
     assert {"Cross-Origin-Opener-Policy", "Cross-Origin-Embedder-Policy", "Content-Security-Policy"} <= keys
@@ -235,6 +272,7 @@ def test_build_site_writes_app_vendor_model_and_header_rules(tmp_path):
     assert any(r["source"] == "/(.*)" for r in vercel["headers"])
     nginx = (out / "nginx.conf").read_text()
     assert "application/wasm wasm;" in nginx and 'Cross-Origin-Embedder-Policy "require-corp"' in nginx
+    assert "gzip on;" in nginx and "application/wasm" in nginx.split("gzip_types", 1)[1].split(";", 1)[0]
     # A rebuild replaces the old app folder instead of piling up hashes.
     site.build_site(out)
     assert len(list((out / "app").iterdir())) == 1

@@ -142,7 +142,8 @@ class WebApp:
         self.index = site.render_index(self.app_hash)
         self.sw = site.service_worker(self.app_hash, self.node_modules)
         self.vendor_js = site.vendor_module(self.node_modules).encode()
-        self._config: tuple[bytes, Path, str] | None = None
+        self._config: tuple[bytes, Path, dict[str, int]] | None = None
+        self._packed: site.pack.Packed | None = None
         # Large files exist only as parts (as in a static build): {package: {"<file>.part<N>": (file, N)}}
         self.parts = {
             pkg: {f"{rel}.part{i}": (rel, i) for rel, sizes in files.items() for i in range(len(sizes))}
@@ -159,28 +160,29 @@ class WebApp:
         if self._config is None:
             cfg, path = site.model_config(self.model)
             chunks = {c["sha256"]: i for i, c in enumerate(cfg["model"]["chunks"])}
+            self._packed = site.model_packed(path, cfg["model"]["sha256"]) if "packing" in cfg["model"] else None
             self._config = (site.config_bytes(cfg), path, chunks)
         return self._config
 
     async def index_page(self, request: Request) -> Response:
-        return Response(self.index, media_type=site.MIME_TYPES[".html"], headers={"Cache-Control": site.NO_CACHE})
+        return _bytes(request, self.index, site.MIME_TYPES[".html"], site.NO_CACHE)
 
     async def service_worker(self, request: Request) -> Response:
-        return Response(self.sw, media_type=site.MIME_TYPES[".js"], headers={"Cache-Control": site.NO_CACHE})
+        return _bytes(request, self.sw, site.MIME_TYPES[".js"], site.NO_CACHE)
 
     async def config_json(self, request: Request) -> Response:
         body, _, _ = self.config()
-        return Response(body, media_type="application/json", headers={"Cache-Control": site.NO_CACHE})
+        return _bytes(request, body, "application/json", site.NO_CACHE)
 
     async def app_file(self, request: Request) -> Response:
         h, rel = request.path_params["hash"], request.path_params["path"]
         if h != self.app_hash:
             return _not_found()
         if rel == "vendor.js":
-            return Response(self.vendor_js, media_type=site.mime_type(rel), headers={"Cache-Control": site.IMMUTABLE})
+            return _bytes(request, self.vendor_js, site.mime_type(rel), site.IMMUTABLE)
         if rel not in self.app_files:
             return _not_found()
-        return _file(site.WEB_DIR / rel, site.IMMUTABLE)
+        return await _file(request, site.WEB_DIR / rel, site.IMMUTABLE)
 
     async def vendor_file(self, request: Request) -> Response:
         entry = self.vendor.get(request.path_params["pkg"])
@@ -194,11 +196,17 @@ class WebApp:
             return _not_found()
         part = self.parts.get(entry[0], {}).get(rel)
         if part is not None:
-            data = await run_in_threadpool(site.read_part, self.node_modules / entry[0] / part[0], part[1])
-            return Response(data, media_type="application/octet-stream", headers={"Cache-Control": site.IMMUTABLE})
+            path = self.node_modules / entry[0] / part[0]
+            headers = {"Cache-Control": site.IMMUTABLE, "Vary": "Accept-Encoding"}
+            if _accepts_gzip(request):
+                data = await run_in_threadpool(site.gzipped, path, part[1])
+                headers["Content-Encoding"] = "gzip"
+            else:
+                data = await run_in_threadpool(site.read_part, path, part[1])
+            return Response(data, media_type="application/octet-stream", headers=headers)
         if rel not in entry[1]:
             return _not_found()
-        return _file(self.node_modules / entry[0] / rel, site.IMMUTABLE)
+        return await _file(request, self.node_modules / entry[0] / rel, site.IMMUTABLE)
 
     async def model_chunk(self, request: Request) -> Response:
         """One content-addressed piece of the model file (see ``site.CHUNK_SIZE``)."""
@@ -209,6 +217,15 @@ class WebApp:
         data = await run_in_threadpool(site.read_chunk, path, index)
         return Response(data, media_type="application/octet-stream", headers={"Cache-Control": site.IMMUTABLE})
 
+    async def packed_chunk(self, request: Request) -> Response:
+        """One model chunk in its packed form (``serve/pack.py``), named by the plain chunk's SHA-256:
+        the page unpacks it and checks that hash."""
+        self.config()
+        found = self._packed.path(request.path_params["sha256"]) if self._packed else None
+        if found is None:
+            return _not_found()
+        return FileResponse(found, media_type="application/octet-stream", headers={"Cache-Control": site.IMMUTABLE})
+
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self.index_page, methods=["GET", "HEAD"]),
@@ -218,13 +235,50 @@ class WebApp:
             Route("/app/{hash}/{path:path}", self.app_file, methods=["GET", "HEAD"]),
             Route("/vendor/{pkg}/{path:path}", self.vendor_file, methods=["GET", "HEAD"]),
             Route("/models/chunks/{sha256}", self.model_chunk, methods=["GET", "HEAD"]),
+            Route("/models/packed/{sha256}", self.packed_chunk, methods=["GET", "HEAD"]),
         ]
 
 
-def _file(path: Path, cache: str) -> Response:
+async def _file(request: Request, path: Path, cache: str) -> Response:
+    """A file; code and WASM gzip-compressed (computed once, ``site.gzipped``) when the request
+    accepts it and asks for no byte range."""
     if not path.is_file():
         return _not_found()
-    return FileResponse(path, media_type=site.mime_type(path), headers={"Cache-Control": cache})
+    headers = {"Cache-Control": cache}
+    if site.compressible(path):
+        headers["Vary"] = "Accept-Encoding"
+        if _accepts_gzip(request) and "range" not in request.headers:
+            body = await run_in_threadpool(site.gzipped, path)
+            return Response(body, media_type=site.mime_type(path), headers={**headers, "Content-Encoding": "gzip"})
+    return FileResponse(path, media_type=site.mime_type(path), headers=headers)
+
+
+def _bytes(request: Request, body: bytes, media_type: str, cache: str) -> Response:
+    """A small generated file (index, config, service worker), gzip-compressed when accepted."""
+    import gzip
+
+    headers = {"Cache-Control": cache, "Vary": "Accept-Encoding"}
+    if _accepts_gzip(request) and len(body) > 1024:
+        body = gzip.compress(body, 6, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _accepts_gzip(request: Request) -> bool:
+    """Whether Accept-Encoding names gzip (or *) with a non-zero q."""
+    for item in request.headers.get("accept-encoding", "").lower().split(","):
+        name, _, params = item.strip().partition(";")
+        q = params.strip()
+        if name.strip() in ("gzip", "*") and not (q.startswith("q=") and _qzero(q[2:])):
+            return True
+    return False
+
+
+def _qzero(q: str) -> bool:
+    try:
+        return float(q) == 0
+    except ValueError:
+        return False
 
 
 def _not_found() -> Response:
@@ -274,6 +328,7 @@ def serve(
     from alphacut.models import store
 
     store.resolve(model)  # embedded models install here (no network); others must be installed
+    site.model_config(model)  # chunk hashes, and the packed chunks computed once into the store
     if not _is_loopback(host):
         if not token:
             from alphacut.errors import AlphacutError

@@ -4,6 +4,14 @@
 // interrupted first visit resumes where it stopped, a new model version downloads only the
 // chunks that changed, and no file is larger than a static host accepts. A chunk that fails
 // verification is never used (a damaged cached one is deleted and downloaded again).
+//
+// Packed chunks (config.json's model.packing, serve/pack.py): a chunk with a "packed" size is
+// downloaded from model.packed_base in that form (its bytes split into 4 byte planes, then
+// raw deflate: the float32 model's 176 MB travel as about 77 MB), inflated by the browser's
+// own DecompressionStream, put back in order and then verified by the same SHA-256 as a plain
+// chunk. A packed chunk that fails (a bad stream, a wrong hash, 404) is fetched plain instead.
+// The cache keeps the verified plain bytes under the plain chunk's URL, so a later visit
+// needs no inflating and a cache from before packing still counts.
 
 const CACHE_NAME = 'alphacut-models-v2';
 
@@ -13,6 +21,63 @@ function hex(buf) {
 
 export async function sha256(bytes) {
   return hex(await crypto.subtle.digest('SHA-256', bytes));
+}
+
+export const PACKING = 'planes4-deflate-raw';
+
+function deflateRawAvailable() {
+  try {
+    new DecompressionStream('deflate-raw');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A packed chunk's bytes back in order: inflate (raw deflate, the platform's own) to exactly
+ * `size` bytes, then the byte planes interleaved again (plane k holds byte k of every 4-byte
+ * word; the 0-3 bytes after the last whole word follow the planes as they are). Throws on
+ * a stream that is not valid or does not give exactly `size` bytes.
+ */
+export async function unpack(packed, size) {
+  const planes = new Uint8Array(size);
+  const reader = new Blob([packed]).stream().pipeThrough(new DecompressionStream('deflate-raw')).getReader();
+  let n = 0;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      if (n + value.length > size) throw new Error(`packed chunk unpacks to more than ${size} bytes`);
+      planes.set(value, n);
+      n += value.length;
+    }
+  } catch (e) {
+    reader.cancel().catch(() => {});
+    throw new Error(e.message.startsWith('packed chunk') ? e.message : `packed chunk is damaged (${e.message})`);
+  }
+  if (n !== size) throw new Error(`packed chunk unpacks to ${n} bytes, expected ${size}`);
+  const q = size >>> 2;
+  const out = new Uint8Array(size);
+  const [p0, p1, p2, p3] = [0, 1, 2, 3].map((k) => planes.subarray(k * q, (k + 1) * q));
+  if (LITTLE_ENDIAN) {
+    const w = new Uint32Array(out.buffer, 0, q);
+    for (let j = 0; j < q; j++) w[j] = (p0[j] | (p1[j] << 8) | (p2[j] << 16) | (p3[j] << 24)) >>> 0;
+  } else {
+    for (let j = 0, o = 0; j < q; j++, o += 4) {
+      out[o] = p0[j]; out[o + 1] = p1[j]; out[o + 2] = p2[j]; out[o + 3] = p3[j];
+    }
+  }
+  out.set(planes.subarray(4 * q), 4 * q);
+  return out;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+function corrupt(message) {
+  const err = new Error(message);
+  err.corrupt = true;
+  return err;
 }
 
 async function download(url, size, onProgress) {
@@ -39,23 +104,39 @@ async function download(url, size, onProgress) {
   return out;
 }
 
-async function fetchChunk(url, chunk, { onProgress, onStatus, retries, baseDelay }) {
+/** One chunk, verified: its packed form first when `packedUrl` is given, plain after a packed
+ * one failed its check or was not found (no wait for that switch), each retried with
+ * exponential backoff and jitter; 404/403 of the plain chunk are final. */
+async function fetchChunk(url, packedUrl, chunk, { onProgress, onStatus, retries, baseDelay }) {
   let lastError;
+  let from = packedUrl || url;
+  let switched = false;
   for (let attempt = 0; attempt <= retries; attempt++) {
-    if (attempt > 0) {
+    if (attempt > 0 && !switched) {
       const delay = baseDelay * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5);
       onStatus?.(`Download failed (${lastError.message}); retrying in ${(delay / 1000).toFixed(1)} s`);
       await new Promise((r) => setTimeout(r, delay));
     }
+    switched = false;
+    const packed = from === packedUrl;
     try {
-      const bytes = await download(url, chunk.size, onProgress);
-      if (bytes.length !== chunk.size) throw new Error(`got ${bytes.length} bytes, expected ${chunk.size}`);
+      let bytes = await download(from, chunk.size, onProgress);
+      if (packed) bytes = await unpack(bytes, chunk.size).catch((e) => { throw corrupt(e.message); });
+      if (bytes.length !== chunk.size) throw corrupt(`got ${bytes.length} bytes, expected ${chunk.size}`);
       const got = await sha256(bytes);
-      if (got !== chunk.sha256) throw new Error(`SHA-256 mismatch (got ${got.slice(0, 12)}…)`);
+      if (got !== chunk.sha256) throw corrupt(`SHA-256 mismatch (got ${got.slice(0, 12)}…)`);
       return bytes;
     } catch (e) {
       lastError = e;
       onProgress?.(0);
+      if (packed && (e.corrupt || e.permanent)) {
+        // a packed chunk that arrived but is wrong, or is not there: the plain one next, at once
+        onStatus?.(`A packed part of the model was refused (${e.message}); downloading it plain`);
+        from = url;
+        switched = true;
+        attempt--; // the switch costs no try
+        continue;
+      }
       if (e.permanent) break;
     }
   }
@@ -80,20 +161,25 @@ export async function loadModel(model, base, { onProgress, onStatus, retries = 4
   const bytes = new Uint8Array(model.size);
   const offsets = [];
   chunks.reduce((off, c) => (offsets.push(off), off + c.size), 0);
+  // packed chunks when the server offers them and this browser inflates raw deflate natively
+  const packing = model.packing === PACKING && model.packed_base && deflateRawAvailable();
+  const sent = chunks.map((c) => (packing && c.packed ? c.packed : c.size)); // bytes each chunk costs to download
+  const total = sent.reduce((a, b) => a + b, 0);
   const got = new Array(chunks.length).fill(0);
-  const report = () => onProgress?.(got.reduce((a, b) => a + b, 0), model.size);
+  const report = () => onProgress?.(Math.min(got.reduce((a, b) => a + b, 0), total), total);
   let downloaded = 0, next = 0, failed = null;
 
   async function one(i) {
     const c = chunks[i];
     const url = new URL(model.chunk_base + c.sha256, base).href; // content-addressed: the cache key too
+    const packedUrl = packing && c.packed ? new URL(model.packed_base + c.sha256, base).href : null;
     if (cache) {
       const hit = await cache.match(url);
       if (hit) {
         const cached = new Uint8Array(await hit.arrayBuffer());
         if (cached.length === c.size && (await sha256(cached)) === c.sha256) {
           bytes.set(cached, offsets[i]);
-          got[i] = c.size;
+          got[i] = sent[i];
           report();
           return;
         }
@@ -102,9 +188,9 @@ export async function loadModel(model, base, { onProgress, onStatus, retries = 4
       }
     }
     if (downloaded++ === 0) onStatus?.('Downloading the model…');
-    const data = await fetchChunk(url, c, { onProgress: (d) => { got[i] = d; report(); }, onStatus, retries, baseDelay });
+    const data = await fetchChunk(url, packedUrl, c, { onProgress: (d) => { got[i] = Math.min(d, sent[i]); report(); }, onStatus, retries, baseDelay });
     bytes.set(data, offsets[i]);
-    got[i] = c.size;
+    got[i] = sent[i];
     report();
     if (cache) {
       try {
