@@ -172,8 +172,8 @@ OPTIONS: tuple[Option, ...] = (
            cli=("--mask-only",), api="mask_only", applies="output"),
     Option("background", "background", None,
            "Flatten onto an opaque colour (#rrggbb, #rgb, r,g,b or a CSS colour name), blur / blur:R (the photo itself "
-           "blurred, radius R px; default 2 % of the longer side) or, outside the API, an image file (scaled to cover, "
-           "centred), instead of transparency. Not with mask-only.",
+           "blurred, radius R px; default 2 % of the longer side) or an image file (scaled to cover, centred; in the API "
+           "an upload in the multipart field background_image, never a path), instead of transparency. Not with mask-only.",
            cli=("--background", "-b"), api="background", applies="output"),
     Option("shadow", "bool", False, "With a background: a soft drop shadow from the alpha under the subject.",
            cli=("--shadow",), api="shadow", applies="output"),
@@ -303,10 +303,11 @@ def _create(values: dict[str, Any], surface: str = "python") -> Options:
     return obj
 
 
-def _from_text(raw: dict[str, str], surface: str = "api") -> Options:
+def _from_text(raw: dict[str, str], surface: str = "api", **given: Any) -> Options:
     """Options from text keyed by the API's parameter names (blank values count as absent;
-    the format defaults to png: there is no file name to take it from)."""
-    values = {"format": formats.DEFAULT_FORMAT}
+    the format defaults to png: there is no file name to take it from), and values ``given``
+    already parsed (the API's uploaded background image), all checked together."""
+    values = {"format": formats.DEFAULT_FORMAT, **given}
     for key, text in raw.items():
         o = BY_API.get(key)
         if o is not None and text is not None and str(text).strip() != "":

@@ -321,6 +321,32 @@ def test_background_multipart_gives_an_opaque_image(real, png_alpha):
     assert np.array_equal(np.asarray(out), want.astype(np.uint8))
 
 
+def test_background_image_upload_is_composed_like_the_cli(fake):
+    """A ``background_image`` part: the photo behind the subject, scaled to cover, the same
+    pixels as the CLI's ``--background IMAGE`` (stages.background); refused with a colour
+    too, with mask_only, or when it is not an image, each naming the field."""
+    from alphacut.stages import background as bgs
+    from alphacut.stages import compose
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    backdrop = rng.integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    files = {"image": ("a.png", png_bytes(img), "image/png"),
+             "background_image": ("b.png", png_bytes(backdrop), "image/png")}
+    r = httpx.post(f"{fake.url}/api/v1/remove", files=files, data={"shadow": "true"}, headers=auth(), timeout=30)
+    assert r.status_code == 200, r.text
+    cut = compose.apply_mask(np.dstack([img, np.full((40, 60), 255, np.uint8)]), np.full((40, 60), 128 / 255, np.float32))
+    want = bgs.compose_file(cut, bgs.Background("image", image=backdrop), shadow=True)
+    assert np.array_equal(np.asarray(decode(r.content)), want)
+    for data, detail in [({"background": "red"}, "background and background_image exclude each other"),
+                         ({"mask_only": "true"}, "background_image")]:
+        r = httpx.post(f"{fake.url}/api/v1/remove", files=files, data=data, headers=auth(), timeout=30)
+        assert detail in assert_json_error(r, 400, "bad_parameter")["detail"]
+    files["background_image"] = ("b.png", b"not an image at all", "image/png")
+    r = httpx.post(f"{fake.url}/api/v1/remove", files=files, headers=auth(), timeout=30)
+    assert r.status_code in (400, 415, 422) and "background_image" in r.json()["detail"], r.text
+
+
 @pytest.mark.model
 def test_models_lists_the_catalog_with_installed_state(real):
     r = httpx.get(f"{real.url}/api/v1/models")
@@ -674,7 +700,7 @@ def test_multipart_is_split_in_memory():
         b"Content-Type: image/png\r\n\r\n\x89PNG\r\n--not-the-boundary\r\n\r\n"
         b"--XyZ--\r\n"
     )
-    image, fields = api.split_multipart(body, 'multipart/form-data; boundary="XyZ"')
+    image, fields, _ = api.split_multipart(body, 'multipart/form-data; boundary="XyZ"')
     assert image == b"\x89PNG\r\n--not-the-boundary\r\n" and fields == {"format": "webp"}
 
 

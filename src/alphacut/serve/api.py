@@ -3,9 +3,10 @@
 Routes:
 
 - ``POST /api/v1/remove``: the image as the raw request body (``image/*`` or
-  ``application/octet-stream``) or as ``multipart/form-data`` (field ``image``); parameters
-  ``model``, ``format``, ``mask_only``, ``background``, ``quality`` in the query string or as
-  form fields. The answer is the encoded, verified cut-out with its own content type.
+  ``application/octet-stream``) or as ``multipart/form-data`` (field ``image``, and
+  optionally ``background_image``: a photo to put behind the subject, scaled to cover);
+  parameters (``model`` and the options of ``options.py``) in the query string or as form
+  fields. The answer is the encoded, verified cut-out with its own content type.
 - ``GET /api/v1/models``: the catalog, with what is installed and usable here.
 - ``GET /api/v1/openapi.json``: the OpenAPI 3.0.3 document of all of this, errors included
   (written by ``openapi.py`` from the option and format tables).
@@ -74,6 +75,9 @@ DOCS_DIR = Path(__file__).with_name("api_docs")
 RAW_TYPES = ("application/octet-stream",)
 #: The request's parameters: the model, and every option the API offers (``options.OPTIONS``).
 PARAMS = ("model", *BY_API)
+#: The multipart file field with a background photo (the CLI's ``--background IMAGE``): an
+#: upload, never a path on the server.
+BACKGROUND_FIELD = "background_image"
 
 
 # ----------------------------------------------------------------------------- limits
@@ -221,9 +225,9 @@ class Params:
         return ("mask" if self.options.mask_only else "cutout") + formats.get(self.format).extension
 
 
-def parse_params(raw: dict[str, str], default_model: str) -> Params:
+def parse_params(raw: dict[str, str], default_model: str, **given) -> Params:
     """Validate the request's parameters (query string merged with form fields): the model
-    here, every option by ``Options.from_text``."""
+    here, every option by ``Options.from_text`` (with the values ``given`` already parsed)."""
     raw = {k: v.strip() for k, v in raw.items() if k in PARAMS and v.strip() != ""}
     model = raw.pop("model", default_model)
     if model == default_model and model not in CATALOG:
@@ -234,9 +238,12 @@ def parse_params(raw: dict[str, str], default_model: str) -> Params:
     if spec is not None and not spec.embedded and not _installed(model):
         raise ApiError(409, "model_not_installed", f"model {model} is not installed here; run `alphacut models install {model}`")
     try:
-        options = Options.from_text(raw, surface="api")
+        options = Options.from_text(raw, surface="api", **given)
     except OptionError as e:
-        raise ApiError(400, "bad_parameter", str(e)) from None
+        detail = str(e)
+        if "background" in given:  # the background is the uploaded image: say so
+            detail = detail.replace("background", BACKGROUND_FIELD, 1)
+        raise ApiError(400, "bad_parameter", detail) from None
     return Params(model, options)
 
 
@@ -287,8 +294,9 @@ def _too_large(limit: int, what: str) -> ApiError:
 MULTIPART_SLICE = 1 << 20
 
 
-def split_multipart(body: bytes | bytearray, content_type: str) -> tuple[bytes | None, dict[str, str]]:
-    """(bytes of the ``image`` field, text fields), parsed in memory by python-multipart's
+def split_multipart(body: bytes | bytearray, content_type: str) -> tuple[bytes | None, dict[str, str], bytes | None]:
+    """(bytes of the ``image`` field, text fields, bytes of the ``background_image`` field or
+    None), parsed in memory by python-multipart's
     low-level streaming parser (the one Starlette's form parser is built on); the file name is
     ignored and nothing touches the disk. The body is fed in 1 MiB slices, so no single call
     holds the GIL (and so the event loop) for long on a 64 MiB body."""
@@ -305,6 +313,7 @@ def split_multipart(body: bytes | bytearray, content_type: str) -> tuple[bytes |
     current: list = [{}, bytearray()]  # headers of the part being read, its data
     header = [bytearray(), bytearray()]  # the header line being read: name, value
     image: list[bytes] = []
+    backdrop: list[bytes] = []
     fields: dict[str, str] = {}
     counts = {"parts": 0, "ended": 0}
 
@@ -327,6 +336,10 @@ def split_multipart(body: bytes | bytearray, content_type: str) -> tuple[bytes |
             if image:
                 raise ApiError(400, "bad_request", "more than one 'image' field")
             image.append(bytes(current[1]))
+        elif name == BACKGROUND_FIELD:
+            if backdrop:
+                raise ApiError(400, "bad_request", f"more than one {BACKGROUND_FIELD!r} field")
+            backdrop.append(bytes(current[1]))
         elif name in PARAMS:
             try:
                 fields[name] = bytes(current[1]).decode("utf-8")
@@ -354,7 +367,7 @@ def split_multipart(body: bytes | bytearray, content_type: str) -> tuple[bytes |
         raise ApiError(400, "bad_request", "multipart body has no parts")
     if not counts["ended"]:
         raise ApiError(400, "bad_request", "multipart body ends before its closing boundary")
-    return (image[0] if image else None), fields
+    return (image[0] if image else None), fields, (backdrop[0] if backdrop else None)
 
 
 def _field_name(headers: dict[bytes, bytes]) -> str:
@@ -365,9 +378,9 @@ def _field_name(headers: dict[bytes, bytes]) -> str:
 
 
 def _wanted(headers: dict[bytes, bytes]) -> bool:
-    """Whether the part being read is one whose content is used (``image`` or a parameter)."""
+    """Whether the part being read is one whose content is used (an image or a parameter)."""
     name = _field_name(headers)
-    return name == "image" or name in PARAMS
+    return name in ("image", BACKGROUND_FIELD) or name in PARAMS
 
 
 # ----------------------------------------------------------------------------- the API
@@ -474,21 +487,31 @@ class Api:
     def _check_request(self, body: bytearray, ctype: str, multipart: bool, query: dict[str, str]) -> tuple[bytes, Params]:
         """(image bytes, parameters): multipart split, parameters checked, and the image's
         header read, so a request over the pixel limit is refused before it takes a slot."""
+        backdrop = None
         if multipart:
-            image, fields = split_multipart(body, ctype)
+            image, fields, backdrop = split_multipart(body, ctype)
             if image is None:
                 raise ApiError(400, "bad_request", "multipart body has no field named 'image'")
             body = image
             query = {**query, **fields}
         else:
             body = bytes(body)
-        params = parse_params(query, self.model)
-        try:
-            img = decode_module.open_image(body, "image")
-            decode_module.check_pixels(img, "image", self.limits.max_pixels)
-            img.close()
-        except InputError as e:
-            raise _from_pipeline(e) from None
+        given = {}
+        if backdrop is not None:
+            if (query.get("background") or "").strip():
+                raise ApiError(400, "bad_parameter", f"background and {BACKGROUND_FIELD} exclude each other; give one")
+            from alphacut.stages.background import Background
+
+            given["background"] = Background("image", image=backdrop)
+        params = parse_params(query, self.model, **given)
+        checks = [(body, "image")] + ([(backdrop, BACKGROUND_FIELD)] if backdrop is not None else [])
+        for data, label in checks:
+            try:
+                img = decode_module.open_image(data, label)
+                decode_module.check_pixels(img, label, self.limits.max_pixels)
+                img.close()
+            except InputError as e:
+                raise _from_pipeline(e) from None
         return body, params
 
     # --- routes ------------------------------------------------------------------------

@@ -57,6 +57,8 @@ _ERROR_CODES = {
 
 def document(api: Api, prefix: str) -> dict:
     """The OpenAPI 3.0.3 document of ``api``'s routes under ``prefix``, with its limits in the text."""
+    from alphacut.serve.api import BACKGROUND_FIELD
+
     lim = api.limits
     error_ref = {"$ref": "#/components/schemas/Error"}
 
@@ -109,9 +111,13 @@ def document(api: Api, prefix: str) -> dict:
                     "schema": {
                         "type": "object",
                         "required": ["image"],
-                        "properties": {"image": binary, **{k: {kk: vv for kk, vv in v.items() if kk != "example"} for k, v in param_props.items()}},
+                        "properties": {"image": binary, BACKGROUND_FIELD: {
+                            **binary, "description": "Optional: a photo to put behind the subject (scaled to cover, "
+                            "centred; instead of the background parameter); checked against the same pixel limit."},
+                            **{k: {kk: vv for kk, vv in v.items() if kk != "example"} for k, v in param_props.items()}},
                     },
-                    "encoding": {"image": {"contentType": "image/*, application/octet-stream"}},
+                    "encoding": {"image": {"contentType": "image/*, application/octet-stream"},
+                                 BACKGROUND_FIELD: {"contentType": "image/*, application/octet-stream"}},
                 },
             },
         },
