@@ -66,6 +66,14 @@ def open_viewer(page, name: str) -> None:
     assert page.locator("#viewer").is_visible()
 
 
+def held_photos(page) -> int:
+    """How many photos hold their full-size pixels in the worker now."""
+    n = len(events(page, "held"))
+    page.evaluate("window.alphacut.held()")
+    wait_count(page, "held", n + 1, 30)
+    return events(page, "held")[-1]["photos"]
+
+
 def settle(page) -> None:
     """Wait until the worker has answered the last view request."""
     wait_js(page, "!window.alphacut.state.viewer.inflight && !window.alphacut.state.viewer.pending", 30)
@@ -93,7 +101,9 @@ def test_erase_stroke_with_the_mouse_then_undo_and_redo(editor_page, samples, tm
     before = rgba_of(before_path)
     src = rgba_of(samples["astronaut"])
 
+    assert held_photos(page) == 0  # a finished photo keeps its file, not its pixels
     open_viewer(page, "astronaut.png")
+    assert held_photos(page) == 1  # rebuilt from the file for the editor
     shot(page, "viewer-fit", shots)
     page.get_by_text("Erase", exact=True).click()
     set_range(page, "#brush-size", 50)
@@ -120,6 +130,7 @@ def test_erase_stroke_with_the_mouse_then_undo_and_redo(editor_page, samples, tm
     page.keyboard.press("Escape")
     assert not page.locator("#viewer").is_visible()
     wait_count(page, "edited", edited_n + 1)
+    assert held_photos(page) == 0  # let go once saved; the undo below rebuilds it, tiles and all
     after_path = download(page, c, tmp_path / "b")
     after = rgba_of(after_path)
 

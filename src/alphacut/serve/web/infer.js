@@ -170,3 +170,101 @@ export class Engine {
     }
   }
 }
+
+/** The engine's backend and what was skipped, as plain data (for messages and the panel). */
+export function describeBackend(engine) {
+  const c = engine.current;
+  return {
+    current: c ? { backend: c.backend, threads: c.threads || null, fallback: c.fallback || false } : null,
+    skipped: engine.skipped.map((s) => ({ backend: s.backend, reason: s.reason })),
+  };
+}
+
+/**
+ * The pipeline worker's handle on the inference worker (infer-worker.js), which holds the
+ * model and ONNX Runtime. `ensure()` starts it (model from Cache Storage or the network,
+ * then the session); `run()` sends a tensor and resolves to the output (both transferred);
+ * `release()` ends the worker so its WASM heap goes back, and the next `ensure()` starts a
+ * fresh one that skips the backends that failed before. `onMessage` receives the worker's
+ * 'progress', 'status', 'backend', 'ready' and 'fatal' messages.
+ */
+export class InferenceWorker {
+  constructor({ config, base, prefs, onMessage }) {
+    Object.assign(this, { config, base, prefs, onMessage });
+    this.worker = null;
+    this.ready = null;
+    this.waiting = new Map();
+    this.seq = 0;
+    this.failed = []; // {backend, reason} of backends that failed in an earlier instance
+    this.info = null; // the last {current, skipped}
+    this.starts = 0;
+  }
+
+  get running() {
+    return !!this.worker;
+  }
+
+  ensure() {
+    if (this.ready) return this.ready;
+    const w = new Worker(new URL('./infer-worker.js', import.meta.url), { type: 'module', name: 'alphacut-infer' });
+    this.worker = w;
+    this.starts++;
+    let settle;
+    this.ready = new Promise((resolve, reject) => { settle = { resolve, reject }; });
+    const fail = (message) => {
+      const err = new Error(message);
+      settle.reject(err);
+      for (const p of this.waiting.values()) p.reject(err);
+      this.waiting.clear();
+      if (this.worker === w) this.release();
+    };
+    w.onmessage = (e) => {
+      const msg = e.data;
+      if (msg.type === 'result' || msg.type === 'error') {
+        const p = this.waiting.get(msg.seq);
+        this.waiting.delete(msg.seq);
+        if (msg.type === 'result') p?.resolve(msg.output); else p?.reject(new Error(msg.message));
+        return;
+      }
+      if (msg.type === 'ready' || msg.type === 'backend') this.remember(msg);
+      if (msg.type === 'fatal') fail(msg.message);
+      else if (msg.type === 'ready') settle.resolve(msg);
+      this.onMessage?.({ ...msg, restart: this.starts > 1 });
+    };
+    w.onerror = (e) => {
+      e.preventDefault?.();
+      fail(`the inference worker failed: ${e.message || 'unknown error'}`);
+    };
+    w.postMessage({ type: 'start', config: this.config, base: this.base, prefs: this.prefs, skip: this.failed });
+    this.ready.catch(() => {});
+    return this.ready;
+  }
+
+  remember(msg) {
+    this.info = { current: msg.current, skipped: msg.skipped };
+    const known = new Set(this.failed.map((f) => f.backend));
+    for (const s of msg.skipped) {
+      if (/failed/.test(s.reason) && !known.has(s.backend)) this.failed.push(s);
+    }
+  }
+
+  async run(tensor, w, h) {
+    await this.ensure();
+    const seq = ++this.seq;
+    const data = tensor.byteOffset === 0 && tensor.byteLength === tensor.buffer.byteLength ? tensor : tensor.slice();
+    const out = new Promise((resolve, reject) => this.waiting.set(seq, { resolve, reject }));
+    this.worker.postMessage({ type: 'run', seq, tensor: data, w, h }, [data.buffer]);
+    return out;
+  }
+
+  release() {
+    if (!this.worker) return false;
+    this.worker.terminate();
+    this.worker = null;
+    this.ready = null;
+    const err = new Error('the model was unloaded');
+    for (const p of this.waiting.values()) p.reject(err);
+    this.waiting.clear();
+    return true;
+  }
+}

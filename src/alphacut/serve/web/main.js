@@ -19,6 +19,8 @@ const prefs = {
   maxPixels: Number(params.get('maxPixels')) > 0 ? Number(params.get('maxPixels')) : undefined,
   // ?png=strips: the parallel strip writer (png.js) instead of png-rs (see docs/browser.md)
   png: params.get('png') === 'strips' ? 'strips' : 'png-rs',
+  // ?idle=ms: how long the model stays loaded with no photo waiting (worker.js IDLE_RELEASE_MS)
+  idleRelease: Number(params.get('idle')) >= 0 && params.get('idle') !== null ? Number(params.get('idle')) : undefined,
 };
 
 const state = {
@@ -32,6 +34,8 @@ const state = {
 
 // A small hook for tests and the benchmark (no data leaves the page through it).
 window.alphacut = { state, events: [] };
+// what the worker holds in memory, as a 'held' event: {photos (full-size states), model}
+window.alphacut.held = () => state.worker.postMessage({ type: 'held' });
 const note = (type, detail = {}) => window.alphacut.events.push({ type, t: performance.now(), ...detail });
 
 function baseName(name) {
@@ -97,7 +101,14 @@ function onWorkerMessage(msg) {
       $('#model-progress').hidden = true;
       $('#load-model').disabled = true;
       setStatus(`Model ready${msg.fromCache ? ' (from this browser\'s cache, verified)' : ' (downloaded and verified)'}.`);
-      note('ready', { fromCache: msg.fromCache, timings: msg.timings });
+      note('ready', { fromCache: msg.fromCache, timings: msg.timings, restart: !!msg.restart });
+      break;
+    case 'released':
+      // no photo waited for the model: its memory went back; the next photo loads it again
+      state.ready = false;
+      $('#load-model').disabled = false;
+      setStatus('Model unloaded to free memory (no photo waiting); it loads again from this browser\'s cache with the next photo.');
+      note('released', { idle: msg.idle });
       break;
     case 'fatal':
       setStatus(`Error: ${msg.message}`);
@@ -136,6 +147,7 @@ function onWorkerMessage(msg) {
       progress();
       break;
     }
+    case 'edit-progress':
     case 'edit-opened':
     case 'edit-view':
     case 'edit-state':
@@ -153,6 +165,9 @@ function onWorkerMessage(msg) {
       break;
     case 'saved':
       savedEdit(msg);
+      break;
+    case 'held':
+      note('held', { photos: msg.photos, model: msg.model });
       break;
     case 'zipped':
       saveZip(msg);
@@ -329,11 +344,14 @@ function finishJob(msg) {
 /** The viewer closed: write the edited file (in the worker) when something changed. */
 function closedViewer(job, dirty, options) {
   $('.open', job.el).focus();
-  if (!dirty) return;
-  job.saving = true;
-  $('.download', job.el).hidden = true;
-  $('.status', job.el).textContent = 'saving the edit…';
-  state.worker.postMessage({ type: 'edit-save', id: job.id, options });
+  if (dirty) {
+    job.saving = true;
+    $('.download', job.el).hidden = true;
+    $('.status', job.el).textContent = 'saving the edit…';
+    state.worker.postMessage({ type: 'edit-save', id: job.id, options });
+  }
+  // the worker lets the photo's full-size pixels go (after that save)
+  state.worker.postMessage({ type: 'edit-close', id: job.id });
 }
 
 function savedEdit(msg) {

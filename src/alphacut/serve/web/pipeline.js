@@ -104,6 +104,7 @@ export async function cutOut(file, format, ctx) {
   stage('running the model');
   const raw = await engine.run(tensor, mw, mh);
   timings.infer = now() - t;
+  ctx.afterInference?.(width * height); // the model may go now (worker.js)
   t = now();
   stage('upscaling the mask');
   let lowMask = maskFromOutput(raw, config.model);
@@ -117,16 +118,8 @@ export async function cutOut(file, format, ctx) {
     timings.settle += now() - t0;
     t += now() - t0;
   }
-  let mask = clip01(resizeFloat(lowMask, mw, mh, width, height));
-  timings.upscale = now() - t;
+  let mask = fullMask(lowMask, mw, mh, img, prefs, stage, timings, t);
   t = now();
-  if (prefs.refine !== 'none') {
-    // the default refinement of the Python pipeline (cwgf), guided by the original pixels
-    stage('refining edges');
-    mask = clip01(refineMask(img.data, width, height, mask));
-    timings.refine = now() - t;
-    t = now();
-  }
   // Large photos get small preview images (display only), so the page does not hold
   // full-resolution bitmaps of the original and the cut-out.
   const big = Math.max(width, height) > PREVIEW_SIDE;
@@ -135,6 +128,7 @@ export async function cutOut(file, format, ctx) {
   const alphaIn = edit.inputAlpha(img.data);
   // RGB untouched; alpha quantised once. In place: the decoded pixels become the output.
   const rgba = applyMask(img.data, mask, img.data);
+  mask = null; // not kept: the editor rebuilds it from the file and the model-size mask
   timings.compose = now() - t;
   const out = await writeFile(rgba, width, height, spec, icc, ctx, timings);
   const afterPreview = big ? previewPng(rgba, width, height) : null;
@@ -147,7 +141,42 @@ export async function cutOut(file, format, ctx) {
     uncertain: settled ? settled.uncertain : 0, uncertainBox: settled ? settled.box : null,
     notice: !!settled && settled.uncertain >= SETTLE.noticeArea,
   };
-  return { blob, previews, format: spec, width, height, rgba, mask, alphaIn, icc, timings, uncertainty };
+  return { blob, previews, format: spec, width, height, rgba, low: { mask: lowMask, width: mw, height: mh }, icc, timings, uncertainty };
+}
+
+/** The float mask at full resolution from the model-size one: upscale (mask.py), then the
+ *  edge refinement guided by the photo, as pipeline.py runs them. Sets timings.upscale
+ *  (from `t`) and timings.refine. */
+function fullMask(lowMask, mw, mh, img, prefs, stage, timings, t) {
+  const { width, height } = img;
+  let mask = clip01(resizeFloat(lowMask, mw, mh, width, height));
+  timings.upscale = now() - t;
+  if (prefs.refine !== 'none') {
+    // the default refinement of the Python pipeline (cwgf), guided by the original pixels
+    stage('refining edges');
+    t = now();
+    mask = clip01(refineMask(img.data, width, height, mask));
+    timings.refine = now() - t;
+  }
+  return mask;
+}
+
+/**
+ * A finished photo's full-size state again, for the editor and for writing its file again:
+ * the photo decoded from its file, the float mask from the model-size mask `low` (the same
+ * stages as cutOut, so the same values bit for bit), `patch(mask)` (the editor's changed
+ * tiles), then rule 3. Returns {rgba, mask, alphaIn, width, height}.
+ */
+export async function rebuild(file, low, ctx, patch) {
+  const { prefs, stage } = ctx;
+  stage('decoding the photo again');
+  const img = await codecs.decode(new Uint8Array(await file.arrayBuffer()), file.type);
+  stage('upscaling the mask');
+  const mask = fullMask(low.mask, low.width, low.height, img, prefs, stage, {}, now());
+  patch?.(mask);
+  const alphaIn = edit.inputAlpha(img.data);
+  const rgba = applyMask(img.data, mask, img.data);
+  return { rgba, mask, alphaIn, width: img.width, height: img.height };
 }
 
 /** Encode, add the profile, decode again and compare (rules 7-9): the file's bytes. */

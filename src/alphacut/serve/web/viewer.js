@@ -135,6 +135,8 @@ export class Viewer {
       this.resize();
       this.fit();
       this.note('viewer-open', { id: msg.id, width: msg.width, height: msg.height });
+    } else if (msg.type === 'edit-progress') {
+      $('#viewer-status').textContent = `opening: ${msg.stage}…`; // the full-size pixels rebuilt
     } else if (msg.type === 'edit-view') {
       this.inflight = false;
       if (this.frame) this.frame.bitmap.close();

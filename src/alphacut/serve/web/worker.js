@@ -1,34 +1,41 @@
-// The worker: everything heavy happens here, so the page never freezes. It holds the model
-// (store.js, infer.js), the PNG strip workers and the editor's state (edit.js), answers the
-// page's messages in order, and runs each photo through pipeline.js (the stages, in the order
-// pipeline.py runs them natively).
+// The worker: everything heavy happens here, so the page never freezes. It answers the
+// page's messages in order, runs each photo through pipeline.js (the stages, in the order
+// pipeline.py runs them natively) and holds the PNG strip workers and the editor's state
+// (edit.js). The model runs in a worker of its own (infer-worker.js, through
+// InferenceWorker), ended when no photo waits for it so that its memory goes back.
 
 import * as codecs from './codecs.js';
-import { loadModel } from './store.js';
-import { Engine, capabilities, label } from './infer.js';
+import { InferenceWorker, capabilities, label } from './infer.js';
 import { FFLATE } from './vendor.js';
 import * as edit from './edit.js';
 import { StripPool } from './parallel.js';
 import { compose as composeFile } from './background.js';
-import { cutOut, writeFile, previewPng, formatSpec, checkSize, alphaStats, PREVIEW_SIDE } from './pipeline.js';
+import { cutOut, rebuild, writeFile, previewPng, formatSpec, checkSize, alphaStats, PREVIEW_SIDE } from './pipeline.js';
 
-let config, prefs, base, caps, engine, fflate;
-let modelPromise = null;
+let config, prefs, base, caps, fflate, infer;
 let pool = null; // strip workers for PNG writing and checking; ended when the queue is idle
 const strips = () => (pool ||= new StripPool());
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
-const status = (text) => post({ type: 'status', text });
 const now = () => performance.now();
 
+/** How long the model stays loaded once no photo waits for it (page: ?idle=ms). A restart
+ *  reads the model from Cache Storage and creates the session again (docs/browser.md). */
+export const IDLE_RELEASE_MS = 30000;
+/** After a photo this large, the model goes as soon as no other photo waits for it: its
+ *  full-resolution stages need the memory more than the next photo needs the session. */
+export const RELEASE_AT_ONCE_PIXELS = 16e6;
+
 function describeCaps() {
+  const info = infer?.info;
+  const c = info?.current;
   return {
     cores: caps.cores,
     isolated: caps.isolated,
     deviceMemory: caps.deviceMemory,
     warnings: caps.warnings,
-    skipped: (engine ? engine.skipped : caps.skipped).map((s) => ({ ...s })),
-    backend: engine?.current ? { backend: engine.current.backend, label: label(engine.current), threads: engine.current.threads || null, fallback: engine.current.fallback || false } : null,
+    skipped: (info ? info.skipped : caps.skipped).map((s) => ({ ...s })),
+    backend: c ? { backend: c.backend, label: label(c), threads: c.threads || null, fallback: c.fallback || false } : null,
   };
 }
 
@@ -37,6 +44,7 @@ async function init(msg) {
   prefs = msg.prefs || {};
   base = msg.base;
   caps = await capabilities(prefs, config.model);
+  infer = new InferenceWorker({ config, base, prefs: { ...prefs }, onMessage: fromInference });
   post({ type: 'caps', caps: describeCaps() });
   // Everything the pipeline will need, except the model and ONNX Runtime, is loaded now.
   await codecs.preload();
@@ -44,30 +52,46 @@ async function init(msg) {
   post({ type: 'inited' });
 }
 
-function ensureModel() {
-  if (!modelPromise) {
-    modelPromise = (async () => {
-      const t0 = now();
-      const { bytes, fromCache } = await loadModel(config.model, base, {
-        onProgress: (done, total) => post({ type: 'progress', done, total }),
-        onStatus: status,
-        baseDelay: prefs.retryDelay ?? 1000,
-      });
-      const t1 = now();
-      engine = new Engine(caps, config.model, status, prefs);
-      engine.onBackendChange = () => post({ type: 'caps', caps: describeCaps() });
-      const reload = async () => (await loadModel(config.model, base, { onStatus: status })).bytes;
-      await engine.start(bytes, reload);
-      const t2 = now();
-      post({ type: 'caps', caps: describeCaps() });
-      post({ type: 'ready', fromCache, timings: { model: t1 - t0, session: t2 - t1 } });
-    })();
-    modelPromise.catch((e) => {
-      post({ type: 'fatal', message: e.message || String(e) });
-      modelPromise = null;
-    });
+/** The inference worker's messages, passed on to the page. */
+function fromInference(msg) {
+  if (msg.type === 'progress' || msg.type === 'status') post(msg);
+  else if (msg.type === 'backend') post({ type: 'caps', caps: describeCaps() });
+  else if (msg.type === 'ready') {
+    post({ type: 'caps', caps: describeCaps() });
+    post({ type: 'ready', fromCache: msg.fromCache, timings: msg.timings, restart: msg.restart });
   }
-  return modelPromise;
+}
+
+/** The model, loaded (started again after a release). A failure is reported once as 'fatal'. */
+async function ensureModel() {
+  cancelRelease();
+  try {
+    await infer.ensure();
+  } catch (e) {
+    post({ type: 'fatal', message: e.message || String(e) });
+    throw e;
+  }
+  return infer;
+}
+
+// Releasing the model: when no photo waits for it, after IDLE_RELEASE_MS (at once after a
+// large photo); a photo arriving cancels the timer (or starts the model again).
+let releaseTimer = null;
+let waitingForModel = 0; // photos queued whose inference has not run yet
+function cancelRelease() {
+  clearTimeout(releaseTimer);
+  releaseTimer = null;
+}
+function scheduleRelease(pixels = 0) {
+  cancelRelease();
+  if (waitingForModel > 0 || !infer?.running) return;
+  const idle = prefs.idleRelease ?? IDLE_RELEASE_MS;
+  const delay = pixels > RELEASE_AT_ONCE_PIXELS ? 0 : idle;
+  const release = () => {
+    releaseTimer = null;
+    if (waitingForModel === 0 && infer.release()) post({ type: 'released', idle: delay });
+  };
+  if (delay <= 0) release(); else releaseTimer = setTimeout(release, delay);
 }
 
 // The run each photo is wanted for (the page numbers its (re)starts); a photo the page took
@@ -79,6 +103,22 @@ const dropped = { has: (id, run) => wanted.get(id) !== run };
 class Dropped extends Error {}
 
 async function processImage(msg) {
+  let inferred = false;
+  // the model's memory may go as soon as this photo's inference is done (scheduleRelease)
+  const afterInference = (pixels) => {
+    if (inferred) return;
+    inferred = true;
+    waitingForModel--;
+    scheduleRelease(pixels);
+  };
+  try {
+    return await cutOutImage(msg, afterInference);
+  } finally {
+    afterInference(0); // failed, dropped or taken back before its inference
+  }
+}
+
+async function cutOutImage(msg, afterInference) {
   const { id, file, format } = msg;
   const run = msg.run;
   if (dropped.has(id, run)) throw new Dropped(); // taken back before its turn
@@ -86,14 +126,18 @@ async function processImage(msg) {
     if (dropped.has(id, run)) throw new Dropped();
     post({ type: 'stage', id, stage: s });
   };
-  const ctx = { config, prefs, fflate, stage, strips, engine: async () => { await ensureModel(); return engine; } };
+  // the session starts (or starts again) while the photo is read and decoded
+  const model = ensureModel();
+  model.catch(() => {});
+  const ctx = { config, prefs, fflate, stage, strips, engine: () => model, afterInference };
   const r = await cutOut(file, format, ctx);
   if (dropped.has(id, run)) throw new Dropped(); // taken back during its last stage: keep nothing
-  // The editor keeps the float mask, the input alpha and the cut-out for later strokes.
-  edit.retain(id, { rgba: r.rgba, mask: r.mask, alphaIn: r.alphaIn, width: r.width, height: r.height, fmt: r.format.name, icc: r.icc });
+  // The editor keeps what rebuilds the full-size state when it is needed: the file, the
+  // model-size mask and the profile (no full-size copy: pipeline.rebuild).
+  edit.retain(id, { file, low: r.low, width: r.width, height: r.height, fmt: r.format.name, icc: r.icc });
   post({
     type: 'done', id, run, format: r.format.name, blob: r.blob, previews: r.previews, mime: r.format.mime, ext: r.format.ext,
-    width: r.width, height: r.height, timings: r.timings, backend: label(engine.current),
+    width: r.width, height: r.height, timings: r.timings, backend: infer.info?.current ? label(infer.info.current) : '',
     stats: alphaStats(r.rgba), icc: !!r.icc, ...r.uncertainty,
   });
 }
@@ -132,6 +176,11 @@ async function saveEdited(s, msg) {
   });
 }
 
+/** What edit.js needs to rebuild a card's full-size state (pipeline.rebuild). */
+const rebuildCtx = {
+  rebuild: (s, patch) => rebuild(s.file, s.low, { config, prefs, stage: (text) => post({ type: 'edit-progress', id: s.id, stage: text }) }, patch),
+};
+
 function zip(msg) {
   const files = {};
   for (const f of msg.files) files[f.name] = [new Uint8Array(f.bytes), { level: 0 }];
@@ -149,23 +198,30 @@ self.onmessage = (e) => {
     edit.forget(msg.id);
     return;
   }
+  if (msg.type === 'held') { // what stays in memory (for tests): full-size photos, the model
+    post({ type: 'held', photos: edit.fullStates(), model: !!infer?.running });
+    return;
+  }
+  if (msg.type === 'edit-save') msg.reserved = edit.reserve(msg.id);
   if (msg.type === 'process') {
     wanted.set(msg.id, msg.run);
+    waitingForModel++;
+    cancelRelease();
   }
   // The editor's messages answer at once (between the stages of a photo being processed),
   // except writing a file, which waits its turn like a photo.
   if (msg.type !== 'edit-save' && msg.type.startsWith('edit-') || msg.type.startsWith('stroke-') || msg.type === 'forget') {
-    edit.handle(msg, post).catch((err) => post({ type: 'edit-error', id: msg.id, message: err?.message || String(err) }));
+    edit.handle(msg, post, null, rebuildCtx).catch((err) => post({ type: 'edit-error', id: msg.id, message: err?.message || String(err) }));
     return;
   }
   queued++;
   chain = chain.then(async () => {
     try {
       if (msg.type === 'init') await init(msg);
-      else if (msg.type === 'load') await ensureModel();
+      else if (msg.type === 'load') { await ensureModel(); scheduleRelease(); }
       else if (msg.type === 'process') await processImage(msg);
       else if (msg.type === 'zip') zip(msg);
-      else if (msg.type === 'edit-save') await edit.handle(msg, post, saveEdited);
+      else if (msg.type === 'edit-save') await edit.handle(msg, post, saveEdited, rebuildCtx);
     } catch (err) {
       const message = err?.message || String(err);
       if (err instanceof Dropped || (msg.type === 'process' && dropped.has(msg.id, msg.run))) post({ type: 'dropped', id: msg.id, run: msg.run });
