@@ -4,10 +4,12 @@ web/background.js also passes, and end to end through CutOut and the CLI."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from alphacut.stages import background as bgs
 
@@ -84,3 +86,21 @@ def test_parse_background(tmp_path):
         bgs.padding_pixels("5px", 1, 1)
     with pytest.raises(ValueError):
         bgs.compose_file(np.zeros((2, 2, 4), np.uint8), None, shadow=True)
+
+
+def test_a_background_file_is_decoded_once_for_a_batch(tmp_path, monkeypatch):
+    """The same file, unchanged, is decoded once; a changed file is decoded again."""
+    from alphacut.stages import decode as decode_module
+
+    path = tmp_path / "bg.png"
+    Image.fromarray(np.full((30, 40, 3), 200, np.uint8)).save(path)
+    calls = []
+    real = decode_module.decode
+    monkeypatch.setattr(decode_module, "decode", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    rgba = np.zeros((10, 12, 4), np.uint8)
+    bg = bgs.Background("image", image=path)
+    first = bgs.compose_file(rgba, bg)
+    assert np.array_equal(bgs.compose_file(rgba, bg), first) and len(calls) == 1
+    Image.fromarray(np.full((30, 40, 3), 10, np.uint8)).save(path)
+    os.utime(path, ns=(1, 1))  # another modification time, whatever the clock's resolution
+    assert not np.array_equal(bgs.compose_file(rgba, bg), first) and len(calls) == 2

@@ -127,16 +127,38 @@ def shadow_strength(alpha: np.ndarray) -> np.ndarray:
     return ((box_blur(s, d).astype(np.int32) + 1) >> 1).astype(np.uint8)
 
 
+_last_image: list = [None, None]  # (key, pixels) of the last background file decoded
+
+
+def background_image(source) -> np.ndarray:
+    """The RGBA pixels of a background image (a path or bytes), decoded once for a whole
+    batch: the last file's pixels are kept while its size and modification time stay the
+    same (a batch with ``--background beach.jpg`` decodes it once, not once a photo)."""
+    from alphacut.stages.decode import decode
+
+    if not isinstance(source, (str, Path)):
+        return decode(source, name="background image").rgba
+    path = Path(source)
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    held_key, held = _last_image
+    if key is not None and key == held_key:
+        return held
+    rgba = decode(path).rgba
+    if key is not None:
+        _last_image[:] = [key, rgba]
+    return rgba
+
+
 def _background_pixels(px: np.ndarray, bg: Background) -> np.ndarray:
     h, w = px.shape[:2]
     if bg.kind == "color":
         return np.broadcast_to(np.asarray(bg.color, np.uint8), (h, w, 3))
     if bg.kind == "image":
-        img = bg.image
-        if not isinstance(img, np.ndarray):
-            from alphacut.stages.decode import decode
-
-            img = decode(img).rgba
+        img = bg.image if isinstance(bg.image, np.ndarray) else background_image(bg.image)
         return cover(img, w, h, bg.x, bg.y)
     if bg.kind == "blur":
         r = bg.radius if bg.radius else max(1, math.floor(max(w, h) * 0.02 + 0.5))
