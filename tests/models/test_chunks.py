@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import socket
-import struct
 import threading
 import time
 
@@ -19,6 +17,8 @@ import pytest
 from alphacut.errors import ModelError
 from alphacut.models import catalog, store
 from alphacut.models.catalog import ModelFile, ModelSpec
+
+from .faults import break_off, start_body
 
 
 class ChunkServer(http.server.ThreadingHTTPServer):
@@ -64,24 +64,9 @@ class ChunkHandler(http.server.BaseHTTPRequestHandler):
             return
         if action == "wrong":
             data = bytes(b ^ 0x55 for b in data[:64]) + data[64:]
-        start = 0
-        rng = self.headers.get("Range")
-        if rng:
-            start = int(rng.removeprefix("bytes=").rstrip("-"))
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        body = start_body(self, data)
         if action in ("truncate", "reset"):
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            if action == "reset":
-                time.sleep(0.2)
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
+            break_off(self, body, action, 1 / 2)
             return
         self.wfile.write(body)
 

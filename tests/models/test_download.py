@@ -13,7 +13,6 @@ import hashlib
 import http.server
 import random
 import socket
-import struct
 import threading
 import time
 from email.utils import formatdate
@@ -24,6 +23,8 @@ import pytest
 from alphacut.errors import DownloadError, ModelError
 from alphacut.models import catalog, download, store
 from alphacut.models.catalog import ModelFile, ModelSpec
+
+from .faults import break_off, start_body
 
 PAYLOAD = random.Random(20240601).randbytes(300_000)
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -92,36 +93,11 @@ class FaultHandler(http.server.BaseHTTPRequestHandler):
             data = bytearray(data)
             data[len(data) // 2] ^= 0xFF
             data = bytes(data)
-        start = 0
-        rng = self.headers.get("Range")
-        if rng and kind != "ignore_range":
-            start = int(rng.removeprefix("bytes=").rstrip("-"))
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        body = start_body(self, data, honour_range=kind != "ignore_range")
+        if body is None:
+            return
         if kind in ("reset", "truncate", "stall"):
-            cut = len(body) // 3
-            self.wfile.write(body[:cut])
-            self.wfile.flush()
-            if kind == "stall":
-                time.sleep(0.6)  # longer than the client's timeout
-                return
-            if kind == "reset":
-                time.sleep(0.2)  # let the client take what was sent before the RST lands
-                self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                )
-            self.connection.close()
+            break_off(self, body, kind, 1 / 3)
             return
         self.wfile.write(body)
 
