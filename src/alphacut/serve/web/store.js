@@ -37,26 +37,33 @@ function deflateRawAvailable() {
 /**
  * A packed chunk's bytes back in order: inflate (raw deflate, the platform's own) to exactly
  * `size` bytes, then the byte planes interleaved again (plane k holds byte k of every 4-byte
- * word; the 0-3 bytes after the last whole word follow the planes as they are). Throws on
- * a stream that is not valid or does not give exactly `size` bytes.
+ * word; the 0-3 bytes after the last whole word follow the planes as they are). Throws (an
+ * error marked `corrupt`) on a stream that is not valid or does not give exactly `size` bytes.
  */
 export async function unpack(packed, size) {
+  return unpackStream(new Blob([packed]).stream(), size);
+}
+
+/** `unpack` of a stream (the response body as it arrives, so inflating overlaps the download);
+ * an error of the stream itself (marked `network`) is passed on as it is. */
+async function unpackStream(stream, size) {
   const planes = new Uint8Array(size);
-  const reader = new Blob([packed]).stream().pipeThrough(new DecompressionStream('deflate-raw')).getReader();
+  const reader = stream.pipeThrough(new DecompressionStream('deflate-raw')).getReader();
   let n = 0;
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      if (n + value.length > size) throw new Error(`packed chunk unpacks to more than ${size} bytes`);
+      if (n + value.length > size) throw corrupt(`packed chunk unpacks to more than ${size} bytes`);
       planes.set(value, n);
       n += value.length;
     }
   } catch (e) {
     reader.cancel().catch(() => {});
-    throw new Error(e.message.startsWith('packed chunk') ? e.message : `packed chunk is damaged (${e.message})`);
+    if (e.network || e.corrupt) throw e;
+    throw corrupt(`packed chunk is damaged (${e.message})`);
   }
-  if (n !== size) throw new Error(`packed chunk unpacks to ${n} bytes, expected ${size}`);
+  if (n !== size) throw corrupt(`packed chunk unpacks to ${n} bytes, expected ${size}`);
   const q = size >>> 2;
   const out = new Uint8Array(size);
   const [p0, p1, p2, p3] = [0, 1, 2, 3].map((k) => planes.subarray(k * q, (k + 1) * q));
@@ -80,13 +87,42 @@ function corrupt(message) {
   return err;
 }
 
-async function download(url, size, onProgress) {
+async function fetchOk(url) {
   const res = await fetch(url, { cache: 'no-store' });
   if (!res.ok) {
     const err = new Error(`model download failed: HTTP ${res.status}`);
     err.permanent = res.status === 404 || res.status === 403;
     throw err;
   }
+  return res;
+}
+
+/** A packed chunk, inflated while it downloads; never more than `size` bytes taken in. */
+async function downloadPacked(url, size, onProgress) {
+  const body = (await fetchOk(url)).body.getReader();
+  let done = 0;
+  const counted = new ReadableStream({
+    async pull(ctl) {
+      let r;
+      try {
+        r = await body.read();
+      } catch (e) {
+        e.network = true;
+        throw e;
+      }
+      if (r.done) return ctl.close();
+      done += r.value.length;
+      if (done > size) throw corrupt(`packed chunk is larger than the chunk (${size} bytes)`);
+      onProgress?.(done);
+      ctl.enqueue(r.value);
+    },
+    cancel: (reason) => body.cancel(reason),
+  });
+  return unpackStream(counted, size);
+}
+
+async function download(url, size, onProgress) {
+  const res = await fetchOk(url);
   const reader = res.body.getReader();
   const parts = [];
   let done = 0;
@@ -120,8 +156,7 @@ async function fetchChunk(url, packedUrl, chunk, { onProgress, onStatus, retries
     switched = false;
     const packed = from === packedUrl;
     try {
-      let bytes = await download(from, chunk.size, onProgress);
-      if (packed) bytes = await unpack(bytes, chunk.size).catch((e) => { throw corrupt(e.message); });
+      const bytes = await (packed ? downloadPacked : download)(from, chunk.size, onProgress);
       if (bytes.length !== chunk.size) throw corrupt(`got ${bytes.length} bytes, expected ${chunk.size}`);
       const got = await sha256(bytes);
       if (got !== chunk.sha256) throw corrupt(`SHA-256 mismatch (got ${got.slice(0, 12)}…)`);
