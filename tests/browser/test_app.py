@@ -127,9 +127,18 @@ def main_page(browser, server):
 
 def test_file_input_to_download(main_page, samples, tmp_path):
     page = main_page["page"]
+    page.evaluate("""window.__statuses = [];
+        new MutationObserver(() => window.__statuses.push(document.querySelector('#model-status').textContent))
+            .observe(document.querySelector('#model-status'), { childList: true, characterData: true, subtree: true });""")
     t = time.time()
     add_and_wait(page, [samples["astronaut"]])
     main_page["cold_s"] = time.time() - t
+    # the download's progress in MiB, counted in the bytes that travel (the packed chunks)
+    model = page.evaluate("fetch('config.json').then(r => r.json())")["model"]
+    total = f"{sum(c.get('packed', c['size']) for c in model['chunks']) / 1048576:.1f}"
+    progress = [s for s in page.evaluate("window.__statuses") if s.startswith("Downloading the model: ")]
+    assert progress and all(s.endswith(f" of {total} MiB") for s in progress), progress[:3]
+    assert progress[-1] == f"Downloading the model: {total} of {total} MiB" and float(total) < 80, progress[-1]
     c = card(page, "astronaut.png")
     assert c.locator(".status").inner_text() == "done"
     out_path = download(page, c, tmp_path)
