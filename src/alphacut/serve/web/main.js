@@ -21,6 +21,8 @@ const prefs = {
   png: params.get('png') === 'strips' ? 'strips' : 'png-rs',
   // ?idle=ms: how long the model stays loaded with no photo waiting (worker.js IDLE_RELEASE_MS)
   idleRelease: Number(params.get('idle')) >= 0 && params.get('idle') !== null ? Number(params.get('idle')) : undefined,
+  // ?finish=inline: every stage in worker.js, one photo after another (no finish-worker.js)
+  finish: params.get('finish') === 'inline' ? 'inline' : 'worker',
 };
 
 const state = {
@@ -129,6 +131,9 @@ function onWorkerMessage(msg) {
       }
       break;
     }
+    case 'port': // the finishing worker's messages (finish-worker.js), as the worker's own
+      msg.port.onmessage = (e) => onWorkerMessage(e.data);
+      break;
     case 'done':
       finishJob(msg);
       break;
@@ -335,7 +340,7 @@ function finishJob(msg) {
   a.download = job.outName;
   a.hidden = false;
   $('#download-all').disabled = false;
-  note('done', { id: job.id, name: job.outName, timings: msg.timings, elapsed: job.elapsed, backend: msg.backend });
+  note('done', { id: job.id, name: job.outName, timings: msg.timings, marks: msg.marks, elapsed: job.elapsed, backend: msg.backend });
   progress();
   // the Format menu changed while this photo was queued or running: write it in the new one
   if (msg.format !== job.format) reencode(job, job.format);

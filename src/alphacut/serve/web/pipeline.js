@@ -52,18 +52,34 @@ function maskFromOutput(raw, m) {
   return clip01(out === raw ? Float32Array.from(raw) : out);
 }
 
+/** Wall-clock time in ms, comparable between workers (for the events' marks). */
+export const wallClock = () => performance.timeOrigin + performance.now();
+
 /**
  * Cut out one image file: decode → preprocess → infer → mask → refine → compose → encode →
- * verify. `format` is a name from `config.formats` (one that carries alpha; PNG otherwise);
- * `ctx` gives the config, the page's preferences, fflate, a `stage(text)` callback,
- * `strips()` (the PNG strip workers) and `engine()`, which resolves to the loaded model once
- * it is ready. Returns the file (`blob`), its format, previews for large photos, the cut-out
- * pixels with the float mask and input alpha (for the editor), the stage timings and what
- * the settle stage left uncertain.
+ * verify (prepare, then finish). `format` is a name from `config.formats` (one that carries
+ * alpha; PNG otherwise); `ctx` gives the config, the page's preferences, fflate, a
+ * `stage(text)` callback, `strips()` (the PNG strip workers) and `engine()`, which resolves
+ * to the loaded model once it is ready. Returns the file (`blob`), its format, previews for
+ * large photos, the cut-out pixels, the model-size mask (for the editor), the stage timings
+ * and what the settle stage left uncertain.
  */
 export async function cutOut(file, format, ctx) {
+  return finish(await prepare(file, format, ctx), ctx);
+}
+
+/**
+ * The stages up to the model's mask on its own grid (settled): decode, preprocess, infer.
+ * Returns a job for finish(): the decoded pixels, the model-size mask and what the later
+ * stages need, all structured-cloneable (finish may run in another worker, so the model
+ * takes the next photo meanwhile). `ctx.admit(pixels)` (optional) resolves when a photo of
+ * that many pixels (null: unknown) may be decoded (memory held by photos still being
+ * finished elsewhere).
+ */
+export async function prepare(file, format, ctx) {
   const { config, prefs, fflate, stage } = ctx;
   const timings = {};
+  const marks = {};
   let t = now();
   stage('reading');
   // The pixel limit is checked on the header before anything is decoded (first 1 MiB;
@@ -75,6 +91,11 @@ export async function cutOut(file, format, ctx) {
   };
   const size = imageSize(new Uint8Array(await file.slice(0, 1 << 20).arrayBuffer()));
   refuseOver(size);
+  if (ctx.admit) {
+    const t0 = now();
+    await ctx.admit(size ? size.width * size.height : null);
+    t += now() - t0; // waiting for memory is not decoding
+  }
   let input = new Uint8Array(await file.arrayBuffer());
   if (!size) refuseOver(imageSize(input));
   stage('decoding');
@@ -102,30 +123,46 @@ export async function cutOut(file, format, ctx) {
   if (settleOn) timings.settle = now() - t;
   t = now();
   stage('running the model');
+  marks.inferStart = wallClock();
   const raw = await engine.run(tensor, mw, mh);
+  marks.inferEnd = wallClock();
   timings.infer = now() - t;
   ctx.afterInference?.(width * height); // the model may go now (worker.js)
   t = now();
-  stage('upscaling the mask');
   let lowMask = maskFromOutput(raw, config.model);
   let settled = null;
   if (guide) {
     // large half-believed parts of the subject, decided by the photo's colours (settle.py)
     stage('settling uncertain regions');
-    const t0 = now();
     settled = settleMask(guide, lowMask, mw, mh);
     lowMask = settled.mask;
-    timings.settle += now() - t0;
-    t += now() - t0;
+    timings.settle += now() - t;
+  } else {
+    timings.upscale = now() - t; // the mask from the model's output: counted with its upscale
   }
-  let mask = fullMask(lowMask, mw, mh, img, prefs, stage, timings, t);
-  t = now();
+  const uncertainty = {
+    uncertain: settled ? settled.uncertain : 0, uncertainBox: settled ? settled.box : null,
+    notice: !!settled && settled.uncertain >= SETTLE.noticeArea,
+  };
+  return { rgba: img.data, width, height, spec, icc, low: { mask: lowMask, width: mw, height: mh }, timings, marks, uncertainty };
+}
+
+/** The full-resolution stages of a job from prepare(): upscale, refine, compose, encode,
+ *  verify; the same result as cutOut. Needs `ctx.prefs`, `fflate`, `stage`, `strips`. */
+export async function finish(job, ctx) {
+  const { prefs, stage } = ctx;
+  const { width, height, spec, icc, low, marks, uncertainty } = job;
+  const timings = { ...job.timings };
+  const img = { data: job.rgba, width, height };
+  stage('upscaling the mask');
+  const before = timings.upscale || 0;
+  let mask = fullMask(low.mask, low.width, low.height, img, prefs, stage, timings, now());
+  timings.upscale += before;
+  let t = now();
   // Large photos get small preview images (display only), so the page does not hold
   // full-resolution bitmaps of the original and the cut-out.
   const big = Math.max(width, height) > PREVIEW_SIDE;
   const beforePreview = big ? previewPng(img.data, width, height) : null;
-  // The editor needs the input alpha (null: all opaque) and the float mask kept.
-  const alphaIn = edit.inputAlpha(img.data);
   // RGB untouched; alpha quantised once. In place: the decoded pixels become the output.
   const rgba = applyMask(img.data, mask, img.data);
   mask = null; // not kept: the editor rebuilds it from the file and the model-size mask
@@ -137,11 +174,8 @@ export async function cutOut(file, format, ctx) {
   const previews = big
     ? { before: new Blob([beforePreview], { type: 'image/png' }), after: new Blob([afterPreview], { type: 'image/png' }) }
     : null;
-  const uncertainty = {
-    uncertain: settled ? settled.uncertain : 0, uncertainBox: settled ? settled.box : null,
-    notice: !!settled && settled.uncertain >= SETTLE.noticeArea,
-  };
-  return { blob, previews, format: spec, width, height, rgba, low: { mask: lowMask, width: mw, height: mh }, icc, timings, uncertainty };
+  if (marks) marks.written = wallClock();
+  return { blob, previews, format: spec, width, height, rgba, low, icc, timings, marks, uncertainty };
 }
 
 /** The float mask at full resolution from the model-size one: upscale (mask.py), then the

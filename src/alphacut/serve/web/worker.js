@@ -10,7 +10,7 @@ import { FFLATE } from './vendor.js';
 import * as edit from './edit.js';
 import { StripPool } from './parallel.js';
 import { compose as composeFile } from './background.js';
-import { cutOut, rebuild, writeFile, previewPng, formatSpec, checkSize, alphaStats, PREVIEW_SIDE } from './pipeline.js';
+import { cutOut, prepare, rebuild, writeFile, previewPng, formatSpec, checkSize, alphaStats, PREVIEW_SIDE } from './pipeline.js';
 
 let config, prefs, base, caps, fflate, infer;
 let pool = null; // strip workers for PNG writing and checking; ended when the queue is idle
@@ -39,6 +39,67 @@ function describeCaps() {
   };
 }
 
+// The finishing worker (finish-worker.js): each photo's full-resolution stages run there
+// after its inference, so the next photo is decoded and sent to the model meanwhile.
+// `?finish=inline` (or a browser without nested workers) keeps them here, one photo after
+// another.
+let finisher = null;
+const finishing = new Map(); // id -> {run, pixels, done: Promise, resolve}: handed over, not back yet
+let admitted = 0; // pixels of the photos being finished there
+let admitWaiters = [];
+/** Pixels the finisher may hold while the next photo is decoded here: two 12 MP photos
+ *  overlap, a 48 MP one is finished before the next is decoded (peak memory as before). */
+export const OVERLAP_PIXELS = 40e6;
+
+async function startFinisher() {
+  if (prefs.finish === 'inline' || typeof Worker === 'undefined') return null;
+  let w;
+  try {
+    w = new Worker(new URL('./finish-worker.js', import.meta.url), { type: 'module', name: 'alphacut-finish' });
+  } catch (e) {
+    return null;
+  }
+  const channel = new MessageChannel();
+  const ok = await new Promise((resolve) => {
+    w.onmessage = (e) => resolve(e.data.type === 'inited');
+    w.onerror = () => resolve(false);
+    w.postMessage({ type: 'init', prefs, port: channel.port2 }, [channel.port2]);
+  });
+  if (!ok) { w.terminate(); return null; }
+  post({ type: 'port', port: channel.port1 }, [channel.port1]);
+  w.onmessage = (e) => handedBack(e.data);
+  w.onerror = (e) => { // its photos fail; later ones are finished here
+    finisher = null;
+    for (const [id, f] of [...finishing]) {
+      post({ type: 'error', id, message: `the finishing worker failed: ${e.message || 'unknown error'}` });
+      handedBack({ type: 'failed', id, run: f.run });
+    }
+  };
+  return w;
+}
+
+/** A photo came back from the finisher: the editor keeps what rebuilds it (unless taken back). */
+function handedBack(msg) {
+  const f = finishing.get(msg.id);
+  if (!f || f.run !== msg.run) return;
+  if (msg.type === 'finished' && !dropped.has(msg.id, msg.run)) {
+    edit.retain(msg.id, { file: f.file, low: msg.low, width: msg.width, height: msg.height, fmt: msg.fmt, icc: msg.icc });
+  }
+  finishing.delete(msg.id);
+  admitted -= f.pixels;
+  f.resolve();
+  const waiters = admitWaiters;
+  admitWaiters = [];
+  for (const w of waiters) w();
+}
+
+/** Resolves when a photo of `pixels` (null: unknown) may be decoded beside those being finished. */
+async function admit(pixels) {
+  while (admitted > 0 && (pixels === null || admitted + pixels > OVERLAP_PIXELS)) {
+    await new Promise((resolve) => admitWaiters.push(resolve));
+  }
+}
+
 async function init(msg) {
   config = msg.config;
   prefs = msg.prefs || {};
@@ -49,6 +110,7 @@ async function init(msg) {
   // Everything the pipeline will need, except the model and ONNX Runtime, is loaded now.
   await codecs.preload();
   fflate = await import(FFLATE + 'esm/browser.js');
+  finisher = await startFinisher();
   post({ type: 'inited' });
 }
 
@@ -130,6 +192,20 @@ async function cutOutImage(msg, afterInference) {
   const model = ensureModel();
   model.catch(() => {});
   const ctx = { config, prefs, fflate, stage, strips, engine: () => model, afterInference };
+  const backend = () => (infer.info?.current ? label(infer.info.current) : '');
+  if (finisher) {
+    ctx.admit = admit;
+    const job = await prepare(file, format, ctx);
+    if (dropped.has(id, run)) throw new Dropped();
+    const pixels = job.width * job.height;
+    let resolve;
+    const done = new Promise((r) => { resolve = r; });
+    finishing.set(id, { run, pixels, file, done, resolve });
+    admitted += pixels;
+    Object.assign(job, { id, run, backend: backend() });
+    finisher.postMessage({ type: 'finish', job }, [job.rgba.buffer, job.low.mask.buffer]);
+    return;
+  }
   const r = await cutOut(file, format, ctx);
   if (dropped.has(id, run)) throw new Dropped(); // taken back during its last stage: keep nothing
   // The editor keeps what rebuilds the full-size state when it is needed: the file, the
@@ -137,7 +213,7 @@ async function cutOutImage(msg, afterInference) {
   edit.retain(id, { file, low: r.low, width: r.width, height: r.height, fmt: r.format.name, icc: r.icc });
   post({
     type: 'done', id, run, format: r.format.name, blob: r.blob, previews: r.previews, mime: r.format.mime, ext: r.format.ext,
-    width: r.width, height: r.height, timings: r.timings, backend: infer.info?.current ? label(infer.info.current) : '',
+    width: r.width, height: r.height, timings: r.timings, marks: r.marks, backend: backend(),
     stats: alphaStats(r.rgba), icc: !!r.icc, ...r.uncertainty,
   });
 }
@@ -196,6 +272,12 @@ self.onmessage = (e) => {
   if (msg.type === 'drop') {
     wanted.delete(msg.id);
     edit.forget(msg.id);
+    finisher?.postMessage(msg);
+    return;
+  }
+  const pending = msg.id !== undefined && msg.type !== 'process' && msg.type !== 'zip' ? finishing.get(msg.id)?.done : null;
+  if (pending) { // about a photo still being finished: once it is back here
+    pending.then(() => self.onmessage(e));
     return;
   }
   if (msg.type === 'held') { // what stays in memory (for tests): full-size photos, the model

@@ -1,0 +1,72 @@
+"""Two queued photos overlap: the second one's inference starts before the first one's file
+is written (finish-worker.js finishes photo N while the model runs photo N+1), and both
+files are byte for byte those of the one-at-a-time pipeline (`?finish=inline`: every
+stage in the model's worker, one photo after another)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .test_app import card, download, wait_js
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """An 8.6 MP PNG with input alpha (hidden RGB under alpha 0, a half-transparent band)
+    and an 8.6 MP JPEG: large enough that finishing the first takes longer than decoding
+    and resizing the second."""
+    from skimage import data
+
+    d = tmp_path_factory.mktemp("finish")
+    coffee = Image.fromarray(data.coffee()).resize((3600, 2400), Image.LANCZOS)
+    rgba = np.dstack([np.asarray(coffee), np.full((2400, 3600), 255, np.uint8)])
+    rgba[:, :300, 3] = 0
+    rgba[:, 300:600, 3] = 128
+    Image.fromarray(rgba, "RGBA").save(d / "first.png", compress_level=1)
+    Image.fromarray(data.chelsea()).resize((3600, 2400), Image.LANCZOS).save(d / "second.jpg", quality=92)
+    return [d / "first.png", d / "second.jpg"]
+
+
+def run_pair(browser, server, paths, query, dest):
+    context = browser.new_context(accept_downloads=True)
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "?sw=off" + query)
+        wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+        page.set_input_files("#files", [str(p) for p in paths])
+        wait_js(page, "window.alphacut.events.filter(e => ['done', 'error', 'fatal'].includes(e.type)).length >= 2", 600)
+        done = page.evaluate("window.alphacut.events.filter(e => e.type === 'done')")
+        events = page.evaluate("window.alphacut.events.filter(e => e.type !== 'queued')")
+        assert [e["name"] for e in done] == ["first.png", "second.png"], events
+        dest.mkdir()
+        files = [download(page, card(page, p.name), dest).read_bytes() for p in paths]
+        assert not errors, errors
+        return {e["name"]: e for e in done}, files
+    finally:
+        context.close()
+
+
+def test_two_photos_overlap_and_write_the_same_bytes(browser, server, pair, tmp_path):
+    done, files = run_pair(browser, server, pair, "", tmp_path / "overlapped")
+    first, second = done["first.png"]["marks"], done["second.png"]["marks"]
+    # the model took the second photo while the first was being finished
+    assert second["inferStart"] < first["written"], (first, second)
+    assert first["inferEnd"] <= second["inferStart"]
+    assert done["first.png"]["timings"]["encode"] > 0 and done["first.png"]["timings"]["infer"] > 0
+
+    inline, alone = run_pair(browser, server, pair, "&finish=inline", tmp_path / "inline")
+    # one photo after another there: the second's inference after the first's file
+    assert inline["second.png"]["marks"]["inferStart"] > inline["first.png"]["marks"]["written"]
+    for a, b in zip(files, alone):
+        assert a == b
+    # the input alpha came through the hand-over: hidden RGB kept, the band halved at most
+    out = np.asarray(Image.open(tmp_path / "overlapped" / "first.png"))
+    src = np.asarray(Image.open(pair[0]))
+    assert np.array_equal(out[..., :3], src[..., :3])
+    assert (out[:, :300, 3] == 0).all() and (out[:, 300:600, 3] <= 128).all()
