@@ -44,13 +44,45 @@ def make_photo(path: Path, megapixels: float, seed: int = 0) -> Path:
     return path
 
 
-def stage_times(paths: list[Path], out_dir: Path) -> None:
+REMBG_EACH = textwrap.dedent(
+    """
+    import os, sys, time
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    from pathlib import Path
+    from rembg import new_session, remove
+    s = new_session("dis_custom", model_path=sys.argv[1])
+    paths = sys.argv[3:]
+    remove(Path(paths[0]).read_bytes(), session=s)  # warm-up, as for alphacut
+    for p in paths:
+        t = time.perf_counter()
+        data = remove(Path(p).read_bytes(), session=s)
+        (Path(sys.argv[2]) / (Path(p).stem + ".png")).write_bytes(data)
+        print(Path(p).name, time.perf_counter() - t)
+    """
+)
+
+
+def rembg_times(paths: list[Path], out_dir: Path, rpy: str) -> dict[str, float]:
+    """Seconds per photo for rembg (warm session, the same IS-Net file, file to PNG file)."""
+    from alphacut.models import store
+
+    model = store.resolve(None)[1]
+    proc = subprocess.run([rpy, "-c", REMBG_EACH, str(model), str(out_dir), *map(str, paths)], capture_output=True,
+                          env={**os.environ, "U2NET_HOME": str(model.parent)})
+    if proc.returncode != 0:
+        print(proc.stderr.decode()[-1000:])
+        return {}
+    return {name: float(t) for name, t in (line.split() for line in proc.stdout.decode().splitlines())}
+
+
+def stage_times(paths: list[Path], out_dir: Path) -> dict[str, tuple[float, float]]:
     from alphacut import Remover
     from alphacut._memory import configure_malloc
 
     configure_malloc()  # as the CLI and the server set it
     r = Remover()
     r.remove(paths[0])  # warm-up: session creation and first-run allocations
+    totals = {}
     print(f"{'image':>14} {'MP':>5} " + " ".join(f"{s:>9}" for s in STAGES) + f" {'total':>7} {'÷infer':>7}")
     for p in paths:
         t0 = time.perf_counter()
@@ -60,6 +92,8 @@ def stage_times(paths: list[Path], out_dir: Path) -> None:
         w, h = cut.size
         row = " ".join(f"{cut.timings.get(s, 0):9.3f}" for s in STAGES)
         print(f"{p.name:>14} {w * h / 1e6:5.1f} {row} {total:7.2f} {total / cut.timings['infer']:7.2f}")
+        totals[p.name] = (total, cut.timings["infer"])
+    return totals
 
 
 STAGES = ["decode", "preprocess", "infer", "upscale", "settle", "refine", "compose", "encode", "verify", "write"]
@@ -153,7 +187,15 @@ def main() -> None:
         if not args.no_stages:
             sizes = [float(s) for s in args.sizes.split(",")]
             paths = [make_photo(tmp / f"photo-{mp:g}mp.jpg", mp, i) for i, mp in enumerate(sizes)]
-            stage_times(paths, tmp)
+            totals = stage_times(paths, tmp)
+            if not args.no_rembg:
+                rpy = args.rembg_python or sys.executable
+                if subprocess.run([rpy, "-c", "import rembg"], capture_output=True).returncode == 0:
+                    (tmp / "rembg-each").mkdir(exist_ok=True)
+                    for name, t in rembg_times(paths, tmp / "rembg-each", rpy).items():
+                        ours, infer = totals[name]
+                        print(f"{name:>14}: rembg {t:.2f} s, alphacut {ours:.2f} s (alphacut / rembg {ours / t:.2f}; "
+                              f"alphacut's inference {infer:.2f} s)")
         if not args.no_batch:
             small = [make_photo(tmp / f"small-{i}.jpg", 1.0, i) for i in range(3)]
             big = make_photo(tmp / "big-48mp.jpg", 48.0, 1)
