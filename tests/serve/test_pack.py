@@ -96,6 +96,14 @@ def test_cache_is_written_once_atomically_and_reused(tmp_path, monkeypatch):
     next(iter(got.folder.glob("[0-9a-f]*"))).unlink()
     again = pack.packed_chunks(model, sha, chunks, read)
     assert again == got and len(reads) > n
+    # the same file changed in place: its new packing replaces the old one
+    data2 = data[: 1 << 18] + bytes(1000)
+    model.write_bytes(data2)
+    pieces2 = _pieces(data2, size)
+    chunks2 = tuple((hashlib.sha256(b).hexdigest(), len(b)) for b in pieces2)
+    new = pack.packed_chunks(model, hashlib.sha256(data2).hexdigest(), chunks2, lambda p, i: pieces2[i])
+    assert new is not None and new.folder != got.folder and not got.folder.exists()
+    assert [p.name for p in pack.cache_root().iterdir()] == [new.folder.name]
     # an unwritable cache: no packing, the page takes the plain chunks
     monkeypatch.setenv("ALPHACUT_HOME", str(model))  # a file, not a folder
     assert pack.packed_chunks(model, sha, chunks, read) is None

@@ -14,7 +14,8 @@ a chunk that does not get at least ``KEEP_BELOW`` smaller is sent plain.
 
 The packing is computed once per model file and cached beside the store's models
 (``<store>/models/.web-packed/<file sha256>-<FORMAT>/``, built in a temporary folder and
-renamed into place), not on each ``serve`` start or request.
+renamed into place; a new version of the same file replaces its older packing), not on
+each ``serve`` start or request.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def packed_chunks(path: Path, file_sha256: str, chunks: tuple[tuple[str, int], .
             if len(packed) < KEEP_BELOW * size:
                 (tmp / sha).write_bytes(packed)
                 sizes[sha] = len(packed)
-        index = {"format": FORMAT, "file_sha256": file_sha256, "chunks": [[s, n, sizes.get(s)] for s, n in chunks]}
+        index = {"format": FORMAT, "file": str(path), "file_sha256": file_sha256,
+                 "chunks": [[s, n, sizes.get(s)] for s, n in chunks]}
         (tmp / "index.json").write_text(json.dumps(index))
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
@@ -118,11 +120,24 @@ def packed_chunks(path: Path, file_sha256: str, chunks: tuple[tuple[str, int], .
             os.rename(tmp, final)  # atomic; fails if another process got there first
         except OSError:
             pass
+        _drop_older(root, final, path)
     except (OSError, ValueError):
         return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return _load(final, chunks)
+
+
+def _drop_older(root: Path, keep: Path, path: Path) -> None:
+    """Remove the packings of earlier versions of the same model file (a model updated in place)."""
+    for other in root.iterdir():
+        if other == keep or other.name.startswith(".tmp-"):
+            continue
+        try:
+            if json.loads((other / "index.json").read_text()).get("file") == str(path):
+                shutil.rmtree(other, ignore_errors=True)
+        except (OSError, ValueError, AttributeError):
+            continue
 
 
 def _load(folder: Path, chunks) -> Packed | None:
