@@ -74,7 +74,7 @@ export async function cutOut(file, format, ctx) {
  * stages need, all structured-cloneable (finish may run in another worker, so the model
  * takes the next photo meanwhile). `ctx.admit(pixels)` (optional) resolves when a photo of
  * that many pixels (null: unknown) may be decoded (memory held by photos still being
- * finished elsewhere).
+ * finished elsewhere); `ctx.inferring()` (optional) is called once the model has the tensor.
  */
 export async function prepare(file, format, ctx) {
   const { config, prefs, fflate, stage } = ctx;
@@ -124,7 +124,14 @@ export async function prepare(file, format, ctx) {
   t = now();
   stage('running the model');
   marks.inferStart = wallClock();
-  const raw = await engine.run(tensor, mw, mh);
+  const running = engine.run(tensor, mw, mh);
+  running.catch(() => {}); // awaited below
+  // While the model runs (in its own worker), the "before" preview of a large photo: it needs
+  // only the photo, and the stages after the model wait for its mask.
+  await new Promise((resolve) => setTimeout(resolve, 0)); // the tensor is posted first
+  ctx.inferring?.(); // the next photo may be read meanwhile (worker.js)
+  const beforePreview = Math.max(width, height) > PREVIEW_SIDE ? previewPng(img.data, width, height) : null;
+  const raw = await running;
   marks.inferEnd = wallClock();
   timings.infer = now() - t;
   ctx.afterInference?.(width * height); // the model may go now (worker.js)
@@ -144,7 +151,7 @@ export async function prepare(file, format, ctx) {
     uncertain: settled ? settled.uncertain : 0, uncertainBox: settled ? settled.box : null,
     notice: !!settled && settled.uncertain >= SETTLE.noticeArea,
   };
-  return { rgba: img.data, width, height, spec, icc, low: { mask: lowMask, width: mw, height: mh }, timings, marks, uncertainty };
+  return { rgba: img.data, width, height, spec, icc, low: { mask: lowMask, width: mw, height: mh }, beforePreview, timings, marks, uncertainty };
 }
 
 /** The full-resolution stages of a job from prepare(): upscale, refine, compose, encode,
@@ -162,7 +169,7 @@ export async function finish(job, ctx) {
   // Large photos get small preview images (display only), so the page does not hold
   // full-resolution bitmaps of the original and the cut-out.
   const big = Math.max(width, height) > PREVIEW_SIDE;
-  const beforePreview = big ? previewPng(img.data, width, height) : null;
+  const beforePreview = big ? job.beforePreview || previewPng(img.data, width, height) : null;
   // RGB untouched; alpha quantised once. In place: the decoded pixels become the output.
   const rgba = applyMask(img.data, mask, img.data);
   mask = null; // not kept: the editor rebuilds it from the file and the model-size mask

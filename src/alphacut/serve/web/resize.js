@@ -210,30 +210,35 @@ export function previewRGBA(rgba, w, h, maxSide = 1024) {
   const pw = Math.max(1, Math.round(w / f)), ph = Math.max(1, Math.round(h / f));
   const out = new Uint8ClampedArray(pw * ph * 4);
   const acc = new Float64Array(pw * 4);
+  // each preview column's source columns, computed once (not per row)
+  const xs0 = new Int32Array(pw), xs1 = new Int32Array(pw);
+  for (let px = 0; px < pw; px++) {
+    xs0[px] = Math.floor((px * w) / pw);
+    xs1[px] = Math.max(xs0[px] + 1, Math.floor(((px + 1) * w) / pw));
+  }
   for (let py = 0; py < ph; py++) {
     const y0 = Math.floor((py * h) / ph), y1 = Math.max(y0 + 1, Math.floor(((py + 1) * h) / ph));
     acc.fill(0);
-    const counts = new Float64Array(pw);
     for (let y = y0; y < y1; y++) {
       const row = y * w * 4;
       for (let px = 0; px < pw; px++) {
-        const x0 = Math.floor((px * w) / pw), x1 = Math.max(x0 + 1, Math.floor(((px + 1) * w) / pw));
+        const x0 = xs0[px], x1 = xs1[px];
         let r = 0, g = 0, b = 0, a = 0;
-        for (let x = x0, p = row + x0 * 4; x < x1; x++, p += 4) {
+        for (let p = row + x0 * 4, end = row + x1 * 4; p < end; p += 4) {
           const al = rgba[p + 3];
           r += rgba[p] * al; g += rgba[p + 1] * al; b += rgba[p + 2] * al; a += al;
         }
         const o = px * 4;
         acc[o] += r; acc[o + 1] += g; acc[o + 2] += b; acc[o + 3] += a;
-        counts[px] += x1 - x0;
       }
     }
+    const rows = y1 - y0;
     for (let px = 0; px < pw; px++) {
       const o = px * 4, q = (py * pw + px) * 4, a = acc[o + 3];
       out[q] = a ? acc[o] / a : 0;
       out[q + 1] = a ? acc[o + 1] / a : 0;
       out[q + 2] = a ? acc[o + 2] / a : 0;
-      out[q + 3] = a / counts[px];
+      out[q + 3] = a / ((xs1[px] - xs0[px]) * rows);
     }
   }
   return { width: pw, height: ph, data: out };

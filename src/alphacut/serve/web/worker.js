@@ -45,10 +45,11 @@ function describeCaps() {
 // another.
 let finisher = null;
 const finishing = new Map(); // id -> {run, pixels, done: Promise, resolve}: handed over, not back yet
-let admitted = 0; // pixels of the photos being finished there
+let admitted = 0; // pixels of the photos decoded here and not yet back from there
 let admitWaiters = [];
-/** Pixels the finisher may hold while the next photo is decoded here: two 12 MP photos
- *  overlap, a 48 MP one is finished before the next is decoded (peak memory as before). */
+/** Pixels in flight (being decoded, inferred, finished) when the next photo is decoded:
+ *  three 12 MP photos overlap, a 48 MP one is finished before the next is decoded (its peak
+ *  memory as before). */
 export const OVERLAP_PIXELS = 40e6;
 
 async function startFinisher() {
@@ -86,14 +87,18 @@ function handedBack(msg) {
     edit.retain(msg.id, { file: f.file, low: msg.low, width: msg.width, height: msg.height, fmt: msg.fmt, icc: msg.icc });
   }
   finishing.delete(msg.id);
-  admitted -= f.pixels;
   f.resolve();
+  unreserve(f.pixels);
+}
+
+function unreserve(pixels) {
+  admitted -= pixels;
   const waiters = admitWaiters;
   admitWaiters = [];
   for (const w of waiters) w();
 }
 
-/** Resolves when a photo of `pixels` (null: unknown) may be decoded beside those being finished. */
+/** Resolves when a photo of `pixels` (null: unknown) may be decoded beside those in flight. */
 async function admit(pixels) {
   while (admitted > 0 && (pixels === null || admitted + pixels > OVERLAP_PIXELS)) {
     await new Promise((resolve) => admitWaiters.push(resolve));
@@ -173,14 +178,25 @@ async function processImage(msg) {
     waitingForModel--;
     scheduleRelease(pixels);
   };
-  try {
-    return await cutOutImage(msg, afterInference);
-  } finally {
-    afterInference(0); // failed, dropped or taken back before its inference
-  }
+  let started;
+  const inferring = new Promise((resolve) => { started = resolve; });
+  const whole = cutOutImage(msg, afterInference, started).finally(() => afterInference(0)); // (failed, dropped or taken back before its inference)
+  if (!finisher) return whole;
+  // With a finishing worker, the queue goes on once the model has this photo: the next one
+  // is read, decoded and resized while this one is inferred (and then finished there).
+  let detached = false;
+  whole.catch((err) => { if (detached) report(msg, err); });
+  await Promise.race([inferring, whole]);
+  detached = true;
 }
 
-async function cutOutImage(msg, afterInference) {
+/** A photo that failed or was taken back, told to the page. */
+function report(msg, err) {
+  if (err instanceof Dropped || dropped.has(msg.id, msg.run)) post({ type: 'dropped', id: msg.id, run: msg.run });
+  else post({ type: 'error', id: msg.id, message: err?.message || String(err) });
+}
+
+async function cutOutImage(msg, afterInference, inferring) {
   const { id, file, format } = msg;
   const run = msg.run;
   if (dropped.has(id, run)) throw new Dropped(); // taken back before its turn
@@ -191,19 +207,23 @@ async function cutOutImage(msg, afterInference) {
   // the session starts (or starts again) while the photo is read and decoded
   const model = ensureModel();
   model.catch(() => {});
-  const ctx = { config, prefs, fflate, stage, strips, engine: () => model, afterInference };
+  const ctx = { config, prefs, fflate, stage, strips, engine: () => model, afterInference, inferring };
   const backend = () => (infer.info?.current ? label(infer.info.current) : '');
   if (finisher) {
-    ctx.admit = admit;
-    const job = await prepare(file, format, ctx);
-    if (dropped.has(id, run)) throw new Dropped();
-    const pixels = job.width * job.height;
-    let resolve;
-    const done = new Promise((r) => { resolve = r; });
-    finishing.set(id, { run, pixels, file, done, resolve });
-    admitted += pixels;
-    Object.assign(job, { id, run, backend: backend() });
-    finisher.postMessage({ type: 'finish', job }, [job.rgba.buffer, job.low.mask.buffer]);
+    let pixels = 0; // reserved from the header on (decoded, inferred, finished), until back
+    ctx.admit = async (px) => { await admit(px); pixels = px || 0; admitted += pixels; };
+    try {
+      const job = await prepare(file, format, ctx);
+      if (dropped.has(id, run)) throw new Dropped();
+      let resolve;
+      const done = new Promise((r) => { resolve = r; });
+      finishing.set(id, { run, pixels, file, done, resolve });
+      pixels = 0; // now the finisher's, until it hands the photo back
+      Object.assign(job, { id, run, backend: backend() });
+      finisher.postMessage({ type: 'finish', job }, [job.rgba.buffer, job.low.mask.buffer]);
+    } finally {
+      if (pixels) unreserve(pixels);
+    }
     return;
   }
   const r = await cutOut(file, format, ctx);
@@ -306,8 +326,7 @@ self.onmessage = (e) => {
       else if (msg.type === 'edit-save') await edit.handle(msg, post, saveEdited, rebuildCtx);
     } catch (err) {
       const message = err?.message || String(err);
-      if (err instanceof Dropped || (msg.type === 'process' && dropped.has(msg.id, msg.run))) post({ type: 'dropped', id: msg.id, run: msg.run });
-      else if (msg.type === 'process') post({ type: 'error', id: msg.id, message });
+      if (msg.type === 'process') report(msg, err);
       else if (msg.type === 'edit-save') post({ type: 'edit-error', id: msg.id, message });
       else if (msg.type === 'zip') post({ type: 'zip-error', id: msg.id, message });
       else post({ type: 'fatal', message });
