@@ -4,7 +4,9 @@ The server only hands out files: the app, its pinned JS/WASM vendor files and th
 Images never reach it; the page cuts them out in a Web Worker. Every response carries
 cross-origin isolation (COOP/COEP, needed for multi-threaded WASM), a strict CSP whose
 connect-src is 'self' only, ``nosniff`` and a CORP header; vendor and app files live under
-versioned URLs and are cached as immutable, HTML and ``config.json`` are ``no-cache``.
+versioned URLs and are cached as immutable, HTML and ``config.json`` are ``no-cache``. Code
+and WASM go gzip-compressed when the browser accepts it; the model goes as packed chunks
+(``pack.py``) beside the plain ones.
 
 Routes are grouped so that other features (an HTTP API under ``/api/v1``) can add theirs:
 ``create_app`` concatenates ``api_routes()`` and ``web_routes()``.
