@@ -250,11 +250,15 @@ def run_app(name: str, pw, photos: dict, sizes: list[int], batch: list[Path], ar
         server = Server(counting(imgly_app(args.tmp), counter))
         app = App(name, server.url, "window.imgly.events", counter)
     res: dict = {}
-    browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    if args.disk_profile:  # a fresh profile on disk (Cache Storage on disk, as in a normal window)
+        browser = pw.chromium.launch_persistent_context(str(Path(tempfile.mkdtemp(dir=args.tmp, prefix="profile-"))),
+                                                        executable_path=CHROMIUM, args=ARGS)
+    else:  # a fresh incognito context: Cache Storage (alphacut's cached model) held in memory
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
     try:
         if mem:
             mem.phase = "cold"
-        page = browser.new_context().new_page()
+        page = browser.new_page() if args.disk_profile else browser.new_context().new_page()
         t = time.perf_counter()
         page.goto(app.url)
         wait_js(page, f"window.{app.events.split('.')[1]} && {app.events}.some(e => e.type === 'inited')", 120)
@@ -355,6 +359,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs per warm photo (the fastest is reported)")
     ap.add_argument("--batch", type=int, default=0, help="also queue N 12 MP photos at once")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory pass")
+    ap.add_argument("--memory-only", action="store_true", help="skip the timing pass")
+    ap.add_argument("--disk-profile", action="store_true",
+                    help="fresh profiles on disk instead of incognito contexts (whose Cache Storage, "
+                         "alphacut's cached model, is held in the browser process's memory)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--no-python", action="store_true", help="skip the Python pipeline timings")
     ap.add_argument("--query", default="", help="alphacut page query, e.g. '?threads=1'")
@@ -373,7 +381,7 @@ def main() -> None:
         shutil.copyfile(photos[12], batch[-1])
     res: dict = {"time": {}, "memory": {}, "python": {}, "load_before": round(os.getloadavg()[0], 1)}
     with sync_playwright() as pw:
-        for name in apps:  # timing pass: nothing samples memory
+        for name in apps if not args.memory_only else []:  # timing pass: nothing samples memory
             res["time"][name] = run_app(name, pw, photos, sizes, batch, args, None)
         if not args.no_memory:
             args.repeat = 1

@@ -128,6 +128,7 @@ function onWorkerMessage(msg) {
       if (job && !job.done) {
         job.started = true;
         $('.status', job.el).textContent = msg.stage + '…';
+        note('stage', { id: msg.id, stage: msg.stage });
       }
       break;
     }
