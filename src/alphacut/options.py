@@ -204,6 +204,9 @@ OPTIONS: tuple[Option, ...] = (
            "background (changes RGB there; off by default).",
            cli=("--decontaminate",), api="decontaminate"),
 )
+#: The API's multipart file field for the background option's image form (the CLI's
+#: ``--background IMAGE``): an upload, never a path on the server.
+BACKGROUND_FIELD = "background_image"
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 BY_API: dict[str, Option] = {o.api: o for o in OPTIONS if o.api}
 

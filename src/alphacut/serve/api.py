@@ -64,7 +64,7 @@ from alphacut.errors import (
 from alphacut.models import store
 from alphacut.models.catalog import CATALOG, DEFAULT_MODEL
 from alphacut.options import AVIF_QUALITY_RULE as AVIF_QUALITY_RULE  # stated here for docs/api.md and the tests
-from alphacut.options import BY_API, OptionError, Options
+from alphacut.options import BACKGROUND_FIELD, BY_API, OptionError, Options
 from alphacut.stages import decode as decode_module
 from alphacut.stages.infer import DEFAULT_DEVICE
 
@@ -75,9 +75,6 @@ DOCS_DIR = Path(__file__).with_name("api_docs")
 RAW_TYPES = ("application/octet-stream",)
 #: The request's parameters: the model, and every option the API offers (``options.OPTIONS``).
 PARAMS = ("model", *BY_API)
-#: The multipart file field with a background photo (the CLI's ``--background IMAGE``): an
-#: upload, never a path on the server.
-BACKGROUND_FIELD = "background_image"
 
 
 # ----------------------------------------------------------------------------- limits

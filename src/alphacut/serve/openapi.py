@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from alphacut import formats
-from alphacut.options import OPTIONS, Option
+from alphacut.options import BACKGROUND_FIELD, OPTIONS, Option
 from alphacut.stages.infer import DEVICES
 
 if TYPE_CHECKING:
@@ -57,8 +57,6 @@ _ERROR_CODES = {
 
 def document(api: Api, prefix: str) -> dict:
     """The OpenAPI 3.0.3 document of ``api``'s routes under ``prefix``, with its limits in the text."""
-    from alphacut.serve.api import BACKGROUND_FIELD
-
     lim = api.limits
     error_ref = {"$ref": "#/components/schemas/Error"}
 
