@@ -112,7 +112,8 @@ def test_model_released_when_no_photo_waits_then_the_same_bytes(browser, server,
     add_and_wait(page, [samples["astronaut"]])
     ready = events(page, "ready")
     assert len(ready) == 2 and ready[1]["restart"] and ready[1]["fromCache"], ready
-    print(f"model restart: {ready[1]['timings']}")
+    infer = [round(e["timings"]["infer"] / 1000, 2) for e in events(page, "done")]
+    print(f"model restart: {ready[1]['timings']}; first start {ready[0]['timings']}; inference s {infer}")
     second = download(page, card(page, "astronaut.png"), tmp_path / "b").read_bytes()
     assert second == first
     wait_js(page, "window.alphacut.events.filter(e => e.type === 'released').length === 2", 30)
