@@ -6,6 +6,8 @@ stage in the model's worker, one photo after another)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -44,6 +46,8 @@ def run_pair(browser, server, paths, query, dest):
         wait_js(page, "window.alphacut.events.filter(e => ['done', 'error', 'fatal'].includes(e.type)).length >= 2", 600)
         done = page.evaluate("window.alphacut.events.filter(e => e.type === 'done')")
         events = page.evaluate("window.alphacut.events.filter(e => e.type !== 'queued')")
+        if [e["name"] for e in done] != ["first.png", "second.png"]:  # seen twice under load: the whole record
+            print(json.dumps(page.evaluate("window.alphacut.events")))
         assert [e["name"] for e in done] == ["first.png", "second.png"], events
         dest.mkdir()
         files = [download(page, card(page, p.name), dest).read_bytes() for p in paths]
@@ -56,10 +60,9 @@ def run_pair(browser, server, paths, query, dest):
 def test_two_photos_overlap_and_write_the_same_bytes(browser, server, pair, tmp_path):
     done, files = run_pair(browser, server, pair, "", tmp_path / "overlapped")
     first, second = done["first.png"]["marks"], done["second.png"]["marks"]
-    # the model took the second photo (its tensor sent while the first one was inferred or
-    # finished; it runs once the first one's inference is done) before the first file was written
-    assert max(second["inferStart"], first["inferEnd"]) < first["written"], (first, second)
-    assert first["inferEnd"] < second["inferEnd"]
+    # the model took the second photo (its tensor sent while the first one was inferred; its
+    # inference counted from when the model was free) before the first file was written
+    assert first["inferEnd"] <= second["inferStart"] < first["written"], (first, second)
     assert done["first.png"]["timings"]["encode"] > 0 and done["first.png"]["timings"]["infer"] > 0
 
     inline, alone = run_pair(browser, server, pair, "&finish=inline", tmp_path / "inline")

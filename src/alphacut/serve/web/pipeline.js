@@ -55,6 +55,10 @@ function maskFromOutput(raw, m) {
 /** Wall-clock time in ms, comparable between workers (for the events' marks). */
 export const wallClock = () => performance.timeOrigin + performance.now();
 
+// When the model last returned a result here: a photo's tensor may be sent while the one
+// before it still runs (worker.js), so its inference time starts when the model is free.
+let modelFreeAt = 0;
+
 /**
  * Cut out one image file: decode → preprocess → infer → mask → refine → compose → encode →
  * verify (prepare, then finish). `format` is a name from `config.formats` (one that carries
@@ -123,7 +127,6 @@ export async function prepare(file, format, ctx) {
   if (settleOn) timings.settle = now() - t;
   t = now();
   stage('running the model');
-  marks.inferStart = wallClock();
   const running = engine.run(tensor, mw, mh);
   running.catch(() => {}); // awaited below
   // While the model runs (in its own worker), the "before" preview of a large photo: it needs
@@ -132,8 +135,13 @@ export async function prepare(file, format, ctx) {
   ctx.inferring?.(); // the next photo may be read meanwhile (worker.js)
   const beforePreview = Math.max(width, height) > PREVIEW_SIDE ? previewPng(img.data, width, height) : null;
   const raw = await running;
-  marks.inferEnd = wallClock();
-  timings.infer = now() - t;
+  const end = now();
+  // the model's own time: from when it had both this tensor and nothing before it
+  const start = Math.max(t, modelFreeAt);
+  modelFreeAt = end;
+  timings.infer = end - start;
+  marks.inferStart = performance.timeOrigin + start;
+  marks.inferEnd = performance.timeOrigin + end;
   ctx.afterInference?.(width * height); // the model may go now (worker.js)
   t = now();
   let lowMask = maskFromOutput(raw, config.model);
