@@ -71,6 +71,7 @@ async function startFinisher() {
   w.onmessage = (e) => handedBack(e.data);
   w.onerror = (e) => { // its photos fail; later ones are finished here
     finisher = null;
+    w.terminate(); // an uncaught error need not end a worker: this one must deliver nothing late
     for (const [id, f] of [...finishing]) {
       post({ type: 'error', id, message: `the finishing worker failed: ${e.message || 'unknown error'}` });
       handedBack({ type: 'failed', id, run: f.run });
