@@ -6,75 +6,18 @@ Chromium's peak RSS (summed over the processes this test session started, sample
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 
 import pytest
 from PIL import Image
 
+from .chromium_memory import Peak
 from .test_app import card, wait_js
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # Chromium's peak resident memory (sum over its processes) each huge photo must stay under.
 MEMORY_BUDGET = 6 * 2**30
-
-
-def _descends_from_us(pid: str) -> bool:
-    """Whether the process is ours (Playwright's driver runs under this process and starts
-    Chromium): on a shared machine other jobs' browsers must not count."""
-    me = str(os.getpid())
-    for _ in range(64):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                pid = f.read().rsplit(")", 1)[1].split()[1]  # the parent's pid
-        except OSError:
-            return False
-        if pid == me:
-            return True
-        if pid in ("0", "1"):
-            return False
-    return False
-
-
-def _chromium_rss() -> int:
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                if "chrom" not in f.read() or not _descends_from_us(pid):
-                    continue
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-        except OSError:
-            continue
-    return total
-
-
-class PeakRss:
-    def __init__(self):
-        self.peak = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _chromium_rss())
-            self._stop.wait(0.2)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join(2)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +72,7 @@ def test_a_huge_jpeg_without_a_crash_or_a_frozen_page(browser, server, huge, siz
     context, page, crashes = open_page(browser, server.url)
     stalls = []
     try:
-        with PeakRss() as rss:
+        with Peak("rss") as rss:
             page.set_input_files("#files", [str(huge[size])])
             end = time.time() + 420
             while time.time() < end and not crashes:

@@ -5,60 +5,14 @@ full-size pixels in the worker (the editor's side is checked in test_editor.py).
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 
 import pytest
 
+from .chromium_memory import Peak, chromium_bytes
 from .test_app import add_and_wait, card, download, wait_js
 
 pytestmark = pytest.mark.browser
-
-
-def _ours(pid: str) -> bool:
-    """Whether the process descends from this one (other jobs' browsers must not count)."""
-    me = str(os.getpid())
-    for _ in range(64):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                pid = f.read().rsplit(")", 1)[1].split()[1]
-        except OSError:
-            return False
-        if pid == me:
-            return True
-        if pid in ("0", "1"):
-            return False
-    return False
-
-
-def chromium_pss() -> int:
-    """PSS summed over the Chromium processes this test session started."""
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                if "chrom" not in f.read() or not _ours(pid):
-                    continue
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
-        except (OSError, StopIteration):
-            continue
-    return total
-
-
-class PeakPss(threading.Thread):
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.peak = 0
-        self.stop = threading.Event()
-
-    def run(self):
-        while not self.stop.is_set():
-            self.peak = max(self.peak, chromium_pss())
-            self.stop.wait(0.2)
 
 
 def events(page, kind: str) -> list:
@@ -80,15 +34,10 @@ def test_model_released_when_no_photo_waits_then_the_same_bytes(browser, server,
     # ?idle=0: the model goes as soon as no photo waits for it
     page.goto(server.url + "?idle=0")
     wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
-    sampler = PeakPss()
-    sampler.start()
-    try:
+    with Peak("pss") as sampler:
         # two photos queued at once: the model stays for the second, then goes
         add_and_wait(page, [samples["astronaut"], samples["chelsea"]])
         wait_js(page, "window.alphacut.events.some(e => e.type === 'released')", 30)
-    finally:
-        sampler.stop.set()
-        sampler.join(2)
     ready = events(page, "ready")
     assert len(ready) == 1 and not ready[0]["restart"], ready
     order = [e["type"] for e in page.evaluate("window.alphacut.events") if e["type"] in ("done", "released")]
@@ -100,7 +49,7 @@ def test_model_released_when_no_photo_waits_then_the_same_bytes(browser, server,
     # its memory went back (ONNX Runtime's heap alone is about 0.7 GiB)
     end, seen = time.time() + 20, []
     while time.time() < end:
-        seen.append(chromium_pss())
+        seen.append(chromium_bytes("pss"))
         if seen[-1] < sampler.peak - 400 * 2**20:
             break
         time.sleep(0.5)

@@ -1,0 +1,70 @@
+"""Chromium's memory as the browser tests see it: summed over the processes this test
+session started (on a shared machine other jobs' browsers must not count), from /proc, and
+a sampler of its peak every 0.2 s. Sampling slows threaded WASM: never time while it runs."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+
+def _ours(pid: str) -> bool:
+    """Whether the process descends from this one (Playwright's driver runs under this
+    process and starts Chromium)."""
+    me = str(os.getpid())
+    for _ in range(64):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = f.read().rsplit(")", 1)[1].split()[1]  # the parent's pid
+        except OSError:
+            return False
+        if pid == me:
+            return True
+        if pid in ("0", "1"):
+            return False
+    return False
+
+
+#: What each measure reads: (file under /proc/PID, its line's label).
+MEASURES = {"rss": ("status", "VmRSS:"), "pss": ("smaps_rollup", "Pss:")}
+
+
+def chromium_bytes(measure: str = "pss") -> int:
+    """RSS or PSS (bytes) summed over our Chromium processes."""
+    name, label = MEASURES[measure]
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if "chrom" not in f.read() or not _ours(pid):
+                    continue
+            with open(f"/proc/{pid}/{name}") as f:
+                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith(label))
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+class Peak:
+    """``with Peak("rss") as p: ...`` then ``p.peak``: the largest sum seen, every 0.2 s."""
+
+    def __init__(self, measure: str = "pss"):
+        self.measure = measure
+        self.peak = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, chromium_bytes(self.measure))
+            self._stop.wait(0.2)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join(2)
