@@ -24,6 +24,7 @@ import numpy as np
 from isal import isal_zlib
 from PIL import Image
 
+from alphacut import parallel
 from alphacut.errors import VerifyError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -146,8 +147,6 @@ def _check_strips(idats: list, want: np.ndarray, stride: int, check_rows) -> boo
         except VerifyError:
             return None
         return k, isal_zlib.adler32(raw), len(raw)
-
-    from alphacut import parallel
 
     got = parallel.map_ordered(one, range(n), "alphacut-verify")
     if any(g is None for g in got):
