@@ -105,20 +105,30 @@ def _grid(m: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(m, "F").resize((GRID, GRID), Image.Resampling.BOX))
 
 
-def thick_uncertain(m: np.ndarray, params: SettleParams = DEFAULT, *, attached: bool = True) -> np.ndarray:
-    """Uncertain pixels thicker than an edge band, in components of at least ``min_area``
-    (and, with ``attached``, touching the confident subject)."""
+def _components(m: np.ndarray, params: SettleParams):
+    """The uncertain pixels opened by a square (what a window of the thickness fits in),
+    labelled: (labels, count, pixels per label)."""
     from scipy import ndimage as ndi
 
     unc = ((m > params.lo) & (m < params.hi)).view(np.uint8)
     size = 2 * max(1, round(params.thickness * max(m.shape))) + 1
-    # Opening by a square (separable running min/max): what a window of ``size`` fits in.
+    # Opening by a square (separable running min/max).
     thick = ndi.maximum_filter(ndi.minimum_filter(unc, size), size).view(bool)
     lab, n = ndi.label(thick)
+    return lab, n, np.bincount(lab.ravel(), minlength=n + 1) if n else None
+
+
+def thick_uncertain(m: np.ndarray, params: SettleParams = DEFAULT, *, attached: bool = True, components=None) -> np.ndarray:
+    """Uncertain pixels thicker than an edge band, in components of at least ``min_area``
+    (and, with ``attached``, touching the confident subject). ``components``: the mask's
+    ``_components`` already computed (the same mask asked twice)."""
+    from scipy import ndimage as ndi
+
+    lab, n, counts = components if components is not None else _components(m, params)
     if n == 0:
-        return thick
+        return lab.astype(bool)
     keep = np.zeros(n + 1, bool)
-    keep[1:] = np.bincount(lab.ravel(), minlength=n + 1)[1:] >= params.min_area * m.size
+    keep[1:] = counts[1:] >= params.min_area * m.size
     if attached:
         near = ndi.maximum_filter((m >= params.hi).view(np.uint8), 5).view(bool)
         keep &= np.bincount(lab[near], minlength=n + 1) > 0
@@ -151,7 +161,8 @@ def settle(guide: np.ndarray, mask: np.ndarray, params: SettleParams = DEFAULT) 
     grid and what stays uncertain."""
     mask = np.asarray(mask, np.float32)
     m = _grid(mask)
-    region = thick_uncertain(m, params)
+    found = _components(m, params)
+    region = thick_uncertain(m, params, components=found)
     settled = 0.0
     out = mask
     if region.any():
@@ -163,11 +174,12 @@ def settle(guide: np.ndarray, mask: np.ndarray, params: SettleParams = DEFAULT) 
             delta = np.where(region, np.abs(2 * p - 1) * np.maximum(p - m, 0), 0).astype(np.float32)
             settled = float(np.count_nonzero(delta > 0.01) / delta.size)
             m = m + delta
+            found = None  # the mask changed: its uncertain regions are found again
             if mask.shape != m.shape:
                 h, w = mask.shape
                 delta = np.asarray(Image.fromarray(delta, "F").resize((w, h), Image.Resampling.BILINEAR))
             out = np.clip(mask + delta, 0, 1).astype(np.float32)
-    left = thick_uncertain(m, params, attached=False)
+    left = thick_uncertain(m, params, attached=False, components=found)
     box = None
     uncertain = float(left.mean())
     if uncertain > 0:
