@@ -266,31 +266,38 @@ def _upsample_dense(c: np.ndarray, s: int, iy: int, ix: int, hh: int, ww: int) -
     return _v_pass(rows[y0 - first], rows[y1 - first], fy[:, None, None])
 
 
+#: The guide's products needed for the 3x3 covariance: (0,0), (0,1), (0,2), (1,1), (1,2), (2,2).
+_PAIRS = ([0, 0, 0, 1, 1, 2], [0, 1, 2, 1, 2, 2])
+
+
 def _solve_coeffs(I: np.ndarray, m: np.ndarray, w: np.ndarray | None, r: int, eps: float):
     """Guided-filter coefficients on the coarse grid. I (k, ny, nx), m (ny, nx), w weights or
-    None; returns (mean a (k, ny, nx), mean b (ny, nx)), float64."""
+    None; returns (mean a (k, ny, nx), mean b (ny, nx)), float64.
+
+    Every (weighted) local mean of one tile is taken in one box-filter call over the stacked
+    planes (w, I·w, m·w, I·m·w, Ii·Ij·w), and the coefficients' means in a second: the same
+    values as a call a quantity (each plane is filtered on its own), 2 calls a tile
+    instead of 12."""
     k = I.shape[0]
-    if w is None:
-        W = None
-        mean = lambda x: _box(x, r)
-    else:
-        W = _box(w, r)
-
-        def mean(x):
-            return _box(x * w, r) / W
-
-    mI = mean(I)
-    mp = mean(m)
-    cov = mean(I * m) - mI * mp
+    n_pairs = 1 if k == 1 else 6
+    products = I * I if k == 1 else I[_PAIRS[0]] * I[_PAIRS[1]]
+    planes = [I, m[None], I * m, products]
+    stack = np.concatenate(([w[None]] if w is not None else []) + planes)
+    if w is not None:
+        stack[1:] *= w
+    boxed = _box(stack, r)
+    if w is not None:
+        boxed = boxed[1:] / boxed[0]
+    mI, mp, mIm, mII = boxed[:k], boxed[k], boxed[k + 1 : 2 * k + 1], boxed[2 * k + 1 : 2 * k + 1 + n_pairs]
+    cov = mIm - mI * mp
     if k == 1:
-        var = mean(I * I) - mI * mI
+        var = mII[0] - mI * mI
         a = cov / (var + eps)
     else:
         # Symmetric 3x3 (Σ + eps·Id) a = cov, solved in closed form per cell.
         S = {}
-        for i in range(3):
-            for j in range(i, 3):
-                S[i, j] = mean(I[i] * I[j]) - mI[i] * mI[j]
+        for n, (i, j) in enumerate(zip(*_PAIRS)):
+            S[i, j] = mII[n] - mI[i] * mI[j]
         a00, a01, a02 = S[0, 0] + eps, S[0, 1], S[0, 2]
         a11, a12, a22 = S[1, 1] + eps, S[1, 2], S[2, 2] + eps
         c00 = a11 * a22 - a12 * a12
@@ -308,7 +315,8 @@ def _solve_coeffs(I: np.ndarray, m: np.ndarray, w: np.ndarray | None, r: int, ep
             ]
         )
     b = mp - (a * mI).sum(axis=0)
-    return _box(a, r), _box(b, r)
+    ab = _box(np.concatenate([a, b[None]]), r)
+    return ab[:k], ab[k]
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
