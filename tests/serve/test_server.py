@@ -276,3 +276,31 @@ def test_build_site_writes_app_vendor_model_and_header_rules(tmp_path):
     # A rebuild replaces the old app folder instead of piling up hashes.
     site.build_site(out)
     assert len(list((out / "app").iterdir())) == 1
+
+
+def test_compressed_files_unused_for_a_month_are_swept(tmp_path, monkeypatch):
+    """An upgrade leaves the old vendor files' compressed copies behind: the next file
+    compressed sweeps those unread for GZIP_KEEP_S; a copy that is read is renewed and kept."""
+    import os
+    import time
+
+    monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "home"))
+    site._gzipped.cache_clear()
+    used, new = tmp_path / "used.js", tmp_path / "new.js"
+    used.write_text("let used = 1;\n" * 200)
+    new.write_text("let fresh = 2;\n" * 200)
+    folder = tmp_path / "home" / "web-gzip"
+    site.gzipped(used)
+    used_gz = folder / f"{hashlib.sha256(used.read_bytes()).hexdigest()}.gz"
+    stale = folder / ("0" * 64 + ".gz")
+    stale.write_bytes(b"an old version's file")
+    month = time.time() - site.GZIP_KEEP_S - 60
+    for p in (stale, used_gz):
+        os.utime(p, (month, month))
+    site._gzipped.cache_clear()
+    site.gzipped(used)  # read from the cache folder: renewed
+    assert used_gz.stat().st_mtime > month + 3600
+    site.gzipped(new)  # a new compressed file: the sweep runs
+    assert not stale.exists()
+    assert used_gz.exists() and len(list(folder.glob("*.gz"))) == 2
+    site._gzipped.cache_clear()

@@ -216,10 +216,17 @@ def compressible(path: str | Path) -> bool:
     return Path(path).suffix.lower() in COMPRESSIBLE
 
 
+#: A compressed file not served for this long is removed from ``<store>/web-gzip/`` the next
+#: time a new one is written there (an upgrade's vendor files replace the old ones: ~6 MB each).
+GZIP_KEEP_S = 30 * 86400
+
+
 def gzipped(path: Path, part: int | None = None) -> bytes:
     """gzip (level 9) of a file, or of one of its ``SPLIT_SIZE`` parts, computed once: kept in
     memory and in the store's cache folder (``<store>/web-gzip/<SHA-256 of the content>.gz``,
-    written atomically), so neither a request nor a later ``serve`` start pays for it again."""
+    written atomically), so neither a request nor a later ``serve`` start pays for it again.
+    A cached file's time is renewed when it is read; one unread for ``GZIP_KEEP_S`` is swept
+    out when another is written."""
     st = path.stat()
     return _gzipped(str(path), part, st.st_size, st.st_mtime_ns)
 
@@ -237,6 +244,10 @@ def _gzipped(path: str, part: int | None, size: int, mtime_ns: int) -> bytes:
     try:
         body = cached.read_bytes()
         if gzip.decompress(body) == data:
+            try:
+                os.utime(cached)  # in use: not swept
+            except OSError:
+                pass
             return body
     except (OSError, EOFError, gzip.BadGzipFile):
         pass
@@ -248,8 +259,22 @@ def _gzipped(path: str, part: int | None, size: int, mtime_ns: int) -> bytes:
             f.write(body)
         os.replace(tmp, cached)
     except OSError:
-        pass  # a read-only store: compressed again by the next process
+        return body  # a read-only store: compressed again by the next process
+    _sweep_gzipped(cached.parent)
     return body
+
+
+def _sweep_gzipped(folder: Path) -> None:
+    """Remove the compressed files (and stray temporaries) not used for ``GZIP_KEEP_S``."""
+    import time
+
+    cutoff = time.time() - GZIP_KEEP_S
+    for old in list(folder.glob("*.gz")) + list(folder.glob(".tmp-*")):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass  # gone already, or another process's: left as it is
 
 
 def read_part(path: Path, index: int) -> bytes:
