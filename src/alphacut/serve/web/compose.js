@@ -4,7 +4,8 @@
 // - alpha_out = floor(alpha_in * m + 0.5), computed in float64 (JS numbers) from the float32
 //   mask; never trunc(m * 255), never a Uint8Array assignment of a float (that truncates, and
 //   wraps 256 to 0); RGB is never changed, alpha 0 included (straight alpha).
-// - flattening on a colour is integer-exact: c = (c*A + bg*(255-A) + 127) // 255.
+// - flattening on a background (background.js, rule 5) is integer-exact:
+//   c = (c*A + bg*(255-A) + 127) // 255; tests/js/compose.test.js checks it on the same vectors.
 
 /** Quantise alpha once: rgba (Uint8Array/Uint8ClampedArray, RGBA) × mask (Float32Array).
  *  Writes into `out` (may be `rgba` itself, for in-place work on large photos). */
@@ -21,43 +22,10 @@ export function applyMask(rgba, mask, out = new Uint8ClampedArray(rgba.length)) 
   return out;
 }
 
-/** Straight-alpha RGBA over an opaque colour [r, g, b] → RGB bytes (3 per pixel). */
-export function flatten(rgba, bg, out = new Uint8ClampedArray((rgba.length / 4) * 3)) {
-  const [br, bgc, bb] = bg;
-  for (let i = 0, o = 0; i < rgba.length; i += 4, o += 3) {
-    const a = rgba[i + 3], na = 255 - a;
-    out[o] = ((rgba[i] * a + br * na + 127) / 255) | 0;
-    out[o + 1] = ((rgba[i + 1] * a + bgc * na + 127) / 255) | 0;
-    out[o + 2] = ((rgba[i + 2] * a + bb * na + 127) / 255) | 0;
-  }
-  return out;
-}
-
-/** Flattened RGB expanded to opaque RGBA (what the encoders take). */
-export function flattenRGBA(rgba, bg, out = new Uint8ClampedArray(rgba.length)) {
-  const [br, bgc, bb] = bg;
-  for (let i = 0; i < rgba.length; i += 4) {
-    const a = rgba[i + 3], na = 255 - a;
-    out[i] = ((rgba[i] * a + br * na + 127) / 255) | 0;
-    out[i + 1] = ((rgba[i + 1] * a + bgc * na + 127) / 255) | 0;
-    out[i + 2] = ((rgba[i + 2] * a + bb * na + 127) / 255) | 0;
-    out[i + 3] = 255;
-  }
-  return out;
-}
-
 /** 16-bit samples to 8 bits as round(v / 257), as the Python decoder does. */
 export function to8bit(u16, out = new Uint8ClampedArray(u16.length)) {
   for (let i = 0; i < u16.length; i++) out[i] = Math.floor(u16[i] / 257 + 0.5);
   return out;
-}
-
-/** '#rrggbb' or '#rgb' → [r, g, b]. */
-export function parseColor(text) {
-  let t = String(text).trim().replace(/^#/, '');
-  if (t.length === 3) t = [...t].map((c) => c + c).join('');
-  if (!/^[0-9a-f]{6}$/i.test(t)) throw new Error(`bad colour ${text}`);
-  return [0, 2, 4].map((i) => parseInt(t.slice(i, i + 2), 16));
 }
 
 /** Rule 3 again over a rectangle (x1, y1 exclusive) after the mask changed there (the brush):
