@@ -53,6 +53,13 @@ test('out-of-range masks cannot wrap', () => {
   assert.deepEqual([out[3], out[7], out[11]], [255, 0, 0]);
 });
 
+test('a mask of 1 or more keeps the input alpha, in place too', () => {
+  const px = Uint8ClampedArray.of(1, 2, 3, 100, 4, 5, 6, 100, 7, 8, 9, 0, 1, 1, 1, 37);
+  const m = Float32Array.of(1, 1.5, 1, Math.fround(0.5));
+  assert.deepEqual(Array.from(applyMask(px, m)), [1, 2, 3, 100, 4, 5, 6, 100, 7, 8, 9, 0, 1, 1, 1, 19]);
+  assert.deepEqual(Array.from(applyMask(px, m, px)), [1, 2, 3, 100, 4, 5, 6, 100, 7, 8, 9, 0, 1, 1, 1, 19]);
+});
+
 test('16-bit to 8-bit is round(v / 257)', () => {
   assert.deepEqual(Array.from(to8bit(Uint16Array.of(0, 128, 129, 257, 385, 386, 65535))), [0, 0, 1, 1, 1, 2, 255]);
 });

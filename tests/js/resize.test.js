@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { resizeRGB, resizeFloat, toTensor, clip01, coeffs } from '../../src/alphacut/serve/web/resize.js';
+import { resizeRGB, resizeFloat, toTensor, clip01, coeffs, previewRGBA } from '../../src/alphacut/serve/web/resize.js';
 
 const fx = JSON.parse(readFileSync(new URL('./fixtures.json', import.meta.url)));
 
@@ -19,6 +19,33 @@ for (const c of fx.resize_float) {
     assert.deepEqual(Array.from(out), Array.from(Float32Array.from(c.expected)));
   });
 }
+
+test('resizeFloat clipping in its own pass equals clip01 afterwards (NaN and out-of-range values)', () => {
+  const cases = fx.resize_float.map((c) => [Float32Array.from(c.mask), c.w, c.h, c.out_w, c.out_h]);
+  const wild = Float32Array.from({ length: 12 * 9 }, (_, i) => (i % 17 === 0 ? NaN : ((i * 37) % 23) / 10 - 0.6));
+  for (const [ow, oh] of [[40, 31], [12, 30], [40, 9], [12, 9], [5, 4]]) cases.push([wild, 12, 9, ow, oh]);
+  for (const [src, w, h, ow, oh] of cases) {
+    const want = clip01(resizeFloat(src, w, h, ow, oh));
+    const got = resizeFloat(src, w, h, ow, oh, undefined, true);
+    assert.deepEqual(Array.from(got), Array.from(want), `${w}x${h} -> ${ow}x${oh}`);
+    assert.ok(got.every((v) => v >= 0 && v <= 1));
+  }
+});
+
+test('previewRGBA counts the partly and fully transparent pixels (pipeline.alphaStats)', () => {
+  for (const [w, h, side] of [[1700, 23, 1600], [333, 251, 100], [97, 1000, 64]]) {
+    const px = new Uint8ClampedArray(w * h * 4);
+    for (let i = 0; i < px.length; i++) px[i] = (i * 2654435761) >>> 24;
+    for (let i = 3; i < px.length; i += 4) px[i] = [0, 255, px[i]][i % 3];
+    const stats = {};
+    const p = previewRGBA(px, w, h, side, stats);
+    let partial = 0, clear = 0;
+    for (let i = 3; i < px.length; i += 4) if (px[i] === 0) clear++; else if (px[i] !== 255) partial++;
+    assert.ok(partial > 0 && clear > 0);
+    assert.deepEqual(stats, { partial, clear, total: w * h });
+    assert.deepEqual(p.data, previewRGBA(px, w, h, side).data);
+  }
+});
 
 test('toTensor equals the Python normalisation', () => {
   const c = fx.to_tensor;

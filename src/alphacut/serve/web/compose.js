@@ -14,10 +14,12 @@ export function applyMask(rgba, mask, out = new Uint8ClampedArray(rgba.length)) 
   if (rgba.length !== n * 4) throw new Error(`mask has ${n} values for ${rgba.length / 4} pixels`);
   if (out !== rgba) out.set(rgba);
   for (let i = 0, j = 3; i < n; i++, j += 4) {
-    let m = mask[i];
-    // The contract's mask is in [0, 1]; clamp anyway so a stray value cannot wrap.
-    if (!(m > 0)) m = 0; else if (m > 1) m = 1;
-    out[j] = Math.floor(rgba[j] * m + 0.5);
+    const m = mask[i];
+    // The contract's mask is in [0, 1]; clamp anyway so a stray value cannot wrap. A mask
+    // of 1 (or more) keeps the input alpha (floor(a + 0.5) = a; already in `out`), so most
+    // of a photo's subject is not multiplied at all.
+    if (m >= 1) continue;
+    out[j] = m > 0 ? Math.floor(rgba[j] * m + 0.5) : 0; // NaN or <= 0: 0
   }
   return out;
 }

@@ -10,7 +10,7 @@
 import * as codecs from './codecs.js';
 import { FFLATE } from './vendor.js';
 import { StripPool } from './parallel.js';
-import { finish, alphaStats } from './pipeline.js';
+import { finish } from './pipeline.js';
 
 let prefs = {}, fflate, page = null;
 let pool = null; // PNG strip workers (?png=strips); ended when nothing waits here
@@ -40,7 +40,7 @@ async function run(job) {
   toPage({
     type: 'done', id, run, format: r.format.name, blob: r.blob, previews: r.previews, mime: r.format.mime, ext: r.format.ext,
     width: r.width, height: r.height, timings: r.timings, marks: r.marks, backend: job.backend,
-    stats: alphaStats(r.rgba), icc: !!r.icc, ...r.uncertainty,
+    stats: r.stats, icc: !!r.icc, ...r.uncertainty,
   });
 }
 

@@ -183,14 +183,16 @@ export async function finish(job, ctx) {
   mask = null; // not kept: the editor rebuilds it from the file and the model-size mask
   timings.compose = now() - t;
   const out = await writeFile(rgba, width, height, spec, icc, ctx, timings);
-  const afterPreview = big ? previewPng(rgba, width, height) : null;
+  const stats = {}; // counted by the preview's pass over a large photo
+  const afterPreview = big ? previewPng(rgba, width, height, stats) : null;
+  if (!big) Object.assign(stats, alphaStats(rgba));
   // Blobs are made here, so the page thread never copies a large file.
   const blob = new Blob([out], { type: spec.mime });
   const previews = big
     ? { before: new Blob([beforePreview], { type: 'image/png' }), after: new Blob([afterPreview], { type: 'image/png' }) }
     : null;
   if (marks) marks.written = wallClock();
-  return { blob, previews, format: spec, width, height, rgba, low, icc, timings, marks, uncertainty };
+  return { blob, previews, format: spec, width, height, rgba, low, icc, timings, marks, uncertainty, stats };
 }
 
 /** The float mask at full resolution from the model-size one: upscale (mask.py), then the
@@ -198,13 +200,13 @@ export async function finish(job, ctx) {
  *  (from `t`) and timings.refine. */
 function fullMask(lowMask, mw, mh, img, prefs, stage, timings, t) {
   const { width, height } = img;
-  let mask = clip01(resizeFloat(lowMask, mw, mh, width, height));
+  let mask = resizeFloat(lowMask, mw, mh, width, height, undefined, true); // clipped in the same pass
   timings.upscale = now() - t;
   if (prefs.refine !== 'none') {
     // the default refinement of the Python pipeline (cwgf), guided by the original pixels
     stage('refining edges');
     t = now();
-    mask = clip01(refineMask(img.data, width, height, mask));
+    mask = refineMask(img.data, width, height, mask); // in [0, 1], NaN as 0 (clip01's result)
     timings.refine = now() - t;
   }
   return mask;
@@ -249,8 +251,9 @@ export async function writeFile(rgba, width, height, spec, icc, ctx, timings) {
   return out;
 }
 
-export function previewPng(rgba, width, height) {
-  const p = previewRGBA(rgba, width, height, PREVIEW_SIDE);
+/** A small PNG of a large photo for the page (display only); `stats` as previewRGBA's. */
+export function previewPng(rgba, width, height, stats = null) {
+  const p = previewRGBA(rgba, width, height, PREVIEW_SIDE, stats);
   return codecs.encode(p.data, p.width, p.height, 'png');
 }
 

@@ -244,7 +244,8 @@ function applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0,
         if (k !== 1) u = Math.pow(u, k);
         u = Math.max(0, (u - v0) / (1 - v0));
       }
-      out[idx] = Math.min(Math.max(mv + u * (q - mv), 0), 1);
+      const v = Math.min(Math.max(mv + u * (q - mv), 0), 1);
+      out[idx] = v === v ? v : 0; // NaN (a singular window) as 0, as clip01 makes it
     }
   }
 }
@@ -256,7 +257,8 @@ function applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0,
  * @param {number} height
  * @param {Float32Array} mask  width*height values in [0, 1]
  * @param {object} [options]  overrides of DEFAULT_PARAMS
- * @returns {Float32Array} refined mask in [0, 1]
+ * @returns {Float32Array} refined mask in [0, 1] (NaN from a singular window as 0; pixels
+ *   outside the uncertain band as in `mask`, so clip `mask` first)
  */
 export function refineMask(rgba, width, height, mask, options = {}) {
   const p = { ...DEFAULT_PARAMS, ...options };
@@ -268,7 +270,7 @@ export function refineMask(rgba, width, height, mask, options = {}) {
   const nx = Math.ceil(w / s);
   const halo = 2 * r + 2;
   const T = Math.max(8, p.tile);
-  const out = Float32Array.from(mask);
+  const out = mask.slice(); // a copy of the input's type (Float32Array): the pixels outside the band
   const lo = Math.fround(p.lo);
   const hi = Math.fround(1 - p.lo);
   const k = p.k;

@@ -139,13 +139,14 @@ export function toTensor(rgb, w, h, mean, std) {
  * Float bilinear resize of a single-channel float32 image, as Pillow's mode "F" BILINEAR
  * resize (pixel centres aligned, edges clamped, double accumulation, float32 storage).
  * Used to upscale the model's mask to full resolution; never quantised here.
- * `out` may be given to reuse a buffer of outW * outH floats.
+ * `out` may be given to reuse a buffer of outW * outH floats. `clip`: the result clipped to
+ * [0, 1] as clip01 does, in the same pass (a 48 MP mask is not walked twice).
  */
-export function resizeFloat(src, w, h, outW, outH, out) {
+export function resizeFloat(src, w, h, outW, outH, out, clip = false) {
   if (outW === w && outH === h) {
     const copy = out || new Float32Array(w * h);
     copy.set(src);
-    return copy;
+    return clip ? clip01(copy) : copy;
   }
   let mid = src;
   if (outW !== w) {
@@ -162,8 +163,8 @@ export function resizeFloat(src, w, h, outW, outH, out) {
     }
   }
   if (outH === h) {
-    if (out) { out.set(mid); return out; }
-    return mid;
+    if (out) { out.set(mid); return clip ? clip01(out) : out; }
+    return clip ? clip01(mid) : mid;
   }
   const { ksize, bounds, kk } = coeffs(h, outH);
   const res = out || new Float32Array(outW * outH);
@@ -174,6 +175,16 @@ export function resizeFloat(src, w, h, outW, outH, out) {
       // the common upscale case: two rows
       const k0 = kk[ko], k1 = kk[ko + 1];
       const r0 = ymin * outW, r1 = r0 + outW;
+      if (clip) {
+        for (let xx = 0; xx < outW; xx++) {
+          let s = 0.0;
+          s += mid[r0 + xx] * k0;
+          s += mid[r1 + xx] * k1;
+          const v = Math.fround(s); // what the float32 store holds, then clip01's test
+          res[o + xx] = v > 0 ? (v < 1 ? v : 1) : 0;
+        }
+        continue;
+      }
       for (let xx = 0; xx < outW; xx++) {
         let s = 0.0;
         s += mid[r0 + xx] * k0;
@@ -186,6 +197,7 @@ export function resizeFloat(src, w, h, outW, outH, out) {
         for (let y = 0; y < ymax; y++) s += mid[(ymin + y) * outW + xx] * kk[ko + y];
         res[o + xx] = s;
       }
+      if (clip) clip01(res.subarray(o, o + outW));
     }
   }
   return res;
@@ -203,9 +215,11 @@ export function clip01(m) {
 /**
  * Small RGBA image for on-screen previews only (never for output files): box-filtered with
  * alpha-weighted colour, so hidden RGB under alpha 0 does not bleed into visible edges.
- * Returns {width, height, data} with the long side at most `maxSide`.
+ * Returns {width, height, data} with the long side at most `maxSide`. `stats` (optional)
+ * gets the counts of partly and fully transparent pixels (pipeline.alphaStats) from the
+ * same pass over the photo.
  */
-export function previewRGBA(rgba, w, h, maxSide = 1024) {
+export function previewRGBA(rgba, w, h, maxSide = 1024, stats = null) {
   const f = Math.max(w, h) / maxSide;
   const pw = Math.max(1, Math.round(w / f)), ph = Math.max(1, Math.round(h / f));
   const out = new Uint8ClampedArray(pw * ph * 4);
@@ -216,6 +230,7 @@ export function previewRGBA(rgba, w, h, maxSide = 1024) {
     xs0[px] = Math.floor((px * w) / pw);
     xs1[px] = Math.max(xs0[px] + 1, Math.floor(((px + 1) * w) / pw));
   }
+  let partial = 0, clear = 0;
   for (let py = 0; py < ph; py++) {
     const y0 = Math.floor((py * h) / ph), y1 = Math.max(y0 + 1, Math.floor(((py + 1) * h) / ph));
     acc.fill(0);
@@ -223,10 +238,16 @@ export function previewRGBA(rgba, w, h, maxSide = 1024) {
       const row = y * w * 4;
       for (let px = 0; px < pw; px++) {
         const x0 = xs0[px], x1 = xs1[px];
+        // integer sums (exact, as the doubles were): a few pixels of 255 x 255 each
         let r = 0, g = 0, b = 0, a = 0;
         for (let p = row + x0 * 4, end = row + x1 * 4; p < end; p += 4) {
           const al = rgba[p + 3];
-          r += rgba[p] * al; g += rgba[p + 1] * al; b += rgba[p + 2] * al; a += al;
+          if (al === 0) { clear++; continue; }
+          if (al !== 255) partial++;
+          r = (r + Math.imul(rgba[p], al)) | 0;
+          g = (g + Math.imul(rgba[p + 1], al)) | 0;
+          b = (b + Math.imul(rgba[p + 2], al)) | 0;
+          a = (a + al) | 0;
         }
         const o = px * 4;
         acc[o] += r; acc[o + 1] += g; acc[o + 2] += b; acc[o + 3] += a;
@@ -241,5 +262,6 @@ export function previewRGBA(rgba, w, h, maxSide = 1024) {
       out[q + 3] = a / ((xs1[px] - xs0[px]) * rows);
     }
   }
+  if (stats) Object.assign(stats, { partial, clear, total: w * h });
   return { width: pw, height: ph, data: out };
 }

@@ -10,7 +10,7 @@ import { FFLATE } from './vendor.js';
 import * as edit from './edit.js';
 import { StripPool } from './parallel.js';
 import { compose as composeFile } from './background.js';
-import { cutOut, prepare, rebuild, writeFile, previewPng, formatSpec, checkSize, alphaStats, PREVIEW_SIDE } from './pipeline.js';
+import { cutOut, prepare, rebuild, writeFile, previewPng, formatSpec, checkSize, PREVIEW_SIDE } from './pipeline.js';
 
 let config, prefs, base, caps, fflate, infer;
 let pool = null; // strip workers for PNG writing and checking; ended when the queue is idle
@@ -235,7 +235,7 @@ async function cutOutImage(msg, afterInference, inferring) {
   post({
     type: 'done', id, run, format: r.format.name, blob: r.blob, previews: r.previews, mime: r.format.mime, ext: r.format.ext,
     width: r.width, height: r.height, timings: r.timings, marks: r.marks, backend: backend(),
-    stats: alphaStats(r.rgba), icc: !!r.icc, ...r.uncertainty,
+    stats: r.stats, icc: !!r.icc, ...r.uncertainty,
   });
 }
 
