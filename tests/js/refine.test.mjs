@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { refineMask, gridGeometry, DEFAULT_PARAMS } from '../../src/alphacut/serve/web/refine.js';
+import { refineMask, refineBands, gridGeometry, DEFAULT_PARAMS } from '../../src/alphacut/serve/web/refine.js';
 
 const vec = JSON.parse(readFileSync(new URL('./refine_vectors.json', import.meta.url)));
 
@@ -62,4 +62,38 @@ test('grid geometry rounds half up like the Python side', () => {
 
 test('size mismatch throws', () => {
   assert.throws(() => refineMask(new Uint8Array(16), 2, 2, new Float32Array(3)));
+});
+
+test('bands of tile rows refined apart give the whole mask bit for bit', () => {
+  // small tiles so that the halo crosses bands; a soft ellipse over a noisy photo
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  for (const [w, h, options] of [[301, 257, { tile: 8 }], [120, 333, { tile: 16, colour: false }], [257, 64, { tile: 8 }]]) {
+    const rgba = new Uint8Array(w * h * 4).map((_, i) => ((i * 2654435761) >>> 24) ^ Math.floor(rnd() * 40));
+    const mask = new Float32Array(w * h);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const d = Math.hypot((x - w / 2) / (w * 0.35), (y - h / 2) / (h * 0.3));
+        mask[y * w + x] = Math.min(1, Math.max(0, (1.1 - d) / 0.3 + (rnd() - 0.5) * 0.1));
+      }
+    }
+    const whole = refineMask(rgba, w, h, mask, options);
+    const bands = refineBands(w, h, options);
+    assert.ok(bands.rows >= 3, `${w}x${h}: ${bands.rows} tile rows`);
+    let changed = 0;
+    for (let i = 0; i < whole.length; i++) if (whole[i] !== mask[i]) changed++;
+    assert.ok(changed > 100, 'the case exercises refinement');
+    for (const cuts of [[0, 1, bands.rows], [0, 2, 3, bands.rows], [0, bands.rows - 1, bands.rows]]) {
+      for (let b = 0; b + 1 < cuts.length; b++) {
+        const [ty0, ty1] = [cuts[b], cuts[b + 1]];
+        const [n0, n1] = bands.need(ty0, ty1);
+        const part = refineMask(rgba.subarray(n0 * w * 4, n1 * w * 4), w, h, mask.slice(n0 * w, n1 * w), options, { oy: n0, ty0, ty1 });
+        const y0 = Math.min(h, ty0 * bands.step), y1 = Math.min(h, ty1 * bands.step);
+        assert.deepEqual(part.subarray((y0 - n0) * w, (y1 - n0) * w), whole.subarray(y0 * w, y1 * w), `${w}x${h} tile rows ${ty0}-${ty1}`);
+      }
+    }
+    // a band missing rows its tiles read is refused
+    const [n0, n1] = bands.need(1, 2);
+    assert.throws(() => refineMask(rgba.subarray((n0 + 1) * w * 4, n1 * w * 4), w, h, mask.slice((n0 + 1) * w, n1 * w), options, { oy: n0 + 1, ty0: 1, ty1: 2 }));
+  }
 });

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { resizeRGB, resizeFloat, toTensor, clip01, coeffs, previewRGBA } from '../../src/alphacut/serve/web/resize.js';
+import { resizeRGB, resizeFloat, toTensor, clip01, coeffs, previewRGBA, sourceRows } from '../../src/alphacut/serve/web/resize.js';
 
 const fx = JSON.parse(readFileSync(new URL('./fixtures.json', import.meta.url)));
 
@@ -29,6 +29,30 @@ test('resizeFloat clipping in its own pass equals clip01 afterwards (NaN and out
     const got = resizeFloat(src, w, h, ow, oh, undefined, true);
     assert.deepEqual(Array.from(got), Array.from(want), `${w}x${h} -> ${ow}x${oh}`);
     assert.ok(got.every((v) => v >= 0 && v <= 1));
+  }
+});
+
+test('resizeRGB of some output rows, from only the source rows they read, equals those rows of the whole result', () => {
+  const w = 61, h = 47;
+  const px = Uint8Array.from({ length: w * h * 4 }, (_, i) => (i * 2654435761) >>> 24);
+  for (const [ow, oh] of [[16, 16], [61, 20], [16, 47], [100, 90]]) {
+    const whole = resizeRGB(px, w, h, ow, oh);
+    for (const [y0, y1] of [[0, oh], [0, 1], [Math.floor(oh / 2), oh], [3, Math.min(oh, 9)]]) {
+      const [lo, hi] = sourceRows(h, oh, y0, y1);
+      const part = resizeRGB(px.slice(lo * w * 4, hi * w * 4), w, h, ow, oh, [y0, y1], lo);
+      assert.deepEqual(part, whole.subarray(y0 * ow * 3, y1 * ow * 3), `${ow}x${oh} rows ${y0}-${y1}`);
+      if (lo > 0) assert.throws(() => resizeRGB(px.slice((lo + 1) * w * 4, hi * w * 4), w, h, ow, oh, [y0, y1], lo + 1));
+    }
+  }
+});
+
+test('resizeFloat of some output rows equals those rows of the whole result', () => {
+  const src = Float32Array.from({ length: 13 * 11 }, (_, i) => ((i * 37) % 29) / 20 - 0.2);
+  for (const [ow, oh] of [[50, 47], [13, 40], [50, 11], [7, 5]]) {
+    const whole = resizeFloat(src, 13, 11, ow, oh, undefined, true);
+    for (const [y0, y1] of [[0, oh], [0, 1], [3, Math.min(oh, 20)], [oh - 2, oh]]) {
+      assert.deepEqual(resizeFloat(src, 13, 11, ow, oh, undefined, true, [y0, y1]), whole.subarray(y0 * ow, y1 * ow), `${ow}x${oh} rows ${y0}-${y1}`);
+    }
   }
 });
 

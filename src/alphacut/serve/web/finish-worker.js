@@ -9,12 +9,19 @@
 
 import * as codecs from './codecs.js';
 import { FFLATE } from './vendor.js';
-import { StripPool } from './parallel.js';
+import { StripPool, Helper } from './parallel.js';
 import { finish } from './pipeline.js';
 
 let prefs = {}, fflate, page = null;
 let pool = null; // PNG strip workers (?png=strips); ended when nothing waits here
 const strips = () => (pool ||= new StripPool());
+
+// The helper (parallel-worker.js) that takes the lower half of a large photo's mask stages
+// while this worker does the upper half (band.js), so the second core works once the model
+// is done. Started at init and kept (an idle worker holds no image): starting one per photo
+// would cost its module loading each time. If it fails, this worker does its bands.
+let helper = null;
+const band = (msg, transfer) => (helper ? helper.run(msg, transfer) : Promise.reject(new Error('no helper')));
 
 // The run each photo is wanted for: set by its hand-over, cleared by the page's 'drop'
 // (worker.js forwards it; it drops a photo taken back before the hand-over itself).
@@ -31,7 +38,7 @@ async function run(job) {
     if (dropped(id, run)) throw new Dropped();
     toPage({ type: 'stage', id, stage: s });
   };
-  const r = await finish(job, { prefs, fflate, stage, strips });
+  const r = await finish(job, { prefs, fflate, stage, strips, band: prefs.band === 'off' ? null : band });
   if (dropped(id, run)) throw new Dropped(); // taken back during its last stage: keep nothing
   // worker.js keeps what rebuilds the photo for the editor (the file, this model-size mask)
   self.postMessage({
@@ -54,6 +61,7 @@ self.onmessage = (e) => {
     page = msg.port;
     chain = chain.then(async () => {
       try {
+        helper = new Helper('alphacut-band');
         await codecs.preload();
         fflate = await import(FFLATE + 'esm/browser.js');
         self.postMessage({ type: 'inited' });

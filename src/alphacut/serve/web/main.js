@@ -23,6 +23,8 @@ const prefs = {
   idleRelease: Number(params.get('idle')) >= 0 && params.get('idle') !== null ? Number(params.get('idle')) : undefined,
   // ?finish=inline: every stage in worker.js, one photo after another (no finish-worker.js)
   finish: params.get('finish') === 'inline' ? 'inline' : 'worker',
+  // ?band=off: the finishing worker does a large photo's mask stages alone (no helper, band.js)
+  band: params.get('band') === 'off' ? 'off' : 'helper',
 };
 
 const state = {

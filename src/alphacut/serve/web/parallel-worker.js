@@ -1,7 +1,11 @@
-// A strip worker (see parallel.js): writes or checks one PNG strip per message. Holds no
-// image between messages: each strip's rows arrive as a transferred copy and are dropped.
+// A strip worker (see parallel.js): writes or checks one PNG strip per message, or (as a
+// pipeline worker's helper, band.js) resizes a band of a photo's rows for the model, or
+// upscales, refines and composes a band of its mask. Holds no image between messages: each strip's or band's rows arrive as a
+// transferred copy and go back or are dropped.
 
 import { encodeStrip, checkStrip } from './png.js';
+import { composeBand } from './band.js';
+import { resizeRGB } from './resize.js';
 import { FFLATE } from './vendor.js';
 
 const fflate = import(FFLATE + 'esm/browser.js');
@@ -12,6 +16,15 @@ self.onmessage = async (e) => {
     if (op === 'encode') {
       const out = encodeStrip(rows, above, width, last, level, (await fflate).Deflate);
       self.postMessage({ id, result: out }, [out.idat.buffer]);
+    } else if (op === 'band') {
+      const { n0, height, low, refine, ty0, ty1 } = e.data;
+      const timings = {};
+      composeBand(rows, n0, width, height, low, refine, ty0, ty1, timings);
+      self.postMessage({ id, result: { rows, timings } }, [rows.buffer]);
+    } else if (op === 'resize') {
+      const { oy, height, outW, outH, y0, y1 } = e.data;
+      const rgb = resizeRGB(rows, width, height, outW, outH, [y0, y1], oy);
+      self.postMessage({ id, result: { rgb } }, [rgb.buffer]);
     } else if (op === 'check') {
       self.postMessage({ id, result: await checkStrip(idat, rows, above, width, y0, last) });
     } else {

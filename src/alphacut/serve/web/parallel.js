@@ -61,6 +61,47 @@ export class StripPool {
   }
 }
 
+/**
+ * One strip worker kept for the life of the worker that made it, for work split in two
+ * (band.js: a band of a photo's rows while this thread does the other), so that no photo
+ * pays for starting it. An idle one holds no image. run() rejects if it cannot start or
+ * fails (the caller then does the work itself).
+ */
+export class Helper {
+  constructor(name) {
+    this.waiting = new Map();
+    this.next = 0;
+    try {
+      this.worker = new Worker(new URL('./parallel-worker.js', import.meta.url), { type: 'module', name });
+    } catch (e) {
+      this.worker = null;
+      return;
+    }
+    this.worker.onmessage = (e) => {
+      const { id, result, error } = e.data;
+      const p = this.waiting.get(id);
+      this.waiting.delete(id);
+      if (error) p?.reject(new Error(error)); else p?.resolve(result);
+    };
+    this.worker.onerror = (e) => {
+      this.worker.terminate();
+      this.worker = null;
+      for (const p of this.waiting.values()) p.reject(new Error(`a helper worker failed: ${e.message || 'unknown error'}`));
+      this.waiting.clear();
+    };
+  }
+
+  /** Post `msg` (its `op` names the work, parallel-worker.js); resolves to its result. */
+  run(msg, transfer = []) {
+    if (!this.worker) return Promise.reject(new Error('no helper worker'));
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ ...msg, id }, transfer);
+    });
+  }
+}
+
 const bytes = (a) => new Uint8Array(a.buffer, a.byteOffset, a.length);
 
 function stripTask(rgba, width, y0, y1, extra) {

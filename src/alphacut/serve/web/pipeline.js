@@ -6,7 +6,7 @@
 // server's table (alphacut/formats.py), received in config.json.
 
 import { applyMask } from './compose.js';
-import { resizeRGB, toTensor, resizeFloat, clip01, previewRGBA } from './resize.js';
+import { toTensor, resizeFloat, clip01, previewRGBA } from './resize.js';
 import { refineMask } from './refine.js';
 import { settleMask, guideFromTensor, DEFAULT_PARAMS as SETTLE } from './settle.js';
 import * as codecs from './codecs.js';
@@ -14,6 +14,7 @@ import { extractIcc, pngWithIcc, webpWithIcc } from './icc.js';
 import { imageSize, overLimit, DEFAULT_MAX_PIXELS } from './header.js';
 import * as edit from './edit.js';
 import { encodePng, verifyPng } from './parallel.js';
+import { composeAll, resizeAll } from './band.js';
 
 const now = () => performance.now();
 
@@ -78,7 +79,8 @@ export async function cutOut(file, format, ctx) {
  * stages need, all structured-cloneable (finish may run in another worker, so the model
  * takes the next photo meanwhile). `ctx.admit(pixels)` (optional) resolves when a photo of
  * that many pixels (null: unknown) may be decoded (memory held by photos still being
- * finished elsewhere); `ctx.inferring()` (optional) is called once the model has the tensor.
+ * finished elsewhere); `ctx.inferring()` (optional) is called once the model has the tensor;
+ * `ctx.helper` (optional, band.js resizeAll) resizes half of a large photo in a helper worker.
  */
 export async function prepare(file, format, ctx) {
   const { config, prefs, fflate, stage } = ctx;
@@ -117,7 +119,7 @@ export async function prepare(file, format, ctx) {
   t = now();
   stage('resizing');
   const [mw, mh] = config.model.input_size;
-  const small = resizeRGB(img.data, width, height, mw, mh);
+  const small = await resizeAll(img.data, width, height, mw, mh, ctx.helper); // half in a helper worker, if any
   const tensor = toTensor(small, mw, mh, config.model.mean, config.model.std);
   timings.preprocess = now() - t;
   // the settle stage's colour guide, from the model input before the engine takes it
@@ -163,25 +165,27 @@ export async function prepare(file, format, ctx) {
 }
 
 /** The full-resolution stages of a job from prepare(): upscale, refine, compose, encode,
- *  verify; the same result as cutOut. Needs `ctx.prefs`, `fflate`, `stage`, `strips`. */
+ *  verify; the same result as cutOut. Needs `ctx.prefs`, `fflate`, `stage`, `strips`;
+ *  `ctx.band` (optional, band.js composeAll) runs half of a large photo's mask stages in a
+ *  helper worker. */
 export async function finish(job, ctx) {
   const { prefs, stage } = ctx;
   const { width, height, spec, icc, low, marks, uncertainty } = job;
-  const timings = { ...job.timings };
+  const timings = { ...job.timings, upscale: job.timings.upscale || 0, refine: 0, compose: 0 };
+  if (prefs.refine === 'none') delete timings.refine;
   const img = { data: job.rgba, width, height };
   stage('upscaling the mask');
-  const before = timings.upscale || 0;
-  let mask = fullMask(low.mask, low.width, low.height, img, prefs, stage, timings, now());
-  timings.upscale += before;
+  // Upscaled, refined and applied in bands (in place: the decoded pixels become the
+  // output; RGB untouched, alpha quantised once). The full-size mask is not kept: the
+  // editor rebuilds it from the file and the model-size mask.
+  await composeAll(img, low, prefs.refine !== 'none', timings, stage, ctx.band);
+  const rgba = img.data;
   let t = now();
   // Large photos get small preview images (display only), so the page does not hold
   // full-resolution bitmaps of the original and the cut-out.
   const big = Math.max(width, height) > PREVIEW_SIDE;
   const beforePreview = big ? job.beforePreview || previewPng(img.data, width, height) : null;
-  // RGB untouched; alpha quantised once. In place: the decoded pixels become the output.
-  const rgba = applyMask(img.data, mask, img.data);
-  mask = null; // not kept: the editor rebuilds it from the file and the model-size mask
-  timings.compose = now() - t;
+  timings.compose += now() - t;
   const out = await writeFile(rgba, width, height, spec, icc, ctx, timings);
   const stats = {}; // counted by the preview's pass over a large photo
   const afterPreview = big ? previewPng(rgba, width, height, stats) : null;

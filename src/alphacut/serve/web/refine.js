@@ -126,13 +126,13 @@ function luma(r, g, b) {
  * The coarse cells [by0, by1, bx0, bx1] bounding the uncertain pixels of the tile's
  * full-resolution pixels [y0, y1) × [x0, x1), or null when it has none.
  */
-function uncertainBox(mask, w, s, y0, y1, x0, x1, lo, hi) {
+function uncertainBox(mask, w, s, y0, y1, x0, x1, lo, hi, oy) {
   let ya = -1;
   let yz = -1;
   let xa = x1;
   let xz = -1;
   for (let y = y0; y < y1; y++) {
-    const o = y * w;
+    const o = (y - oy) * w;
     for (let x = x0; x < x1; x++) {
       const v = mask[o + x];
       if (v > lo && v < hi) {
@@ -148,7 +148,7 @@ function uncertainBox(mask, w, s, y0, y1, x0, x1, lo, hi) {
 }
 
 /** Block means of the s×s cells of the crop: RGB (or luma) / 255 into I, the mask into m. */
-function blockMeans(rgba, w, h, mask, s, cy0, cx0, cny, cnx, I, m) {
+function blockMeans(rgba, w, h, mask, s, cy0, cx0, cny, cnx, I, m, oy) {
   const inv = 1 / (s * s);
   const I0 = I[0];
   const I1 = I.length === 3 ? I[1] : null;
@@ -160,7 +160,7 @@ function blockMeans(rgba, w, h, mask, s, cy0, cx0, cny, cnx, I, m) {
       let s2 = 0;
       let ms = 0;
       for (let dy = 0; dy < s; dy++) {
-        const yy = Math.min((cy0 + cy) * s + dy, h - 1);
+        const yy = Math.min((cy0 + cy) * s + dy, h - 1) - oy;
         for (let dx = 0; dx < s; dx++) {
           const xx = Math.min((cx0 + cx) * s + dx, w - 1);
           const idx = yy * w + xx;
@@ -187,7 +187,7 @@ function blockMeans(rgba, w, h, mask, s, cy0, cx0, cny, cnx, I, m) {
 }
 
 /** q = a·RGB + b with bilinearly upsampled coefficients, blended into the uncertain band. */
-function applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0, cx0, cnx, lo, hi, k, v0) {
+function applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0, cx0, cnx, lo, hi, k, v0, oy) {
   // Bilinear positions on the global coarse grid, clamped, relative to the crop.
   const ya = new Int32Array(y1 - y0);
   const yb = new Int32Array(y1 - y0);
@@ -217,7 +217,7 @@ function applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0,
     const r1 = yb[y - y0] * cnx;
     const fy = yf[y - y0];
     for (let x = x0; x < x1; x++) {
-      const idx = y * w + x;
+      const idx = (y - oy) * w + x;
       const mv = mask[idx];
       if (!(mv > lo && mv < hi)) continue; // u = 0: kept as it is
       const c0 = xa[x - x0];
@@ -250,6 +250,28 @@ function applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0,
   }
 }
 
+/** The tiles' geometry: [s, r, ny, nx, halo, T] (cell size, radius, coarse grid, halo, tile side). */
+function geometry(height, width, p) {
+  const [s, r] = gridGeometry(height, width, p);
+  return [s, r, Math.ceil(height / s), Math.ceil(width / s), 2 * r + 2, Math.max(8, p.tile)];
+}
+
+/**
+ * How the refinement splits into bands of whole tile rows, which can be refined apart (in
+ * different workers) and give the same floats: `rows` tile rows of `step` pixel rows each;
+ * `need(ty0, ty1)` gives the pixel rows [y0, y1) of photo and mask that refining tile rows
+ * [ty0, ty1) reads (the tiles' own rows plus the halo of their windows).
+ */
+export function refineBands(width, height, options = {}) {
+  const p = { ...DEFAULT_PARAMS, ...options };
+  const [s, , ny, , halo, T] = geometry(height, width, p);
+  return {
+    rows: Math.ceil(ny / T),
+    step: T * s,
+    need: (ty0, ty1) => [Math.max(0, (ty0 * T - halo) * s), Math.min(height, (ty1 * T + halo) * s)],
+  };
+}
+
 /**
  * Refine a full-resolution float mask with the photo as guide.
  * @param {Uint8Array|Uint8ClampedArray} rgba  width*height*4 straight RGBA bytes
@@ -257,19 +279,27 @@ function applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0,
  * @param {number} height
  * @param {Float32Array} mask  width*height values in [0, 1]
  * @param {object} [options]  overrides of DEFAULT_PARAMS
+ * @param {object} [band]  {oy, ty0, ty1}: `rgba` and `mask` hold only the rows from `oy` on
+ *   (at least refineBands' need(ty0, ty1)), and only tile rows [ty0, ty1) are refined
  * @returns {Float32Array} refined mask in [0, 1] (NaN from a singular window as 0; pixels
- *   outside the uncertain band as in `mask`, so clip `mask` first)
+ *   outside the uncertain band as in `mask`, so clip `mask` first), the size of `mask`
  */
-export function refineMask(rgba, width, height, mask, options = {}) {
+export function refineMask(rgba, width, height, mask, options = {}, band = null) {
   const p = { ...DEFAULT_PARAMS, ...options };
   const h = height;
   const w = width;
-  if (mask.length !== w * h || rgba.length < w * h * 4) throw new Error('refineMask: size mismatch');
-  const [s, r] = gridGeometry(h, w, p);
-  const ny = Math.ceil(h / s);
-  const nx = Math.ceil(w / s);
-  const halo = 2 * r + 2;
-  const T = Math.max(8, p.tile);
+  const [s, r, ny, nx, halo, T] = geometry(h, w, p);
+  const oy = band ? band.oy : 0;
+  const rowsHeld = band ? mask.length / w : h;
+  if (!Number.isInteger(rowsHeld) || rowsHeld > h - oy || rgba.length < mask.length * 4 || (!band && mask.length !== w * h)) {
+    throw new Error('refineMask: size mismatch');
+  }
+  const tyFirst = band ? band.ty0 * T : 0;
+  const tyEnd = band ? Math.min(ny, band.ty1 * T) : ny;
+  if (band) {
+    const [need0, need1] = refineBands(w, h, p).need(band.ty0, band.ty1);
+    if (oy > need0 || oy + rowsHeld < need1) throw new Error('refineMask: the band does not hold the rows its tiles read');
+  }
   const out = mask.slice(); // a copy of the input's type (Float32Array): the pixels outside the band
   const lo = Math.fround(p.lo);
   const hi = Math.fround(1 - p.lo);
@@ -280,9 +310,9 @@ export function refineMask(rgba, width, height, mask, options = {}) {
   const side = (Math.min(T, Math.max(ny, nx)) + 2 * halo);
   const pool = new Pool(side * side);
 
-  for (let ty = 0; ty < ny; ty += T) {
+  for (let ty = tyFirst; ty < tyEnd; ty += T) {
     for (let tx = 0; tx < nx; tx += T) {
-      const box = uncertainBox(mask, w, s, ty * s, Math.min(h, (ty + T) * s), tx * s, Math.min(w, (tx + T) * s), lo, hi);
+      const box = uncertainBox(mask, w, s, ty * s, Math.min(h, (ty + T) * s), tx * s, Math.min(w, (tx + T) * s), lo, hi, oy);
       if (box === null) continue;
       // Only the tile's cells around its uncertain pixels (as refine.py does): each kept
       // cell's regression sees the same window as on the whole grid.
@@ -305,7 +335,7 @@ export function refineMask(rgba, width, height, mask, options = {}) {
       const I = [];
       for (let c = 0; c < nc; c++) I.push(pool.get());
       const m = pool.get();
-      blockMeans(rgba, w, h, mask, s, cy0, cx0, cny, cnx, I, m);
+      blockMeans(rgba, w, h, mask, s, cy0, cx0, cny, cnx, I, m, oy);
 
       // Weighted means.
       let wt = null;
@@ -391,7 +421,7 @@ export function refineMask(rgba, width, height, mask, options = {}) {
       for (let q = 0; q < n; q++) fb[q] = B[q];
       coef.push(fb);
 
-      applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0, cx0, cnx, lo, hi, k, v0);
+      applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0, cx0, cnx, lo, hi, k, v0, oy);
     }
   }
   return out;

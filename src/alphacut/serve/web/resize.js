@@ -63,22 +63,37 @@ function clip8(ss) {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
+/** The source rows [lo, hi) that output rows [y0, y1) of a resize from h to outH rows read. */
+export function sourceRows(h, outH, y0, y1) {
+  if (outH === h) return [y0, y1];
+  const { bounds } = coeffs(h, outH);
+  let hi = bounds[y0 * 2];
+  for (let yy = y0; yy < y1; yy++) hi = Math.max(hi, bounds[yy * 2] + bounds[yy * 2 + 1]);
+  return [bounds[y0 * 2], hi];
+}
+
 /**
  * Antialiased bilinear resize of the RGB channels of an RGBA image (alpha ignored, as the
  * model sees RGB only) to outW x outH. Returns packed RGB bytes (3 per pixel).
  * Horizontal then vertical, 8-bit intermediate, exactly like Pillow on an RGBX image.
+ * `rows` ([y0, y1), optional): only those output rows, the same bytes as those rows of the
+ * whole result; `rgba` then needs to hold only the source rows from `oy` on that they read
+ * (sourceRows), so two workers can each resize a part of a large photo.
  */
-export function resizeRGB(rgba, w, h, outW, outH) {
-  // Horizontal pass (or a plain RGB copy when the width does not change).
+export function resizeRGB(rgba, w, h, outW, outH, rows = null, oy = 0) {
+  const [y0, y1] = rows || [0, outH];
+  const [lo, hi] = sourceRows(h, outH, y0, y1);
+  if (oy > lo || rgba.length < (hi - oy) * w * 4) throw new Error('resizeRGB: the rows given do not cover the rows asked for');
+  // Horizontal pass over source rows [lo, hi) (or a plain RGB copy when the width does not change).
   let mid;
   if (outW !== w) {
     const { ksize, bounds, kk } = coeffs(w, outW);
     const k = fixed(kk);
-    mid = new Uint8Array(outW * h * 3);
+    mid = new Uint8Array(outW * (hi - lo) * 3);
     const half = 1 << (PRECISION_BITS - 1);
-    for (let y = 0; y < h; y++) {
-      const row = y * w * 4;
-      let o = y * outW * 3;
+    for (let y = lo; y < hi; y++) {
+      const row = (y - oy) * w * 4;
+      let o = (y - lo) * outW * 3;
       for (let xx = 0; xx < outW; xx++) {
         const xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1], ko = xx * ksize;
         let s0 = half, s1 = half, s2 = half;
@@ -95,8 +110,8 @@ export function resizeRGB(rgba, w, h, outW, outH) {
       }
     }
   } else {
-    mid = new Uint8Array(w * h * 3);
-    for (let i = 0, o = 0; o < mid.length; i += 4, o += 3) {
+    mid = new Uint8Array(w * (hi - lo) * 3);
+    for (let i = (lo - oy) * w * 4, o = 0; o < mid.length; i += 4, o += 3) {
       mid[o] = rgba[i];
       mid[o + 1] = rgba[i + 1];
       mid[o + 2] = rgba[i + 2];
@@ -105,12 +120,12 @@ export function resizeRGB(rgba, w, h, outW, outH) {
   if (outH === h) return mid;
   const { ksize, bounds, kk } = coeffs(h, outH);
   const k = fixed(kk);
-  const out = new Uint8Array(outW * outH * 3);
+  const out = new Uint8Array(outW * (y1 - y0) * 3);
   const half = 1 << (PRECISION_BITS - 1);
   const stride = outW * 3;
-  for (let yy = 0; yy < outH; yy++) {
-    const ymin = bounds[yy * 2], ymax = bounds[yy * 2 + 1], ko = yy * ksize;
-    const o = yy * stride;
+  for (let yy = y0; yy < y1; yy++) {
+    const ymin = bounds[yy * 2] - lo, ymax = bounds[yy * 2 + 1], ko = yy * ksize;
+    const o = (yy - y0) * stride;
     for (let i = 0; i < stride; i++) {
       let s = half;
       let p = ymin * stride + i;
@@ -139,21 +154,28 @@ export function toTensor(rgb, w, h, mean, std) {
  * Float bilinear resize of a single-channel float32 image, as Pillow's mode "F" BILINEAR
  * resize (pixel centres aligned, edges clamped, double accumulation, float32 storage).
  * Used to upscale the model's mask to full resolution; never quantised here.
- * `out` may be given to reuse a buffer of outW * outH floats. `clip`: the result clipped to
- * [0, 1] as clip01 does, in the same pass (a 48 MP mask is not walked twice).
+ * `out` may be given to reuse a buffer of the result's size. `clip`: the result clipped to
+ * [0, 1] as clip01 does, in the same pass (a 48 MP mask is not walked twice). `rows`
+ * ([y0, y1), optional): only those output rows, (y1 - y0) * outW values, the same floats as
+ * those rows of the whole result (each output row depends only on the source rows under it).
  */
-export function resizeFloat(src, w, h, outW, outH, out, clip = false) {
-  if (outW === w && outH === h) {
-    const copy = out || new Float32Array(w * h);
-    copy.set(src);
-    return clip ? clip01(copy) : copy;
+export function resizeFloat(src, w, h, outW, outH, out, clip = false, rows = null) {
+  const [y0, y1] = rows || [0, outH];
+  const n = (y1 - y0) * outW;
+  // the source rows [lo, hi) the output rows need
+  const vert = outH !== h ? coeffs(h, outH) : null;
+  let lo = y0, hi = y1;
+  if (vert) {
+    lo = vert.bounds[y0 * 2];
+    hi = lo;
+    for (let yy = y0; yy < y1; yy++) hi = Math.max(hi, vert.bounds[yy * 2] + vert.bounds[yy * 2 + 1]);
   }
-  let mid = src;
+  let mid;
   if (outW !== w) {
     const { ksize, bounds, kk } = coeffs(w, outW);
-    mid = new Float32Array(outW * h);
-    for (let y = 0; y < h; y++) {
-      const row = y * w, orow = y * outW;
+    mid = new Float32Array(outW * (hi - lo));
+    for (let y = lo; y < hi; y++) {
+      const row = y * w, orow = (y - lo) * outW;
       for (let xx = 0; xx < outW; xx++) {
         const xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1], ko = xx * ksize;
         let s = 0.0;
@@ -161,16 +183,22 @@ export function resizeFloat(src, w, h, outW, outH, out, clip = false) {
         mid[orow + xx] = s;
       }
     }
+  } else {
+    mid = src.subarray(lo * w, hi * w);
   }
-  if (outH === h) {
-    if (out) { out.set(mid); return clip ? clip01(out) : out; }
-    return clip ? clip01(mid) : mid;
+  if (!vert) {
+    let res = mid;
+    if (out || mid.buffer === src.buffer) { // a copy, not the caller's source
+      res = out || new Float32Array(n);
+      res.set(mid);
+    }
+    return clip ? clip01(res) : res;
   }
-  const { ksize, bounds, kk } = coeffs(h, outH);
-  const res = out || new Float32Array(outW * outH);
-  for (let yy = 0; yy < outH; yy++) {
-    const ymin = bounds[yy * 2], ymax = bounds[yy * 2 + 1], ko = yy * ksize;
-    const o = yy * outW;
+  const { ksize, bounds, kk } = vert;
+  const res = out || new Float32Array(n);
+  for (let yy = y0; yy < y1; yy++) {
+    const ymin = bounds[yy * 2] - lo, ymax = bounds[yy * 2 + 1], ko = yy * ksize;
+    const o = (yy - y0) * outW;
     if (ymax === 2) {
       // the common upscale case: two rows
       const k0 = kk[ko], k1 = kk[ko + 1];

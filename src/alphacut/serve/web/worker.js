@@ -8,13 +8,17 @@ import * as codecs from './codecs.js';
 import { InferenceWorker, capabilities, label } from './infer.js';
 import { FFLATE } from './vendor.js';
 import * as edit from './edit.js';
-import { StripPool } from './parallel.js';
+import { StripPool, Helper } from './parallel.js';
 import { compose as composeFile } from './background.js';
 import { cutOut, prepare, rebuild, writeFile, previewPng, formatSpec, checkSize, PREVIEW_SIDE } from './pipeline.js';
 
 let config, prefs, base, caps, fflate, infer;
 let pool = null; // strip workers for PNG writing and checking; ended when the queue is idle
 const strips = () => (pool ||= new StripPool());
+// A helper worker kept from init on: it resizes half of a large photo for the model while
+// this thread does the other half (band.js resizeAll); ?band=off does without it.
+let helper = null;
+const resizeHelper = (msg, transfer) => (helper ? helper.run(msg, transfer) : Promise.reject(new Error('no helper')));
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 const now = () => performance.now();
@@ -114,6 +118,7 @@ async function init(msg) {
   infer = new InferenceWorker({ config, base, prefs: { ...prefs }, onMessage: fromInference });
   post({ type: 'caps', caps: describeCaps() });
   // Everything the pipeline will need, except the model and ONNX Runtime, is loaded now.
+  if (prefs.band !== 'off') helper = new Helper('alphacut-resize');
   await codecs.preload();
   fflate = await import(FFLATE + 'esm/browser.js');
   finisher = await startFinisher();
@@ -208,7 +213,7 @@ async function cutOutImage(msg, afterInference, inferring) {
   // the session starts (or starts again) while the photo is read and decoded
   const model = ensureModel();
   model.catch(() => {});
-  const ctx = { config, prefs, fflate, stage, strips, engine: () => model, afterInference, inferring };
+  const ctx = { config, prefs, fflate, stage, strips, engine: () => model, afterInference, inferring, helper: resizeHelper };
   const backend = () => (infer.info?.current ? label(infer.info.current) : '');
   if (finisher) {
     let pixels = 0; // reserved from the header on (decoded, inferred, finished), until back

@@ -1,0 +1,115 @@
+// The full-resolution stages of a band of rows, so that a large photo's bands run in two
+// workers at once (a pipeline worker and its helper, parallel-worker.js) and give the same
+// bytes as the whole photo in one: the resize for the model (each output row depends only
+// on the source rows under it), and the mask stages: upscale (likewise), refine (its tiles
+// depend only on the rows of their windows, refine.js refineBands) and compose (each pixel
+// on its own).
+
+import { resizeFloat, resizeRGB, sourceRows } from './resize.js';
+import { refineMask, refineBands } from './refine.js';
+import { applyMask } from './compose.js';
+
+const now = () => performance.now();
+
+/** Photos at least this large are split in two bands (below it the hand-over costs more
+ *  than the second core saves). */
+export const SPLIT_PIXELS = 2e6;
+
+/** Tile rows of a width x height photo, and the pixel rows of the band of tile rows [ty0,
+ *  ty1): [y0, y1) composed, [n0, n1) read (the refinement's windows reach past the band). */
+export function bandRows(width, height, ty0, ty1, refine) {
+  const b = refineBands(width, height);
+  const y0 = Math.min(height, ty0 * b.step), y1 = Math.min(height, ty1 * b.step);
+  const [n0, n1] = refine ? b.need(ty0, ty1) : [y0, y1];
+  return { rows: b.rows, y0, y1, n0, n1 };
+}
+
+/**
+ * Rule 3 on the pixel rows of tile rows [ty0, ty1), in place: `rgba` holds the photo's rows
+ * from `oy` on (at least bandRows' [n0, n1)); the mask of those rows is upscaled from the
+ * model-size mask `low` ({mask, width, height}), refined (`refine`) and applied. Adds the
+ * stage times to `timings`; `stage(text)` (optional) names each stage as it starts.
+ */
+export function composeBand(rgba, oy, width, height, low, refine, ty0, ty1, timings, stage) {
+  const { y0, y1, n0, n1 } = bandRows(width, height, ty0, ty1, refine);
+  if (oy > n0 || rgba.length < (n1 - oy) * width * 4) throw new Error('composeBand: the rows given do not cover the band');
+  let t = now();
+  let mask = resizeFloat(low.mask, low.width, low.height, width, height, undefined, true, [n0, n1]);
+  timings.upscale = (timings.upscale || 0) + now() - t;
+  const px = rgba.subarray((n0 - oy) * width * 4, (n1 - oy) * width * 4);
+  if (refine) {
+    stage?.('refining edges');
+    t = now();
+    mask = refineMask(px, width, height, mask, {}, { oy: n0, ty0, ty1 });
+    timings.refine = (timings.refine || 0) + now() - t;
+  }
+  t = now();
+  const rows = px.subarray((y0 - n0) * width * 4, (y1 - n0) * width * 4);
+  applyMask(rows, mask.subarray((y0 - n0) * width, (y1 - n0) * width), rows);
+  timings.compose = (timings.compose || 0) + now() - t;
+}
+
+/**
+ * Upscale, refine and compose a whole photo in place (`img`: {data, width, height}).
+ * `band(message, transfer)` (optional) runs composeBand in a helper worker and resolves to
+ * {rows, timings} (the composed rows from the message's `n0`): then the lower tile rows go
+ * there while this thread does the upper ones (the helper's rows copied out first), and
+ * its rows are copied back. A helper that fails leaves its band to this thread.
+ */
+export async function composeAll(img, low, refine, timings, stage, band) {
+  const { data, width, height } = img;
+  const { rows } = bandRows(width, height, 0, 1, refine);
+  const split = band && width * height >= SPLIT_PIXELS && rows >= 2 ? Math.floor(rows / 2) : 0;
+  let helper = null, lower = null;
+  if (split) {
+    lower = bandRows(width, height, split, rows, refine);
+    const part = data.slice(lower.n0 * width * 4, lower.n1 * width * 4);
+    const mask = low.mask.slice();
+    helper = band({ op: 'band', rows: part, n0: lower.n0, width, height, low: { mask, width: low.width, height: low.height }, refine, ty0: split, ty1: rows },
+      [part.buffer, mask.buffer]);
+    helper.catch(() => {}); // awaited below
+  }
+  composeBand(data, 0, width, height, low, refine, 0, split || rows, timings, stage);
+  if (!helper) return;
+  const t = now();
+  let done = null;
+  try {
+    done = await helper;
+  } catch (e) {
+    done = null;
+  }
+  timings.compose += now() - t; // waiting for the helper's band counts as composing
+  if (done) {
+    const t1 = now();
+    data.set(done.rows.subarray((lower.y0 - lower.n0) * width * 4, (lower.y1 - lower.n0) * width * 4), lower.y0 * width * 4);
+    timings.compose += now() - t1;
+  } else {
+    composeBand(data.subarray(lower.n0 * width * 4, lower.n1 * width * 4), lower.n0, width, height, low, refine, split, rows, timings);
+  }
+}
+
+/**
+ * The model-size RGB of a photo (resizeRGB), the lower half of its rows resized by
+ * `helper(message, transfer)` (resolving to {rgb}) from a copy of the source rows they read
+ * while this thread does the upper half; the same bytes as resizeRGB. A helper that fails
+ * leaves its half to this thread.
+ */
+export async function resizeAll(rgba, width, height, outW, outH, helper) {
+  if (!helper || width * height < SPLIT_PIXELS || outH < 2) return resizeRGB(rgba, width, height, outW, outH);
+  const split = Math.floor(outH / 2);
+  const [lo, hi] = sourceRows(height, outH, split, outH);
+  const part = rgba.slice(lo * width * 4, hi * width * 4);
+  const lower = helper({ op: 'resize', rows: part, oy: lo, width, height, outW, outH, y0: split, y1: outH }, [part.buffer]);
+  lower.catch(() => {}); // awaited below
+  const top = resizeRGB(rgba, width, height, outW, outH, [0, split]);
+  let bottom;
+  try {
+    bottom = (await lower).rgb;
+  } catch (e) {
+    bottom = resizeRGB(rgba, width, height, outW, outH, [split, outH]);
+  }
+  const out = new Uint8Array(outW * outH * 3);
+  out.set(top);
+  out.set(bottom, split * outW * 3);
+  return out;
+}
