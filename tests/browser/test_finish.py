@@ -3,8 +3,9 @@ is written (finish-worker.js finishes photo N while the model runs photo N+1, wh
 worker.js read and resized while photo N was inferred), and both
 files are byte for byte those of the one-at-a-time pipeline with no helper workers
 (`?finish=inline&band=off`: every stage in the model's worker, one photo after another, each
-stage over the whole photo; the default splits the resize and the mask stages of these
-8.6 MP photos in two bands, band.js)."""
+stage over the whole photo; the default splits the resize of these 8.6 MP photos in two
+bands, and `band-pixels` lowers the size from which the mask stages are split so that they
+are too, band.js)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def run_pair(browser, server, paths, query, dest):
 
 
 def test_two_photos_overlap_and_write_the_same_bytes(browser, server, pair, tmp_path):
-    done, files = run_pair(browser, server, pair, "", tmp_path / "overlapped")
+    done, files = run_pair(browser, server, pair, "&band-pixels=2000000", tmp_path / "overlapped")
     first, second = done["first.png"]["marks"], done["second.png"]["marks"]
     # the model took the second photo (its tensor sent while the first one was inferred; its
     # inference counted from when the model was free) before the first file was written

@@ -11,9 +11,14 @@ import { applyMask } from './compose.js';
 
 const now = () => performance.now();
 
-/** Photos at least this large are split in two bands (below it the hand-over costs more
- *  than the second core saves). */
+/** Photos at least this large are resized for the model in two bands (below it the
+ *  hand-over costs more than the second core saves). */
 export const SPLIT_PIXELS = 2e6;
+/** Photos at least this large go through the mask stages in two bands. Measured on 2 cores
+ *  (docs/browser.md): at 12 MP the split saved no time and held about 0.1 GiB more while the
+ *  model stays loaded; above 16 MP the model is released before these stages (worker.js
+ *  RELEASE_AT_ONCE_PIXELS), so the helper's rows do not raise the peak. */
+export const MASK_SPLIT_PIXELS = 16e6;
 
 /** Tile rows of a width x height photo, and the pixel rows of the band of tile rows [ty0,
  *  ty1): [y0, y1) composed, [n0, n1) read (the refinement's windows reach past the band). */
@@ -52,14 +57,15 @@ export function composeBand(rgba, oy, width, height, low, refine, ty0, ty1, timi
 /**
  * Upscale, refine and compose a whole photo in place (`img`: {data, width, height}).
  * `band(message, transfer)` (optional) runs composeBand in a helper worker and resolves to
- * {rows, timings} (the composed rows from the message's `n0`): then the lower tile rows go
+ * {rows, timings} (the composed rows from the message's `n0`): for a photo of `minPixels`
+ * or more, the lower tile rows go
  * there while this thread does the upper ones (the helper's rows copied out first), and
  * its rows are copied back. A helper that fails leaves its band to this thread.
  */
-export async function composeAll(img, low, refine, timings, stage, band) {
+export async function composeAll(img, low, refine, timings, stage, band, minPixels = MASK_SPLIT_PIXELS) {
   const { data, width, height } = img;
   const { rows } = bandRows(width, height, 0, 1, refine);
-  const split = band && width * height >= SPLIT_PIXELS && rows >= 2 ? Math.floor(rows / 2) : 0;
+  const split = band && width * height >= minPixels && rows >= 2 ? Math.floor(rows / 2) : 0;
   let helper = null, lower = null;
   if (split) {
     lower = bandRows(width, height, split, rows, refine);

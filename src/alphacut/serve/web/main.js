@@ -25,6 +25,8 @@ const prefs = {
   finish: params.get('finish') === 'inline' ? 'inline' : 'worker',
   // ?band=off: the finishing worker does a large photo's mask stages alone (no helper, band.js)
   band: params.get('band') === 'off' ? 'off' : 'helper',
+  // ?band-pixels=N: photos of N pixels or more split their mask stages (band.js MASK_SPLIT_PIXELS)
+  bandPixels: Number(params.get('band-pixels')) > 0 ? Number(params.get('band-pixels')) : undefined,
 };
 
 const state = {

@@ -178,7 +178,7 @@ export async function finish(job, ctx) {
   // Upscaled, refined and applied in bands (in place: the decoded pixels become the
   // output; RGB untouched, alpha quantised once). The full-size mask is not kept: the
   // editor rebuilds it from the file and the model-size mask.
-  await composeAll(img, low, prefs.refine !== 'none', timings, stage, ctx.band);
+  await composeAll(img, low, prefs.refine !== 'none', timings, stage, ctx.band, prefs.bandPixels);
   const rgba = img.data;
   let t = now();
   // Large photos get small preview images (display only), so the page does not hold
