@@ -62,15 +62,23 @@ export class StripPool {
 }
 
 /**
- * One strip worker kept for the life of the worker that made it, for work split in two
- * (band.js: a band of a photo's rows while this thread does the other), so that no photo
- * pays for starting it. An idle one holds no image. run() rejects if it cannot start or
- * fails (the caller then does the work itself).
+ * A strip worker kept ready for work split in two (band.js: a band of a photo's rows while
+ * this thread does the other), so that no photo waits for one to start. Each job is done by
+ * a fresh worker, ended once its result is back (its heap, large buffers left for a garbage
+ * collection that an idle worker never runs, goes with it) while the next one starts and
+ * waits, holding no image. run() rejects if the worker cannot start or fails (the caller
+ * then does the work itself).
  */
 export class Helper {
   constructor(name) {
+    this.name = name;
     this.waiting = new Map();
     this.next = 0;
+    this.start();
+  }
+
+  start() {
+    const name = this.name;
     try {
       this.worker = new Worker(new URL('./parallel-worker.js', import.meta.url), { type: 'module', name });
     } catch (e) {
@@ -91,14 +99,22 @@ export class Helper {
     };
   }
 
-  /** Post `msg` (its `op` names the work, parallel-worker.js); resolves to its result. */
+  /** Post `msg` (its `op` names the work, parallel-worker.js); resolves to its result.
+   *  Then this worker is ended and a fresh one started for the next job. */
   run(msg, transfer = []) {
     if (!this.worker) return Promise.reject(new Error('no helper worker'));
     const id = this.next++;
-    return new Promise((resolve, reject) => {
+    const done = new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       this.worker.postMessage({ ...msg, id }, transfer);
     });
+    const renew = () => {
+      if (this.waiting.size) return; // (one job at a time; never the case)
+      this.worker?.terminate();
+      this.start();
+    };
+    done.then(renew, renew);
+    return done;
   }
 }
 
