@@ -36,6 +36,7 @@ const state = {
   modelRequested: false,
   ready: false,
   zipId: 0,
+  inOrder: Promise.resolve(), // the last queued photo's check (startJob)
 };
 
 // A small hook for tests and the benchmark (no data leaves the page through it).
@@ -235,7 +236,12 @@ async function startJob(job) {
   $('.cancel', job.el).hidden = false;
   note('queued', { id: job.id });
   progress();
-  const refused = await precheck(job.file).catch((e) => `${job.name}: cannot read this file (${e.message})`);
+  const checked = precheck(job.file).catch((e) => `${job.name}: cannot read this file (${e.message})`);
+  // the checks run at once, but photos go to the worker in the order they were queued (a
+  // small file's check could otherwise finish first and jump the queue)
+  const turn = state.inOrder.then(() => checked);
+  state.inOrder = turn;
+  const refused = await turn;
   if (!state.jobs.has(job.id) || job.cancelled) return;
   if (refused) {
     failJob(job, refused);
