@@ -37,6 +37,15 @@ def pair(tmp_path_factory):
     return [d / "first.png", d / "second.jpg"]
 
 
+def idat_count(png: bytes) -> int:
+    n, o = 0, 8
+    while o + 8 <= len(png):
+        size = int.from_bytes(png[o:o + 4], "big")
+        n += png[o + 4:o + 8] == b"IDAT"
+        o += 12 + size
+    return n
+
+
 def run_pair(browser, server, paths, query, dest):
     context = browser.new_context(accept_downloads=True)
     try:
@@ -61,18 +70,20 @@ def run_pair(browser, server, paths, query, dest):
 
 
 def test_two_photos_overlap_and_write_the_same_bytes(browser, server, pair, tmp_path):
-    done, files = run_pair(browser, server, pair, "&band-pixels=2000000", tmp_path / "overlapped")
+    # (png-strip-pixels: both runs write these PNGs in png-rs strips on the strip workers)
+    done, files = run_pair(browser, server, pair, "&band-pixels=2000000&png-strip-pixels=2000000", tmp_path / "overlapped")
     first, second = done["first.png"]["marks"], done["second.png"]["marks"]
     # the model took the second photo (its tensor sent while the first one was inferred; its
     # inference counted from when the model was free) before the first file was written
     assert first["inferEnd"] <= second["inferStart"] < first["written"], (first, second)
     assert done["first.png"]["timings"]["encode"] > 0 and done["first.png"]["timings"]["infer"] > 0
 
-    inline, alone = run_pair(browser, server, pair, "&finish=inline&band=off", tmp_path / "inline")
+    inline, alone = run_pair(browser, server, pair, "&finish=inline&band=off&png-strip-pixels=2000000", tmp_path / "inline")
     # one photo after another there: the second's inference after the first's file
     assert inline["second.png"]["marks"]["inferStart"] > inline["first.png"]["marks"]["written"]
     for a, b in zip(files, alone):
         assert a == b
+        assert idat_count(a) > 3  # laid out in strips (pipeline.pngWriter), read by Pillow below
     # the input alpha came through the hand-over: hidden RGB kept, the band halved at most
     out = np.asarray(Image.open(tmp_path / "overlapped" / "first.png"))
     src = np.asarray(Image.open(pair[0]))

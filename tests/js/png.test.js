@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { inflateSync as zlibInflate, inflateRawSync } from 'node:zlib';
+import { readFile } from 'node:fs/promises';
 import { Deflate } from '../../node_modules/fflate/esm/index.mjs';
 import * as P from '../../src/alphacut/serve/web/png.js';
 import { checkPng } from '../../src/alphacut/serve/web/verify.js';
@@ -137,4 +138,92 @@ test('Up and Sub filters equal PNG\'s byte-wise definition; adler32Combine equal
   }
   const a = PX.subarray(0, 100000), b = PX.subarray(100000, 170001);
   assert.equal(P.adler32Combine(P.adler32(a), P.adler32(b), b.length), P.adler32(PX.subarray(0, 170001)));
+});
+
+// png-rs (jSquash's PNG encoder, the app's default writer) a strip: its streams unwrapped and
+// joined (pngRsStrip). Loaded here from its package, as parallel-worker.js loads it.
+const pngRs = await import('../../node_modules/@jsquash/png/codec/pkg/squoosh_png.js');
+await pngRs.default(await readFile(new URL('../../node_modules/@jsquash/png/codec/pkg/squoosh_png_bg.wasm', import.meta.url)));
+const rsEncode = (px, w, h) => pngRs.encode(px, w, h, 8);
+
+function rsFile(px, w, h, rowsPer) {
+  const strips = [];
+  for (let y = 0; y < h; y += rowsPer) {
+    const y1 = Math.min(h, y + rowsPer);
+    strips.push(P.pngRsStrip(px.subarray(y * w * 4, y1 * w * 4), w, y1 === h, rsEncode));
+  }
+  return P.assemblePng(w, h, strips);
+}
+
+test('png-rs strips: one zlib stream that Node\'s zlib, the streaming check and the strip check read back', async () => {
+  const png = rsFile(PX, W, H, P.stripRanges(W, H)[0][1]);
+  const raw = zlibInflate(idat(png)); // native zlib over the joined stream, Adler-32 checked
+  assert.equal(raw.length, H * (S + 1));
+  await checkPng(png, PX, W, H);
+  assert.equal(await checkAll(png), true);
+  // png-rs filtered every row with Sub (so no strip needs the row above it)
+  for (let y = 0; y < H; y++) assert.equal(raw[y * (S + 1)], 1);
+  // about as small as png-rs writing the whole image in one call
+  const whole = rsEncode(PX, W, H);
+  assert.ok(Math.abs(png.length - whole.length) < whole.length * 0.01, `${png.length} vs ${whole.length}`);
+});
+
+test('png-rs strips join at every bit position, compressed or stored', () => {
+  // small images of noise (png-rs stores them), gradients and zeros, cut into strips of a few
+  // rows: the strips end on every padding width; the joined stream must inflate to the rows
+  let seed = 3;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const pads = new Set(), kinds = new Set();
+  for (let it = 0; it < 240; it++) {
+    const w = 1 + Math.floor(rnd() * 60), h = 2 + Math.floor(rnd() * 40), kind = it % 3;
+    const px = new Uint8Array(w * h * 4);
+    for (let i = 0; i < px.length; i++) {
+      px[i] = kind === 0 ? (rnd() * 256) | 0 : kind === 1 ? (((i >> 2) % w) + (rnd() < 0.1 ? (rnd() * 9) | 0 : 0)) & 255 : 0;
+    }
+    const rowsPer = 1 + Math.floor(rnd() * (h / 2));
+    for (let y = 0; y + rowsPer < h; y += rowsPer) {
+      const s = P.pngRsStrip(px.subarray(y * w * 4, (y + rowsPer) * w * 4), w, false, rsEncode);
+      const body = s.idat.subarray(8, s.idat.length - 4);
+      kinds.add(body[0] === 0xec ? 'fdeflate' : 'stored');
+      if (body[0] === 0xec) pads.add(Math.clz32(body[body.length - (body[body.length - 5] ? 5 : 6)]) - 24);
+    }
+    const raw = zlibInflate(idat(rsFile(px, w, h, rowsPer)));
+    const st = w * 4;
+    assert.equal(raw.length, h * (st + 1));
+    for (let y = 0; y < h; y++) {
+      const f = raw[y * (st + 1)];
+      assert.ok(f === 0 || f === 1, `filter ${f}`);
+      for (let i = 0; i < st; i++) {
+        const v = (raw[y * (st + 1) + 1 + i] + (f === 1 && i >= 4 ? px[y * st + i - 4] : 0)) & 255;
+        if (v !== px[y * st + i]) assert.fail(`image ${it}: row ${y} byte ${i}`);
+      }
+    }
+  }
+  assert.deepEqual([...kinds].sort(), ['fdeflate', 'stored']);
+  assert.ok(pads.size >= 6, `padding widths seen: ${[...pads]}`);
+});
+
+test('png-rs strip check rejects a strip left final and a junction one bit off', async () => {
+  const [, rowsPer] = P.stripRanges(W, H)[0];
+  const good = rsFile(PX, W, H, rowsPer);
+  const lay = P.stripLayout(good, W, H);
+  const [a, b] = lay.strips[0];
+  const redo = (f) => {
+    const bad = good.slice();
+    f(bad, a + 8, b - 4);
+    new DataView(bad.buffer).setUint32(b - 4, crc32(bad.subarray(a + 4, b - 4)));
+    return bad;
+  };
+  // BFINAL left set on the first strip: a decoder would stop there
+  const final = redo((p, s) => { p[s] |= 1; });
+  await assert.rejects(checkAll(final));
+  assert.throws(() => zlibInflate(idat(final)));
+  // the empty stored block's header moved by a bit (a set bit in the padding)
+  const off = redo((p, s, e) => {
+    const last = p[e - 5] ? e - 5 : e - 6;
+    const pad = Math.clz32(p[last]) - 24;
+    if (pad >= 3) p[last] |= 1 << (8 - pad); else p[last + 1] |= 1;
+  });
+  await assert.rejects(checkAll(off));
+  assert.throws(() => zlibInflate(idat(off)));
 });

@@ -10,10 +10,10 @@
 import * as codecs from './codecs.js';
 import { FFLATE } from './vendor.js';
 import { StripPool, Helper } from './parallel.js';
-import { finish } from './pipeline.js';
+import { finish, pngWriter } from './pipeline.js';
 
 let prefs = {}, fflate, page = null;
-let pool = null; // PNG strip workers (?png=strips); ended when nothing waits here
+let pool = null; // PNG strip workers; ended when nothing waits here
 const strips = () => (pool ||= new StripPool());
 
 // The helper (parallel-worker.js) that takes the lower half of a large photo's mask stages
@@ -75,6 +75,8 @@ self.onmessage = (e) => {
   const job = msg.job;
   wanted.set(job.id, job.run);
   queued++;
+  // a PNG written in strips: its strip workers start (and load png-rs) while the mask stages run
+  if (!pool && pngWriter(job.spec.name, job.width, job.height, prefs)) strips().warm();
   chain = chain.then(async () => {
     try {
       await run(job);

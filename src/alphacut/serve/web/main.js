@@ -17,8 +17,11 @@ const prefs = {
   retryDelay: params.get('retry-delay') ? Number(params.get('retry-delay')) : undefined,
   // photos over this many pixels are refused from their header, before decoding
   maxPixels: Number(params.get('maxPixels')) > 0 ? Number(params.get('maxPixels')) : undefined,
-  // ?png=strips: the parallel strip writer (png.js) instead of png-rs (see docs/browser.md)
-  png: params.get('png') === 'strips' ? 'strips' : 'png-rs',
+  // ?png=strips: the Up-filtered fflate strip writer (png.js); ?png=whole: one png-rs call for
+  // every photo; by default png-rs a strip on the strip workers from PNG_STRIP_PIXELS up
+  png: ['strips', 'whole'].includes(params.get('png')) ? params.get('png') : 'png-rs',
+  // ?png-strip-pixels=N: PNGs of N pixels or more are written in png-rs strips (pipeline.js)
+  pngStripPixels: Number(params.get('png-strip-pixels')) > 0 ? Number(params.get('png-strip-pixels')) : undefined,
   // ?idle=ms: how long the model stays loaded with no photo waiting (worker.js IDLE_RELEASE_MS)
   idleRelease: Number(params.get('idle')) >= 0 && params.get('idle') !== null ? Number(params.get('idle')) : undefined,
   // ?finish=inline: every stage in worker.js, one photo after another (no finish-worker.js)

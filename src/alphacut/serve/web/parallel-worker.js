@@ -3,19 +3,30 @@
 // upscales, refines and composes a band of its mask. Holds no image between messages: each strip's or band's rows arrive as a
 // transferred copy and go back or are dropped.
 
-import { encodeStrip, checkStrip } from './png.js';
+import { encodeStrip, pngRsStrip, checkStrip } from './png.js';
 import { composeBand } from './band.js';
 import { resizeRGB } from './resize.js';
-import { FFLATE } from './vendor.js';
+import { FFLATE, PNG } from './vendor.js';
 
 const fflate = import(FFLATE + 'esm/browser.js');
+let pngRs = null; // jSquash's png-rs, loaded on the first strip it writes (or on 'load')
+const loadPngRs = () => (pngRs ||= import(PNG + 'codec/pkg/squoosh_png.js').then(async (m) => { await m.default(); return m; }));
 
 self.onmessage = async (e) => {
   const { id, op, idat, rows, above, width, y0, last, level } = e.data;
   try {
     if (op === 'encode') {
-      const out = encodeStrip(rows, above, width, last, level, (await fflate).Deflate);
+      let out;
+      if (e.data.writer === 'png-rs') {
+        const m = await loadPngRs();
+        out = pngRsStrip(rows, width, last, (px, w, h) => m.encode(px, w, h, 8));
+      } else {
+        out = encodeStrip(rows, above, width, last, level, (await fflate).Deflate);
+      }
       self.postMessage({ id, result: out }, [out.idat.buffer]);
+    } else if (op === 'load') {
+      await loadPngRs();
+      self.postMessage({ id, result: true });
     } else if (op === 'band') {
       const { n0, height, low, refine, ty0, ty1 } = e.data;
       const timings = {};

@@ -55,6 +55,12 @@ export class StripPool {
     return results;
   }
 
+  /** Start every worker and load png-rs there, so a photo's first strips do not wait. */
+  warm() {
+    this.map(this.size, () => [{ op: 'load' }, []]).catch(() => {});
+    return this;
+  }
+
   close() {
     for (const w of this.workers) w?.terminate();
     this.workers = [];
@@ -127,12 +133,19 @@ function stripTask(rgba, width, y0, y1, extra) {
   return [{ rows, above, width, y0, ...extra }, above ? [rows.buffer, above.buffer] : [rows.buffer]];
 }
 
-/** PNG of straight RGBA pixels, strips written in parallel (png.js). */
-export async function encodePng(pool, rgba, width, height, level = PNG_LEVEL) {
+/** PNG of straight RGBA pixels, strips written in parallel (png.js) by `writer`: 'png-rs'
+ *  (png-rs a strip, Sub filter) or 'fflate' (Up filter, deflate level `level`). */
+export async function encodePng(pool, rgba, width, height, writer = 'png-rs', level = PNG_LEVEL) {
   const px = bytes(rgba);
   const ranges = stripRanges(width, height);
-  const strips = await pool.map(ranges.length, (k) =>
-    stripTask(px, width, ranges[k][0], ranges[k][1], { op: 'encode', last: k === ranges.length - 1, level }));
+  const strips = await pool.map(ranges.length, (k) => {
+    const [y0, y1] = ranges[k];
+    const extra = { op: 'encode', writer, last: k === ranges.length - 1, level };
+    if (writer !== 'png-rs') return stripTask(px, width, y0, y1, extra);
+    // no row above needed (Sub filter); the rows are copied, as this thread keeps the image
+    const rows = px.slice(y0 * width * 4, y1 * width * 4);
+    return [{ rows, above: null, width, y0, ...extra }, [rows.buffer]];
+  });
   return assemblePng(width, height, strips);
 }
 
