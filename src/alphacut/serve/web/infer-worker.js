@@ -23,13 +23,14 @@ async function start({ config, base, prefs = {}, skip = [] }) {
   caps.candidates = caps.candidates.filter((c) => !failed.has(c.backend));
   caps.skipped = [...caps.skipped.filter((s) => !failed.has(s.backend)), ...skip];
   const t0 = now();
+  engine = new Engine(caps, config.model, status, prefs);
+  engine.warm(); // ONNX Runtime starts while the model is read
   const { bytes, fromCache } = await loadModel(config.model, base, {
     onProgress: (done, total) => post({ type: 'progress', done, total }),
     onStatus: status,
     baseDelay: prefs.retryDelay ?? 1000,
   });
   const t1 = now();
-  engine = new Engine(caps, config.model, status, prefs);
   engine.onBackendChange = () => post({ type: 'backend', ...describeBackend(engine) });
   const reload = async () => (await loadModel(config.model, base, { onStatus: status })).bytes;
   await engine.start(bytes, reload);

@@ -84,6 +84,11 @@ async function joinParts(url, sizes) {
   return out;
 }
 
+// A one-node ONNX model (Identity on one float, opset 13) that starts the runtime.
+const WARM_MODEL = Uint8Array.of(8, 7, 18, 0, 58, 58, 10, 16, 10, 1, 120, 18, 1, 121, 34, 8, 73, 100, 101, 110,
+  116, 105, 116, 121, 18, 4, 119, 97, 114, 109, 90, 15, 10, 1, 120, 18, 10, 10, 8, 8, 1, 18, 4, 10, 2, 8, 1, 98,
+  15, 10, 1, 121, 18, 10, 10, 8, 8, 1, 18, 4, 10, 2, 8, 1, 66, 4, 10, 0, 16, 13);
+
 export class Engine {
   constructor(caps, modelCfg, onStatus, prefs = {}) {
     this.prefs = prefs;
@@ -116,8 +121,29 @@ export class Engine {
     throw new Error('no backend could load the model');
   }
 
-  async _create(c, bytes) {
-    this.onStatus(`Starting ONNX Runtime (${label(c)})…`);
+  /**
+   * Start ONNX Runtime for the first backend to try while the model downloads: on WASM, a
+   * one-node session compiles the runtime's WASM and starts its threads, so that creating the
+   * model's session later is only the model's own work (about a third of a second of a cold
+   * start on 2 cores). Never fails: a runtime that does not start is started again by start().
+   */
+  warm() {
+    const c = this.queue[0];
+    if (!c || c.backend === 'webgpu') return Promise.resolve();
+    return (this.warming ||= this._runtime(c)
+      .then((ort) => ort.InferenceSession.create(WARM_MODEL, { executionProviders: ['wasm'] }))
+      .then((s) => s.release())
+      .catch(() => {}));
+  }
+
+  /** ONNX Runtime's module for backend `c`, set up (once a backend). */
+  _runtime(c) {
+    this.runtimes ||= new Map();
+    if (!this.runtimes.has(c.backend)) this.runtimes.set(c.backend, this._load(c));
+    return this.runtimes.get(c.backend);
+  }
+
+  async _load(c) {
     const bundle = c.backend === 'webgpu' ? 'dist/ort.webgpu.min.mjs' : 'dist/ort.wasm.min.mjs';
     const ort = await import(`${ORT}${bundle}?instance=${c.backend}`);
     ort.env.wasm.wasmPaths = ORT + 'dist/';
@@ -130,6 +156,13 @@ export class Engine {
     if (c.backend === 'webgpu' && c.adapter) {
       try { ort.env.webgpu.adapter = c.adapter; } catch (e) { /* older builds pick their own */ }
     }
+    return ort;
+  }
+
+  async _create(c, bytes) {
+    this.onStatus(`Starting ONNX Runtime (${label(c)})…`);
+    await this.warming;
+    const ort = await this._runtime(c);
     const opts = {
       // NCHW on WebGPU: the NHWC layout transform would insert Transposes of the fp16
       // weights that run in f16, which adapters without shader-f16 (SwiftShader) cannot.

@@ -115,8 +115,7 @@ export async function prepare(file, format, ctx) {
   let spec = formatSpec(config, format);
   if (!spec.alpha) spec = formatSpec(config, 'png'); // a format without alpha needs a background: the editor's
   checkSize(config, spec, width, height);
-  stage('waiting for the model');
-  const engine = await ctx.engine();
+  // resized while the model loads (or starts again), if it is not ready yet
   t = now();
   stage('resizing');
   const [mw, mh] = config.model.input_size;
@@ -128,6 +127,8 @@ export async function prepare(file, format, ctx) {
   const settleOn = prefs.settle !== 'off' && mw === 1024 && mh === 1024;
   const guide = settleOn ? guideFromTensor(tensor, mw, mh, config.model.mean, config.model.std) : null;
   if (settleOn) timings.settle = now() - t;
+  stage('waiting for the model');
+  const engine = await ctx.engine();
   t = now();
   stage('running the model');
   const running = engine.run(tensor, mw, mh);
