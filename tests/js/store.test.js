@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { loadModel } from '../../src/alphacut/serve/web/store.js';
+import { loadModel, fetchChunk, storeChunk, openCache } from '../../src/alphacut/serve/web/store.js';
 
 const bytes = new Uint8Array(100_000).map((_, i) => (i * 7 + (i >> 8)) & 255);
 const sha = (b) => createHash('sha256').update(b).digest('hex');
@@ -197,4 +197,37 @@ test('packed chunks are fetched, unpacked, verified and cached plain; a corrupte
   globalThis.fetch = serve();
   assert.deepEqual((await loadModel({ ...pm, packing: 'something-else' }, BASE)).bytes, whole);
   assert.deepEqual([...fetch.calls].sort(), [0, 1, 2].map(plainUrl).sort());
+});
+
+test('a download helper takes every other lane; one that breaks leaves its chunks to this thread', async () => {
+  // the helper as chunk-worker.js runs it (there in a worker, here in this thread)
+  const asked = [];
+  const helper = async (url, packedUrl, c, opts) => {
+    asked.push(url);
+    const data = await fetchChunk(url, packedUrl, c, opts);
+    await storeChunk(await openCache(), url, data, opts.onStatus);
+    return data;
+  };
+  globalThis.caches = fakeCaches();
+  globalThis.fetch = fakeFetch({ 1: ['neterr'] });
+  const got = await loadModel(model, BASE, { baseDelay: 1, parallel: 2, helper });
+  assert.deepEqual(got.bytes, bytes);
+  assert.ok(asked.length >= 1 && asked.length < 3, `helper took ${asked.length} of 3 chunks`);
+  assert.equal(caches.store.size, 3, 'every chunk cached, by whichever thread fetched it');
+
+  const broken = async () => { throw Object.assign(new Error('no download helper'), { helper: true }); };
+  globalThis.caches = fakeCaches();
+  globalThis.fetch = fakeFetch();
+  assert.deepEqual((await loadModel(model, BASE, { baseDelay: 1, parallel: 2, helper: broken })).bytes, bytes);
+  assert.equal(fetch.calls.length, 3);
+
+  // a chunk that fails in the helper fails the load, as it would here
+  globalThis.caches = fakeCaches();
+  globalThis.fetch = fakeFetch({ 0: [404], 1: [404], 2: [404] });
+  await assert.rejects(loadModel(model, BASE, { baseDelay: 1, parallel: 2, helper }), /404/);
+  // and bytes of the wrong size from it are refused
+  globalThis.caches = fakeCaches();
+  globalThis.fetch = fakeFetch();
+  const short = async (url, packedUrl, c) => new Uint8Array(c.size - 1);
+  await assert.rejects(loadModel(model, BASE, { baseDelay: 1, parallel: 2, helper: short }), /helper gave/);
 });

@@ -25,16 +25,76 @@ async function start({ config, base, prefs = {}, skip = [] }) {
   const t0 = now();
   engine = new Engine(caps, config.model, status, prefs);
   engine.warm(); // ONNX Runtime starts while the model is read
-  const { bytes, fromCache } = await loadModel(config.model, base, {
-    onProgress: (done, total) => post({ type: 'progress', done, total }),
-    onStatus: status,
-    baseDelay: prefs.retryDelay ?? 1000,
-  });
+  const helper = new DownloadHelper();
+  let loaded;
+  try {
+    loaded = await loadModel(config.model, base, {
+      onProgress: (done, total) => post({ type: 'progress', done, total }),
+      onStatus: status,
+      baseDelay: prefs.retryDelay ?? 1000,
+      helper: prefs.downloadHelper === 'off' ? null : helper.fetch,
+    });
+  } finally {
+    helper.close();
+  }
+  const { bytes, fromCache } = loaded;
   const t1 = now();
   engine.onBackendChange = () => post({ type: 'backend', ...describeBackend(engine) });
   const reload = async () => (await loadModel(config.model, base, { onStatus: status })).bytes;
   await engine.start(bytes, reload);
   post({ type: 'ready', fromCache, timings: { model: t1 - t0, session: now() - t1 }, ...describeBackend(engine) });
+}
+
+/**
+ * A second thread for the model's first download (chunk-worker.js): started on the first
+ * chunk it is asked for (a visit that finds the model cached starts none) and ended once
+ * the model is loaded. `fetch` rejects with an error marked `helper` when the worker itself
+ * cannot start or fails (store.js then fetches that chunk here).
+ */
+class DownloadHelper {
+  constructor() {
+    this.worker = null;
+    this.waiting = new Map();
+    this.next = 0;
+    this.fetch = this.fetch.bind(this);
+  }
+
+  fetch(url, packedUrl, chunk, { retries, baseDelay, onStatus }) {
+    const broken = (message) => Object.assign(new Error(message), { helper: true });
+    if (this.worker === false) return Promise.reject(broken('no download helper'));
+    if (!this.worker) {
+      try {
+        this.worker = new Worker(new URL('./chunk-worker.js', import.meta.url), { type: 'module', name: 'alphacut-download' });
+      } catch (e) {
+        this.worker = false;
+        return Promise.reject(broken(e.message));
+      }
+      this.worker.onmessage = (e) => {
+        const { id, data, error, status: text } = e.data;
+        const p = this.waiting.get(id);
+        if (!p) return;
+        if (text) { p.onStatus?.(text); return; }
+        this.waiting.delete(id);
+        if (error) p.reject(new Error(error)); else p.resolve(data);
+      };
+      this.worker.onerror = (e) => {
+        this.worker.terminate();
+        this.worker = false;
+        for (const p of this.waiting.values()) p.reject(broken(`the download helper failed: ${e.message || 'unknown error'}`));
+        this.waiting.clear();
+      };
+    }
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject, onStatus });
+      this.worker.postMessage({ id, url, packedUrl, chunk, retries, baseDelay });
+    });
+  }
+
+  close() {
+    if (this.worker) this.worker.terminate();
+    this.worker = false;
+  }
 }
 
 async function run({ seq, tensor, w, h }) {

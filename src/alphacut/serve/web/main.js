@@ -15,6 +15,8 @@ const prefs = {
   refine: params.get('refine') === 'none' ? 'none' : 'cwgf',
   settle: params.get('settle') === 'off' ? 'off' : 'on', // the settle stage (settle.js), as the CLI's --no-settle
   retryDelay: params.get('retry-delay') ? Number(params.get('retry-delay')) : undefined,
+  // ?download-helper=off: a first visit's model chunks all on the inference worker (store.js)
+  downloadHelper: params.get('download-helper') === 'off' ? 'off' : 'on',
   // photos over this many pixels are refused from their header, before decoding
   maxPixels: Number(params.get('maxPixels')) > 0 ? Number(params.get('maxPixels')) : undefined,
   // ?png=strips: the Up-filtered fflate strip writer (png.js); ?png=whole: one png-rs call for

@@ -143,7 +143,7 @@ async function download(url, size, onProgress) {
 /** One chunk, verified: its packed form first when `packedUrl` is given, plain after a packed
  * one failed its check or was not found (no wait for that switch), each retried with
  * exponential backoff and jitter; 404/403 of the plain chunk are final. */
-async function fetchChunk(url, packedUrl, chunk, { onProgress, onStatus, retries, baseDelay }) {
+export async function fetchChunk(url, packedUrl, chunk, { onProgress, onStatus, retries, baseDelay }) {
   let lastError;
   let from = packedUrl || url;
   let switched = false;
@@ -178,11 +178,27 @@ async function fetchChunk(url, packedUrl, chunk, { onProgress, onStatus, retries
   throw lastError;
 }
 
+/** Store a verified chunk in Cache Storage under its plain URL (a failure is only reported). */
+export async function storeChunk(cache, url, data, onStatus) {
+  try {
+    await cache.put(url, new Response(data, { headers: { 'content-type': 'application/octet-stream' } }));
+  } catch (e) {
+    onStatus?.(`Could not store the model for next time (${e.message})`);
+  }
+}
+
+export const openCache = () => caches.open(CACHE_NAME);
+
 /**
  * Returns {bytes: Uint8Array, fromCache: boolean}. `model` is config.json's model entry,
- * `base` the page URL its relative chunk_base resolves against.
+ * `base` the page URL its relative chunk_base resolves against. `helper` (optional): a
+ * second thread for downloads (chunk-worker.js through infer-worker.js), `helper(url,
+ * packedUrl, chunk, {retries, baseDelay, onStatus})` resolving to the chunk's verified and
+ * stored bytes; every other lane of downloads goes through it, so inflating, checking and
+ * storing the chunks of a first visit take both cores. A helper that fails leaves its chunk
+ * to this thread.
  */
-export async function loadModel(model, base, { onProgress, onStatus, retries = 4, baseDelay = 1000, parallel = 4 } = {}) {
+export async function loadModel(model, base, { onProgress, onStatus, retries = 4, baseDelay = 1000, parallel = 4, helper = null } = {}) {
   const chunks = model.chunks || [];
   if (!chunks.length || chunks.reduce((n, c) => n + c.size, 0) !== model.size) {
     throw new Error('config.json does not describe the model as chunks adding up to its size');
@@ -204,7 +220,7 @@ export async function loadModel(model, base, { onProgress, onStatus, retries = 4
   const report = () => onProgress?.(Math.min(got.reduce((a, b) => a + b, 0), total), total);
   let downloaded = 0, next = 0, failed = null;
 
-  async function one(i) {
+  async function one(i, lane) {
     const c = chunks[i];
     const url = new URL(model.chunk_base + c.sha256, base).href; // content-addressed: the cache key too
     const packedUrl = packing && c.packed ? new URL(model.packed_base + c.sha256, base).href : null;
@@ -223,24 +239,33 @@ export async function loadModel(model, base, { onProgress, onStatus, retries = 4
       }
     }
     if (downloaded++ === 0) onStatus?.('Downloading the model…');
+    if (helper && lane % 2 === 1) {
+      let data = null;
+      try {
+        data = await helper(url, packedUrl, c, { retries, baseDelay, onStatus });
+      } catch (e) {
+        if (!e.helper) throw e; // the chunk itself failed there: as here
+      }
+      if (data) {
+        if (data.length !== c.size) throw corrupt(`the download helper gave ${data.length} bytes, expected ${c.size}`);
+        bytes.set(data, offsets[i]);
+        got[i] = sent[i];
+        report();
+        return;
+      }
+    }
     const data = await fetchChunk(url, packedUrl, c, { onProgress: (d) => { got[i] = Math.min(d, sent[i]); report(); }, onStatus, retries, baseDelay });
     bytes.set(data, offsets[i]);
     got[i] = sent[i];
     report();
-    if (cache) {
-      try {
-        await cache.put(url, new Response(data, { headers: { 'content-type': 'application/octet-stream' } }));
-      } catch (e) {
-        onStatus?.(`Could not store the model for next time (${e.message})`);
-      }
-    }
+    if (cache) await storeChunk(cache, url, data, onStatus);
   }
 
-  async function worker() {
+  async function worker(_, lane) {
     while (!failed && next < chunks.length) {
       const i = next++;
       try {
-        await one(i);
+        await one(i, lane);
       } catch (e) {
         failed ??= e;
       }
