@@ -6,7 +6,7 @@
 
 import { fetchChunk, storeChunk, openCache } from './store.js';
 
-const cache = openCache().catch(() => null);
+const cache = (async () => openCache())().catch(() => null); // none (no Cache Storage): not stored
 
 self.onmessage = async (e) => {
   const { id, url, packedUrl, chunk, retries, baseDelay } = e.data;
