@@ -1,4 +1,5 @@
-"""The float32 model derived from the fp16 one: exact weights, no float Casts, same outputs,
+"""The float32 model derived from the fp16 one: exact weights, no float Casts, same outputs
+(or only the one the catalog reads, without the nodes and weights it does not need),
 deterministic bytes, installed through the store with its SHA-256 checked."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def fp16_graph(path, rng) -> None:
     feeds another node."""
     w = numpy_helper.from_array((rng.standard_normal((4, 3, 3, 3)) * 0.5).astype(np.float16), "w")
     b = numpy_helper.from_array(rng.standard_normal(4).astype(np.float16), "b")
+    w2 = numpy_helper.from_array((rng.standard_normal((1, 4, 1, 1))).astype(np.float16), "w2")
     nodes = [
         helper.make_node("Cast", ["input"], ["x16"], to=TensorProto.FLOAT16),
         helper.make_node("Conv", ["x16", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
@@ -34,13 +36,16 @@ def fp16_graph(path, rng) -> None:
         helper.make_node("ReduceMean", ["m"], ["rm"], axes=[1], keepdims=1),  # ... also used inside
         helper.make_node("Sigmoid", ["rm"], ["s"]),
         helper.make_node("Cast", ["s"], ["output"], to=TensorProto.FLOAT),
+        helper.make_node("Conv", ["m", "w2"], ["d"], kernel_shape=[1, 1]),  # a deep-supervision head:
+        helper.make_node("Cast", ["d"], ["deep"], to=TensorProto.FLOAT),  # read by no one at inference
     ]
     g = helper.make_graph(
         nodes, "g",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 16, 16])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 16, 16]),
-         helper.make_tensor_value_info("side", TensorProto.FLOAT, [1, 4, 16, 16])],
-        [w, b],
+         helper.make_tensor_value_info("side", TensorProto.FLOAT, [1, 4, 16, 16]),
+         helper.make_tensor_value_info("deep", TensorProto.FLOAT, [1, 1, 16, 16])],
+        [w, b, w2],
     )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
@@ -59,7 +64,7 @@ def test_widened_graph_is_float32_exact_and_equivalent(tmp_path, rng):
     wide = onnx.load(dst)
     assert not [n for n in wide.graph.node if n.op_type == "Cast"]
     assert all(i.data_type == TensorProto.FLOAT for i in wide.graph.initializer)
-    assert [o.name for o in wide.graph.output] == ["output", "side"]
+    assert [o.name for o in wide.graph.output] == ["output", "side", "deep"]
     narrow = {i.name: numpy_helper.to_array(i) for i in onnx.load(src).graph.initializer}
     for i in wide.graph.initializer:  # every fp16 value is a float32 value: exact
         assert np.array_equal(numpy_helper.to_array(i), narrow[i.name].astype(np.float32))
@@ -74,6 +79,26 @@ def test_widened_graph_is_float32_exact_and_equivalent(tmp_path, rng):
     assert (tmp_path / "again.onnx").read_bytes() == dst.read_bytes()
 
 
+@pytest.mark.parametrize("keep", ["output", 0])
+def test_widened_graph_keeps_only_the_output_read(tmp_path, rng, keep):
+    """The deep-supervision outputs go, with the nodes and weights only they used; the kept
+    output is the same bit for bit. An output the graph lacks is an error, not a guess."""
+    src, full, only = tmp_path / "m16.onnx", tmp_path / "full.onnx", tmp_path / "only.onnx"
+    fp16_graph(src, rng)
+    widen_fp16_graph(src, full)
+    widen_fp16_graph(src, only, keep)
+    g = onnx.load(only).graph
+    assert [o.name for o in g.output] == ["output"]
+    assert [n.op_type for n in g.node] == ["Conv", "Relu", "Constant", "Mul", "ReduceMean", "Sigmoid"]
+    assert sorted(i.name for i in g.initializer) == ["b", "w"]  # w2 fed only the dropped head
+    x = rng.random((1, 3, 16, 16), dtype=np.float32) - 0.5
+    want = ort.InferenceSession(str(full), providers=["CPUExecutionProvider"]).run(["output"], {"input": x})[0]
+    got = ort.InferenceSession(str(only), providers=["CPUExecutionProvider"]).run(None, {"input": x})
+    assert len(got) == 1 and np.array_equal(got[0], want)
+    with pytest.raises(ModelError, match="no output 'mask'"):
+        widen_fp16_graph(src, tmp_path / "bad.onnx", "mask")
+
+
 def test_store_derives_then_checks_the_sha(tmp_path, monkeypatch, rng):
     """An ``npm:`` source with ``derive="fp32"``: chunks checked, graph widened, the result's
     SHA-256 compared with the catalog's; a wrong pin installs nothing."""
@@ -86,7 +111,7 @@ def test_store_derives_then_checks_the_sha(tmp_path, monkeypatch, rng):
     (pkg / "dist" / h).write_bytes(payload)
     (pkg / "dist" / "resources.json").write_text(json.dumps(
         {"/models/t": {"chunks": [{"hash": h, "offsets": [0, len(payload)]}], "size": len(payload), "mime": "x"}}))
-    widen_fp16_graph(src, tmp_path / "expected.onnx")
+    widen_fp16_graph(src, tmp_path / "expected.onnx", 0)  # the spec below reads output 0
     want = hashlib.sha256((tmp_path / "expected.onnx").read_bytes()).hexdigest()
     monkeypatch.setenv("ALPHACUT_DATA_PACKAGE", str(pkg))
     monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "home"))

@@ -76,7 +76,8 @@ class ModelFile:
     pinned in ``IMGLY_CHUNKS``, read from a local copy of the package or downloaded from
     ``IMGLY_CDN``) or an ``https://`` URL.
     ``derive`` names a deterministic conversion applied to the source before the SHA-256 check
-    (``"fp32"``: the fp16 graph widened to float32 by ``alphacut.models.widen``).
+    (``"fp32"``: the fp16 graph widened to float32 by ``alphacut.models.widen``, keeping only the
+    output the spec reads).
     """
 
     name: str
@@ -138,8 +139,8 @@ CATALOG: dict[str, ModelSpec] = {
     spec.id: spec
     for spec in [
         _isnet("isnet-fp32", "IS-Net general-use (float32: the fp16 weights widened at install)",
-               "isnet-fp32.onnx", 176_174_277,
-               "7c31b8ee5933fa5fb48ed1a21f39125ef321afa83fab93d2761177293d313cbe", "medium",
+               "isnet-fp32.onnx", 176_115_383,
+               "6f36f2bb34269266caaea5e298dae41ce07c736b2dfb7e1128196978454d349b", "medium",
                " Same weights and masks as `isnet` (max difference 4e-5), but ONNX Runtime's CPU and"
                " WASM backends run it without per-node fp16 casts: faster on CPUs, the default.",
                derive="fp32"),

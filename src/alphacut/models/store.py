@@ -328,7 +328,7 @@ def install(
                     else:
                         _download_chunks(f, tmp, mirror(), progress)  # chunks stay for resuming
                     if embedded and f.derive:  # a file the user hands in is taken as it is
-                        _derive(f, tmp)
+                        _derive(spec, f, tmp)
                     digest = sha256_file(tmp)
                 else:
                     token = token or os.environ.get("HF_TOKEN") or None
@@ -358,15 +358,16 @@ def install(
     return paths[0]
 
 
-def _derive(f: ModelFile, tmp: Path) -> None:
-    """Replace ``tmp`` (the verified source) by its derived form, e.g. the widened fp32 graph."""
+def _derive(spec: ModelSpec, f: ModelFile, tmp: Path) -> None:
+    """Replace ``tmp`` (the verified source) by its derived form, e.g. the widened fp32 graph
+    (which keeps only the output ``spec`` reads)."""
     if f.derive != "fp32":
         raise ModelError(f"{f.name}: unknown derivation {f.derive!r}")
     from alphacut.models.widen import widen_fp16_graph
 
     wide = tmp.with_name(tmp.name + ".wide")
     try:
-        widen_fp16_graph(tmp, wide)
+        widen_fp16_graph(tmp, wide, spec.output)
         os.replace(wide, tmp)
     finally:
         wide.unlink(missing_ok=True)
