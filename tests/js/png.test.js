@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { Deflate } from '../../node_modules/fflate/esm/index.mjs';
 import * as P from '../../src/alphacut/serve/web/png.js';
 import { checkPng } from '../../src/alphacut/serve/web/verify.js';
-import { crc32 } from '../../src/alphacut/serve/web/icc.js';
+import { crc32, pngWithIcc } from '../../src/alphacut/serve/web/icc.js';
+import { deflateSync } from 'node:zlib';
 
 // 1500 x 1500 RGBA (9 MB: two strips): a smooth photo-like gradient with noise, alpha 0 over
 // a third of it with its RGB kept, soft edges.
@@ -226,4 +227,61 @@ test('png-rs strip check rejects a strip left final and a junction one bit off',
   });
   await assert.rejects(checkAll(off));
   assert.throws(() => zlibInflate(idat(off)));
+});
+
+// The default writer's path at 16 MP and up (pipeline.js writeAndCheckStrips): the strips come
+// back from the strip workers in any order, the pieces go out in file order as soon as they
+// can, and the streaming check reads them as they come.
+const { pngPieces } = await import('../../src/alphacut/serve/web/parallel.js');
+
+/** A stand-in for parallel.js StripPool: png-rs a strip, results delivered in `order`. */
+function fakePool(order, fail = -1) {
+  return {
+    async map(n, make, each) {
+      const results = [];
+      for (const k of order(n)) {
+        const [msg] = make(k);
+        await new Promise((r) => setTimeout(r, 1));
+        if (k === fail) throw new Error(`strip ${k} failed`);
+        results[k] = P.pngRsStrip(msg.rows, msg.width, msg.last, rsEncode);
+        each?.(k, results[k]);
+      }
+      return results;
+    },
+  };
+}
+const reversed = (n) => Array.from({ length: n }, (_, i) => n - 1 - i);
+
+test('pngPieces: strips arriving in any order make the same file, read back as they come', async () => {
+  const img = new Uint8Array(1500 * 3000 * 4);
+  img.set(PX);
+  img.set(PX, PX.length); // 3000 rows: four strips
+  const ranges = P.stripRanges(W, 3000);
+  assert.ok(ranges.length >= 3);
+  const want = P.assemblePng(W, 3000, ranges.map(([y0, y1], k) => P.pngRsStrip(img.subarray(y0 * S, y1 * S), W, k === ranges.length - 1, rsEncode)));
+  for (const order of [reversed, (n) => [...Array(n).keys()]]) {
+    const parts = [];
+    let written = 0;
+    const seen = async function* (src) { for await (const p of src) { parts.push(p); yield p; } };
+    await checkPng(seen(pngPieces(fakePool(order), img, W, 3000, { written: () => written++ })), img, W, 3000);
+    assert.equal(written, 1);
+    assert.equal(parts.length, ranges.length + 2); // head, a strip each, tail
+    assert.deepEqual(Buffer.concat(parts), Buffer.from(want));
+  }
+  // a strip that cannot be written: its error, marked as the writer's
+  const err = await checkPng(pngPieces(fakePool(reversed, 1), img, W, 3000), img, W, 3000).catch((e) => e);
+  assert.match(err.message, /strip 1 failed/);
+  assert.equal(err.encoding, true);
+  // a changed byte in a piece is caught; a file cut into pieces anywhere is read as a whole
+  const flip = async function* (src) { let i = 0; for await (const p of src) { if (i++ === 2) { const q = p.slice(); q[q.length >> 1] ^= 1; yield q; } else yield p; } };
+  await assert.rejects(checkPng(flip(pngPieces(fakePool(reversed), img, W, 3000)), img, W, 3000), /differ|inflate/);
+  const cut = async function* () { for (let o = 0; o < want.length; o += 1 + ((o * 7919) % 99991)) yield want.subarray(o, o + 1 + ((o * 7919) % 99991)); };
+  await checkPng(cut(), img, W, 3000);
+  await assert.rejects(checkPng(want.subarray(0, want.length - 12), img, W, 3000), /no end|truncated/);
+  // a profile goes into the head piece, right after IHDR: the same file as inserting it later
+  const icc = { raw: Uint8Array.from({ length: 600 }, (_, i) => i & 255) };
+  const parts = [];
+  const seen = async function* (src) { for await (const p of src) { parts.push(p); yield p; } };
+  await checkPng(seen(pngPieces(fakePool(reversed), img, W, 3000, { head: pngWithIcc(P.pngHead(W, 3000), icc, deflateSync) })), img, W, 3000);
+  assert.deepEqual(Buffer.concat(parts), Buffer.from(pngWithIcc(want, icc, deflateSync)));
 });

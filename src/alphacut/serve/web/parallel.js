@@ -4,7 +4,7 @@
 // (not a second full-size image) exist at once. The pool's workers are ended when the queue
 // is idle (close()), so nothing stays resident between photos.
 
-import { stripRanges, assemblePng, stripLayout, adler32Combine } from './png.js';
+import { stripRanges, assemblePng, stripLayout, adler32Combine, pngHead, pngTail } from './png.js';
 
 export const PNG_LEVEL = 1;
 
@@ -36,8 +36,8 @@ export class StripPool {
   }
 
   /** Run tasks 0..n-1 (`make(k)` → [message, transfer list]) with one in flight per worker;
-   *  results in order. */
-  async map(n, make) {
+   *  results in order (and each to `each(k, result)` as it arrives, if given). */
+  async map(n, make, each = null) {
     const results = new Array(n);
     let k = 0;
     const lane = async (i) => {
@@ -49,6 +49,7 @@ export class StripPool {
           this.waiting.set(id, { resolve, reject });
           this.worker(i).postMessage({ ...msg, id }, transfer);
         });
+        each?.(j, results[j]);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.size, n) }, (_, i) => lane(i)));
@@ -136,17 +137,47 @@ function stripTask(rgba, width, y0, y1, extra) {
 /** PNG of straight RGBA pixels, strips written in parallel (png.js) by `writer`: 'png-rs'
  *  (png-rs a strip, Sub filter) or 'fflate' (Up filter, deflate level `level`). */
 export async function encodePng(pool, rgba, width, height, writer = 'png-rs', level = PNG_LEVEL) {
+  const strips = await pool.map(...stripTasks(rgba, width, height, writer, level));
+  return assemblePng(width, height, strips);
+}
+
+function stripTasks(rgba, width, height, writer, level) {
   const px = bytes(rgba);
   const ranges = stripRanges(width, height);
-  const strips = await pool.map(ranges.length, (k) => {
+  return [ranges.length, (k) => {
     const [y0, y1] = ranges[k];
     const extra = { op: 'encode', writer, last: k === ranges.length - 1, level };
     if (writer !== 'png-rs') return stripTask(px, width, y0, y1, extra);
     // no row above needed (Sub filter); the rows are copied, as this thread keeps the image
     const rows = px.slice(y0 * width * 4, y1 * width * 4);
     return [{ rows, above: null, width, y0, ...extra }, [rows.buffer]];
-  });
-  return assemblePng(width, height, strips);
+  }];
+}
+
+/**
+ * The same PNG as encodePng, as its pieces in file order, each yielded as soon as it and all
+ * before it are written: `head` (signature, IHDR, any iCCP: png.js pngHead), one IDAT chunk a
+ * strip, then the tail (the stream's Adler-32, IEND). A reader (verify.js checkPng) takes
+ * them as they come, so the file is read back while its later strips are being written. A
+ * strip that cannot be written ends the iteration with its error, marked `.encoding`.
+ * `written()` (optional) is called when the last strip is in, however far the reader is.
+ */
+export async function* pngPieces(pool, rgba, width, height, { head = pngHead(width, height), writer = 'png-rs', level = PNG_LEVEL, written = null } = {}) {
+  const [n, make] = stripTasks(rgba, width, height, writer, level);
+  const strips = new Array(n);
+  let wake = null, failure = null, count = 0;
+  const arrived = () => { wake?.(); wake = null; };
+  pool.map(n, make, (k, s) => { strips[k] = s; if (++count === n) written?.(); arrived(); })
+    .catch((e) => { failure = Object.assign(e, { encoding: true }); arrived(); });
+  yield head;
+  for (let k = 0; k < n; k++) {
+    while (!strips[k]) {
+      if (failure) throw failure;
+      await new Promise((resolve) => { wake = resolve; });
+    }
+    yield strips[k].idat;
+  }
+  yield pngTail(strips);
 }
 
 /**

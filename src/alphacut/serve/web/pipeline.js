@@ -13,8 +13,9 @@ import * as codecs from './codecs.js';
 import { extractIcc, pngWithIcc, webpWithIcc } from './icc.js';
 import { imageSize, overLimit, DEFAULT_MAX_PIXELS } from './header.js';
 import * as edit from './edit.js';
-import { encodePng, verifyPng } from './parallel.js';
-import { stripRanges } from './png.js';
+import { encodePng, verifyPng, pngPieces } from './parallel.js';
+import { checkPng } from './verify.js';
+import { stripRanges, pngHead } from './png.js';
 import { composeAll, resizeAll } from './band.js';
 
 const now = () => performance.now();
@@ -193,7 +194,7 @@ export async function finish(job, ctx) {
   const afterPreview = big ? previewPng(rgba, width, height, stats) : null;
   if (!big) Object.assign(stats, alphaStats(rgba));
   // Blobs are made here, so the page thread never copies a large file.
-  const blob = new Blob([out], { type: spec.mime });
+  const blob = new Blob(out, { type: spec.mime });
   const previews = big
     ? { before: new Blob([beforePreview], { type: 'image/png' }), after: new Blob([afterPreview], { type: 'image/png' }) }
     : null;
@@ -236,36 +237,60 @@ export async function rebuild(file, low, ctx, patch) {
   return { rgba, mask, alphaIn, width: img.width, height: img.height };
 }
 
-/** Encode, add the profile, decode again and compare (rules 7-9): the file's bytes. */
+/** Encode, add the profile, decode again and compare (rules 7-9): the file's bytes, as a list
+ *  of pieces (a Blob's parts). */
 export async function writeFile(rgba, width, height, spec, icc, ctx, timings) {
   const { fflate, stage, strips, prefs } = ctx;
   const fmt = spec.name;
   let t = now();
   stage(`encoding ${fmt.toUpperCase()}`);
   // jSquash; a PNG of two strips or more in strips on the strip workers (png.js: png-rs a
-  // strip, or with ?png=strips the Up-filtered fflate writer; ?png=whole: one png-rs call)
+  // strip, read back as the strips arrive; with ?png=strips the Up-filtered fflate writer;
+  // ?png=whole: one png-rs call)
   const writer = pngWriter(fmt, width, height, prefs);
-  let out = null;
-  if (writer) {
+  if (writer === 'png-rs') {
     try {
-      out = await encodePng(strips(), rgba, width, height, writer);
+      return await writeAndCheckStrips(rgba, width, height, icc, ctx, timings, t);
     } catch (e) {
-      if (writer !== 'png-rs') throw e; // png-rs changed its stream: write the PNG whole
+      if (!e.encoding) throw e; // png-rs changed its stream: write the PNG whole
+      t = now();
     }
   }
-  const inStrips = !!out && writer === 'fflate';
-  out ||= codecs.encode(rgba, width, height, fmt);
+  let out = writer ? await encodePng(strips(), rgba, width, height, writer) : codecs.encode(rgba, width, height, fmt);
   // contract rule 9: an RGB profile goes to PNG and WebP outputs (never converted)
   if (icc && fmt === 'png') out = pngWithIcc(out, icc, fflate.zlibSync);
   else if (icc && fmt === 'webp') out = webpWithIcc(out, icc, width, height);
   timings.encode = now() - t;
   t = now();
   stage('verifying');
-  // fflate's PNG strips are read back in parallel; any other file as a whole (png-rs's strips
-  // too: on 2 cores the parallel check took as long as the streaming one, with 1.6x its CPU)
-  if (!(inStrips && await verifyPng(strips(), out, rgba, width, height))) await codecs.verify(out, rgba, width, height);
+  // fflate's PNG strips are read back in parallel; any other file as a whole
+  if (!(writer === 'fflate' && await verifyPng(strips(), out, rgba, width, height))) await codecs.verify(out, rgba, width, height);
   timings.verify = now() - t;
-  return out;
+  return [out];
+}
+
+/**
+ * A PNG written by png-rs in strips on the strip workers and read back (verify.js, the
+ * platform's zlib) piece by piece as the strips arrive, by this thread, which would otherwise
+ * wait for them: on 2 cores the check then mostly runs beside the encoding instead of after
+ * it. `timings.encode` ends when the last strip is in, `verify` is the rest.
+ */
+async function writeAndCheckStrips(rgba, width, height, icc, ctx, timings, t) {
+  let head = pngHead(width, height);
+  if (icc) head = pngWithIcc(head, icc, ctx.fflate.zlibSync); // its iCCP chunk follows IHDR
+  let written = t; // when the last strip came in
+  const parts = [];
+  async function* kept(pieces) {
+    for await (const piece of pieces) {
+      parts.push(piece);
+      yield piece;
+    }
+  }
+  const pieces = pngPieces(ctx.strips(), rgba, width, height, { head, written: () => { written = now(); ctx.stage('verifying'); } });
+  await checkPng(kept(pieces), rgba, width, height);
+  timings.encode = written - t;
+  timings.verify = now() - written;
+  return parts;
 }
 
 /**

@@ -189,17 +189,27 @@ function chunkBodies(png, want) {
 
 /** The PNG file from its strips (in order), as stages/encode.py lays it out. */
 export function assemblePng(width, height, strips) {
+  return concat([pngHead(width, height), ...strips.map((s) => s.idat), pngTail(strips)]);
+}
+
+/** A strip-written PNG's bytes before its strips: signature, IHDR and the zlib header's IDAT. */
+export function pngHead(width, height) {
   const ihdr = new Uint8Array(13);
   const dv = new DataView(ihdr.buffer);
   dv.setUint32(0, width);
   dv.setUint32(4, height);
   ihdr.set([8, 6, 0, 0, 0], 8); // 8-bit RGBA, deflate, adaptive filtering, not interlaced
+  return concat([SIG, chunk('IHDR', ihdr), chunk('IDAT', ZLIB_HEADER)]);
+}
+
+/** A strip-written PNG's bytes after its strips (all of them, in order: the zlib stream's
+ *  Adler-32 is combined from theirs), then IEND. */
+export function pngTail(strips) {
   let adler = 1;
   for (const s of strips) adler = adler32Combine(adler, s.adler, s.len);
   const trailer = new Uint8Array(4);
   new DataView(trailer.buffer).setUint32(0, adler);
-  return concat([SIG, chunk('IHDR', ihdr), chunk('IDAT', ZLIB_HEADER), ...strips.map((s) => s.idat),
-    chunk('IDAT', trailer), chunk('IEND', new Uint8Array(0))]);
+  return concat([chunk('IDAT', trailer), chunk('IEND', new Uint8Array(0))]);
 }
 
 /**

@@ -14,35 +14,45 @@ function be32(b, o) {
   return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 }
 
-/** The IHDR checks and the IDAT bodies of `png`, in order. */
-function idatBodies(png, width, height) {
-  for (let i = 0; i < 8; i++) if (png[i] !== SIG[i]) throw new Error('not a PNG file');
-  const bodies = [];
-  let o = 8, sawHeader = false;
-  while (o + 12 <= png.length) {
-    const len = be32(png, o);
-    const type = String.fromCharCode(png[o + 4], png[o + 5], png[o + 6], png[o + 7]);
-    const body = png.subarray(o + 8, o + 8 + len);
-    if (type === 'IHDR') {
-      const w = be32(body, 0), h = be32(body, 4);
-      if (w !== width || h !== height) throw new Error(`decoded size ${w}x${h} differs from ${width}x${height}`);
-      if (body[8] !== 8 || body[9] !== 6) throw new Error(`expected 8-bit RGBA, got depth ${body[8]} colour type ${body[9]}`);
-      if (body[12] !== 0) throw new Error('interlaced output is not expected');
-      sawHeader = true;
-    } else if (type === 'IDAT') {
-      if (!sawHeader) throw new Error('IDAT before IHDR');
-      bodies.push(body);
-    } else if (type === 'IEND') {
-      return bodies;
+/** The chunks of a PNG given whole or arriving in pieces (an async iterable of byte arrays,
+ *  in file order, cut anywhere): [type, body] pairs up to IEND; the signature is checked. */
+async function* pngChunks(source) {
+  let buf = new Uint8Array(0), o = 0, signed = false;
+  for await (const piece of source instanceof Uint8Array ? [source] : source) {
+    if (o < buf.length) { // a chunk cut between pieces: join what is left with the next piece
+      const joined = new Uint8Array(buf.length - o + piece.length);
+      joined.set(buf.subarray(o));
+      joined.set(piece, buf.length - o);
+      buf = joined;
+    } else {
+      buf = piece;
     }
-    o += 12 + len;
+    o = 0;
+    if (!signed) {
+      if (buf.length < 8) continue;
+      for (let i = 0; i < 8; i++) if (buf[i] !== SIG[i]) throw new Error('not a PNG file');
+      signed = true;
+      o = 8;
+    }
+    while (o + 12 <= buf.length) {
+      const len = be32(buf, o);
+      if (o + 12 + len > buf.length) break;
+      const type = String.fromCharCode(buf[o + 4], buf[o + 5], buf[o + 6], buf[o + 7]);
+      yield [type, buf.subarray(o + 8, o + 8 + len)];
+      if (type === 'IEND') return;
+      o += 12 + len;
+    }
   }
-  throw new Error('the PNG has no end (truncated)');
+  throw new Error(signed ? 'the PNG has no end (truncated)' : 'not a PNG file');
 }
 
-/** Throws (rejects) unless `png` decodes to exactly `expected` (RGBA, 8 bit, width x height). */
+/**
+ * Throws (rejects) unless `png` decodes to exactly `expected` (RGBA, 8 bit, width x height).
+ * `png` is the file, or its pieces as they are written (an async iterable, in order): each
+ * piece is checked as it comes, so a file written in parallel strips is read back while its
+ * later strips are still being written.
+ */
 export async function checkPng(png, expected, width, height) {
-  const bodies = idatBodies(png, width, height);
   const stride = width * 4;
   const rowsPerBatch = Math.max(1, Math.floor(BATCH_BYTES / (stride + 1)));
   const batch = new Uint8Array(rowsPerBatch * (stride + 1));
@@ -56,11 +66,28 @@ export async function checkPng(png, expected, width, height) {
   };
   const ds = new DecompressionStream('deflate');
   const writer = ds.writable.getWriter();
+  let fault = null; // what the file's structure (or the source of its pieces) got wrong
   const writing = (async () => {
-    for (const b of bodies) await writer.write(b);
-    await writer.close();
+    try {
+      let sawHeader = false;
+      for await (const [type, body] of pngChunks(png)) {
+        if (type === 'IHDR') {
+          const w = be32(body, 0), h = be32(body, 4);
+          if (w !== width || h !== height) throw new Error(`decoded size ${w}x${h} differs from ${width}x${height}`);
+          if (body[8] !== 8 || body[9] !== 6) throw new Error(`expected 8-bit RGBA, got depth ${body[8]} colour type ${body[9]}`);
+          if (body[12] !== 0) throw new Error('interlaced output is not expected');
+          sawHeader = true;
+        } else if (type === 'IDAT') {
+          if (!sawHeader) throw new Error('IDAT before IHDR');
+          await writer.write(body);
+        }
+      }
+      await writer.close();
+    } catch (e) {
+      fault ||= e;
+      writer.abort(e).catch(() => {});
+    }
   })();
-  writing.catch(() => {}); // a write error surfaces on the reading side
   const reader = ds.readable.getReader();
   try {
     for (;;) {
@@ -68,7 +95,7 @@ export async function checkPng(png, expected, width, height) {
       try {
         r = await reader.read();
       } catch (e) {
-        throw new Error(`the PNG data does not inflate: ${e.message}`);
+        throw fault || new Error(`the PNG data does not inflate: ${e.message}`);
       }
       if (r.done) break;
       const data = r.value;
@@ -83,9 +110,13 @@ export async function checkPng(png, expected, width, height) {
       }
     }
   } catch (e) {
+    fault ||= e; // the writing side stops at its next piece
     reader.cancel().catch(() => {});
+    await writing;
     throw e;
   }
+  await writing;
+  if (fault) throw fault;
   if (fill % (stride + 1)) throw new Error(`the PNG ends inside row ${y + Math.floor(fill / (stride + 1))}`);
   if (fill) flush();
   if (y !== height) throw new Error(`the PNG holds ${y} of ${height} rows`);

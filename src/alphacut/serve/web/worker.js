@@ -272,7 +272,7 @@ async function saveEdited(s, msg) {
   const big = Math.max(width, height) > PREVIEW_SIDE;
   const mime = spec.mime;
   post({
-    type: 'saved', id, blob: new Blob([out], { type: mime }), mime, ext: spec.ext,
+    type: 'saved', id, blob: new Blob(out, { type: mime }), mime, ext: spec.ext,
     preview: big ? new Blob([previewPng(img.data, width, height)], { type: 'image/png' }) : null,
     timings, width, height, flat: img.flat, box: img.box || null,
   });
