@@ -94,6 +94,19 @@ function handedBack(msg) {
   finishing.delete(msg.id);
   f.resolve();
   unreserve(f.pixels);
+  restartAfterLarge(f.pixels);
+}
+
+/**
+ * The model went at once after a large photo's inference (RELEASE_AT_ONCE_PIXELS), so that
+ * its full-resolution stages had the memory. Once that photo is finished and none waits,
+ * the model starts again (then goes after the usual idle time), so that the next photo does
+ * not pay the restart: about 1-1.4 s on the 2-core machine. Not with ?idle=0.
+ */
+function restartAfterLarge(pixels) {
+  if (pixels <= RELEASE_AT_ONCE_PIXELS || waitingForModel > 0 || admitted > 0 || infer?.running) return;
+  if ((prefs.idleRelease ?? IDLE_RELEASE_MS) <= 0) return;
+  infer.ensure().then(() => scheduleRelease(), () => {}); // a failure is the next photo's to report
 }
 
 function unreserve(pixels) {
@@ -233,6 +246,7 @@ async function cutOutImage(msg, afterInference, inferring) {
     return;
   }
   const r = await cutOut(file, format, ctx);
+  restartAfterLarge(r.width * r.height);
   if (dropped.has(id, run)) throw new Dropped(); // taken back during its last stage: keep nothing
   // The editor keeps what rebuilds the full-size state when it is needed: the file, the
   // model-size mask and the profile (no full-size copy: pipeline.rebuild).
