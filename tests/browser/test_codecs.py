@@ -79,3 +79,53 @@ def test_png_trns_colour_keys_like_python(page):
         got = _decode(page, data)
         assert got[0, :, 3].tolist() == alpha
         assert np.array_equal(got, decode(data).rgba)
+
+
+DECODE_JPEG = r"""async (b64) => {
+  const main = document.querySelector('script[type=module]').src;
+  const codecs = await import(main.replace(/main\.js$/, 'codecs.js'));
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const img = await codecs.decode(bytes, 'image/jpeg');
+  const viaCanvas = await codecs.decodeViaCanvas(bytes, 'image/jpeg', 'jpeg');
+  const same = img.width === viaCanvas.width && img.height === viaCanvas.height
+    && img.data.every((v, i) => v === viaCanvas.data[i]);
+  const bmp = await createImageBitmap(new Blob([bytes]), { premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
+  const direct = (await codecs.bitmapPixels(bmp)) !== null; // the VideoFrame path is the one taken
+  return [img.width, img.height, same && direct, Array.from(img.data)];
+}"""
+
+
+def _swapped_primaries_profile() -> bytes:
+    """Pillow's sRGB profile with its red and green colorants swapped: a valid RGB profile
+    that any colour conversion would visibly apply."""
+    from PIL import ImageCms
+
+    b = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    tags = {}
+    for i in range(struct.unpack(">I", b[128:132])[0]):
+        sig, off, size = struct.unpack(">4sII", b[132 + 12 * i: 144 + 12 * i])
+        tags[sig] = (132 + 12 * i, off, size)
+    (r, r_off, r_size), (g, g_off, g_size) = tags[b"rXYZ"], tags[b"gXYZ"]
+    b[r + 4: r + 12] = struct.pack(">II", g_off, g_size)
+    b[g + 4: g + 12] = struct.pack(">II", r_off, r_size)
+    return bytes(b)
+
+
+@pytest.mark.parametrize("profile", [False, True], ids=["plain", "icc"])
+def test_jpeg_pixels_are_the_files_without_a_canvas_or_colour_conversion(page, profile):
+    """JPEGs are decoded by the browser and copied out through a VideoFrame (no canvas): the
+    same bytes as the canvas path, and the file's own values, as Pillow decodes them, even
+    under an ICC profile (the profile is carried to the output, never applied: rule 9)."""
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    buf = io.BytesIO()
+    Image.fromarray(data.coffee()).save(buf, "JPEG", quality=92, **({"icc_profile": _swapped_primaries_profile()} if profile else {}))
+    w, h, same, px = page.evaluate(DECODE_JPEG, base64.b64encode(buf.getvalue()).decode())
+    assert same, "no VideoFrame copy, or it differs from the canvas read-back"
+    got = np.array(px, np.uint8).reshape(h, w, 4)
+    want = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    assert (w, h) == (600, 400) and (got[..., 3] == 255).all()
+    assert np.abs(got[..., :3].astype(int) - want).max() <= 1
