@@ -223,7 +223,11 @@ def test_privacy_every_request_is_local_and_none_carries_images(main_page, sampl
             assert chunk.hex() not in url
     chunks = [r[1].rsplit("/", 1)[1] for r in reqs if "/models/chunks/" in r[1] or "/models/packed/" in r[1]]
     cfg = page.evaluate("fetch('config.json').then(r => r.json())")["model"]
-    assert sorted(chunks) == sorted(c["sha256"] for c in cfg["chunks"]), "each chunk of the model is downloaded exactly once"
+    twice = sorted({c for c in chunks if chunks.count(c) > 1})
+    missing = sorted({c["sha256"] for c in cfg["chunks"]} - set(chunks))
+    assert sorted(chunks) == sorted(c["sha256"] for c in cfg["chunks"]), (
+        f"each chunk of the model is downloaded exactly once: {len(chunks)} requests for "
+        f"{len(cfg['chunks'])} chunks, twice {twice}, never {missing}")
     assert not [r for r in reqs if "/models/chunks/" in r[1]], "the server packs every chunk of this model: none plain"
     # After the model is ready, nothing is requested: the next image makes no network
     # request at all (the previews' blob: URLs are objects in this page's memory).

@@ -68,3 +68,24 @@ def test_model_released_when_no_photo_waits_then_the_same_bytes(browser, server,
     wait_js(page, "window.alphacut.events.filter(e => e.type === 'released').length === 2", 30)
     assert not errors, errors
     context.close()
+
+
+def test_model_made_ready_as_the_page_opens_then_released_if_no_photo_comes(browser, server):
+    """By default the model is loaded while the person picks a photo (its download, or Cache
+    Storage and the session), and goes back after the idle time if none comes; ?preload=off
+    leaves it for the first photo."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(server.url + "?idle=2000")
+        wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'ready')", 120)
+        assert not events(page, "queued") and not events(page, "done")
+        assert page.locator("#load-model").is_disabled()
+        wait_js(page, "window.alphacut.events.some(e => e.type === 'released')", 30)
+        assert held(page)["model"] is False
+        page.goto(server.url + "?preload=off")
+        wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+        assert held(page)["model"] is False and not events(page, "ready")
+        assert page.locator("#model-status").inner_text().startswith("Model not loaded yet")
+    finally:
+        context.close()

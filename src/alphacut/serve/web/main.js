@@ -17,6 +17,9 @@ const prefs = {
   retryDelay: params.get('retry-delay') ? Number(params.get('retry-delay')) : undefined,
   // ?download-helper=off: a first visit's model chunks all on the inference worker (store.js)
   downloadHelper: params.get('download-helper') === 'off' ? 'off' : 'on',
+  // the model is made ready as the page opens (worker.js), unless ?preload=off or the browser
+  // asks to save data; then it loads with the first photo (or "Load model now")
+  preload: params.get('preload') === 'off' || navigator.connection?.saveData ? 'off' : 'on',
   // photos over this many pixels are refused from their header, before decoding
   maxPixels: Number(params.get('maxPixels')) > 0 ? Number(params.get('maxPixels')) : undefined,
   // ?png=strips: the Up-filtered fflate strip writer (png.js); ?png=whole: one png-rs call for
@@ -85,6 +88,7 @@ function startWorker(config) {
     note('worker-error', { message: e.message });
   };
   worker.postMessage({ type: 'init', config, prefs, base: location.href });
+  if (prefs.preload === 'on' && !(prefs.idleRelease <= 0)) setStatus('Getting the model ready…');
   state.worker = worker;
   state.viewer = new Viewer({ worker, note, onClose: closedViewer });
 }

@@ -130,6 +130,13 @@ async function init(msg) {
   caps = await capabilities(prefs, config.model);
   infer = new InferenceWorker({ config, base, prefs: { ...prefs }, onMessage: fromInference });
   post({ type: 'caps', caps: describeCaps() });
+  // The model is made ready now, beside the rest of this start (a first visit's download, or
+  // Cache Storage and the session), so that the first photo does not wait for it; it goes
+  // after the idle time if no photo comes. A failure here is left to the first photo, which
+  // tries again and reports it. Not with ?preload=off, a data-saving browser or ?idle=0.
+  if (prefs.preload === 'on' && (prefs.idleRelease ?? IDLE_RELEASE_MS) > 0) {
+    infer.ensure().then(() => scheduleRelease(), () => {});
+  }
   // Everything the pipeline will need, except the model and ONNX Runtime, is loaded now.
   if (prefs.band !== 'off') helper = new Helper('alphacut-resize');
   await codecs.preload();
