@@ -86,12 +86,7 @@ DECODE_JPEG = r"""async (b64) => {
   const codecs = await import(main.replace(/main\.js$/, 'codecs.js'));
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const img = await codecs.decode(bytes, 'image/jpeg');
-  const viaCanvas = await codecs.decodeViaCanvas(bytes, 'image/jpeg', 'jpeg');
-  const same = img.width === viaCanvas.width && img.height === viaCanvas.height
-    && img.data.every((v, i) => v === viaCanvas.data[i]);
-  const bmp = await createImageBitmap(new Blob([bytes]), { premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
-  const direct = (await codecs.bitmapPixels(bmp)) !== null; // the VideoFrame path is the one taken
-  return [img.width, img.height, same && direct, Array.from(img.data)];
+  return [img.width, img.height, Array.from(img.data)];
 }"""
 
 
@@ -112,10 +107,11 @@ def _swapped_primaries_profile() -> bytes:
 
 
 @pytest.mark.parametrize("profile", [False, True], ids=["plain", "icc"])
-def test_jpeg_pixels_are_the_files_without_a_canvas_or_colour_conversion(page, profile):
-    """JPEGs are decoded by the browser and copied out through a VideoFrame (no canvas): the
-    same bytes as the canvas path, and the file's own values, as Pillow decodes them, even
-    under an ICC profile (the profile is carried to the output, never applied: rule 9)."""
+def test_jpeg_pixels_are_the_files_without_colour_conversion(page, profile):
+    """A JPEG's pixels are the file's own values, as Pillow decodes them, even under an ICC
+    profile (the profile is carried to the output, never applied: rule 9). (Copying them out
+    through a WebCodecs VideoFrame instead of a canvas gave the same bytes 50-100 ms sooner at
+    48 MP, but raised that photo's peak PSS by about 0.2 GiB: not kept.)"""
     import io
 
     from PIL import Image
@@ -123,8 +119,7 @@ def test_jpeg_pixels_are_the_files_without_a_canvas_or_colour_conversion(page, p
 
     buf = io.BytesIO()
     Image.fromarray(data.coffee()).save(buf, "JPEG", quality=92, **({"icc_profile": _swapped_primaries_profile()} if profile else {}))
-    w, h, same, px = page.evaluate(DECODE_JPEG, base64.b64encode(buf.getvalue()).decode())
-    assert same, "no VideoFrame copy, or it differs from the canvas read-back"
+    w, h, px = page.evaluate(DECODE_JPEG, base64.b64encode(buf.getvalue()).decode())
     got = np.array(px, np.uint8).reshape(h, w, 4)
     want = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
     assert (w, h) == (600, 400) and (got[..., 3] == 255).all()

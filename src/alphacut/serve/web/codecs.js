@@ -95,7 +95,7 @@ async function decodeKind(bytes, type, kind) {
   throw new Error('unsupported or damaged file (PNG, JPEG, WebP and AVIF are supported)');
 }
 
-async function decodeOpaque(bytes, type, kind, how = 'auto') {
+async function decodeOpaque(bytes, type, kind) {
   let bmp;
   try {
     bmp = await createImageBitmap(new Blob([bytes], { type }), {
@@ -105,17 +105,12 @@ async function decodeOpaque(bytes, type, kind, how = 'auto') {
     throw new Error(`cannot decode this ${kind.toUpperCase()} file (damaged or unsupported)`);
   }
   const { width, height } = bmp;
-  let data = how === 'canvas' ? null : await bitmapPixels(bmp);
-  if (!data) {
-    // (a browser without WebCodecs' RGBA copies) drawn on a canvas and read back
-    const canvas = new OffscreenCanvas(width, height);
-    const ctx = canvas.getContext('2d', { willReadFrequently: true });
-    ctx.drawImage(bmp, 0, 0);
-    bmp.close(); // before getImageData: a 48 MP photo then needs two full copies, not three
-    data = ctx.getImageData(0, 0, width, height).data;
-    canvas.width = canvas.height = 1; // release the canvas backing store now
-  }
-  bmp.close();
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(bmp, 0, 0);
+  bmp.close(); // before getImageData: a 48 MP photo then needs two full copies, not three
+  const data = ctx.getImageData(0, 0, width, height).data;
+  canvas.width = canvas.height = 1; // release the canvas backing store now
   if (kind === 'bmp') {
     for (let i = 3; i < data.length; i += 4) {
       if (data[i] !== 255) throw new Error('BMP with transparency: convert it to PNG first');
@@ -123,31 +118,6 @@ async function decodeOpaque(bytes, type, kind, how = 'auto') {
   }
   return { width, height, data };
 }
-
-/**
- * A decoded bitmap's RGBA copied straight into an array of ours through a WebCodecs
- * VideoFrame, without a canvas: one copy instead of a draw and a read-back (at 48 MP on the
- * 2-core machine the step after the decode took 120-190 ms instead of about 210 ms, and no
- * canvas backing store is allocated), the same bytes (tests/browser/test_codecs.py). Null
- * where the browser cannot (no VideoFrame, or no RGBA conversion in copyTo).
- */
-export async function bitmapPixels(bmp) {
-  if (typeof VideoFrame === 'undefined') return null;
-  let frame = null;
-  try {
-    frame = new VideoFrame(bmp, { timestamp: 0 });
-    const data = new Uint8ClampedArray(bmp.width * bmp.height * 4);
-    await frame.copyTo(data, { format: 'RGBA' });
-    return data;
-  } catch (e) {
-    return null;
-  } finally {
-    frame?.close();
-  }
-}
-
-/** The canvas path of a JPEG or BMP decode (for tests: the same bytes as the default). */
-export const decodeViaCanvas = (bytes, type, kind) => decodeOpaque(bytes, type, kind, 'canvas');
 
 /** Encode straight RGBA to bytes of `fmt`; lossless everywhere, RGB under alpha 0 kept. */
 export function encode(data, width, height, fmt) {
