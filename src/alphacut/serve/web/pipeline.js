@@ -278,17 +278,21 @@ export async function writeFile(rgba, width, height, spec, icc, ctx, timings) {
 async function writeAndCheckStrips(rgba, width, height, icc, ctx, timings, t) {
   let head = pngHead(width, height);
   if (icc) head = pngWithIcc(head, icc, ctx.fflate.zlibSync); // its iCCP chunk follows IHDR
-  let written = t; // when the last strip came in
+  let written = 0; // when the last strip came in
+  let told = false;
   const parts = [];
   async function* kept(pieces) {
     for await (const piece of pieces) {
       parts.push(piece);
+      // told here, not in the strips' callback: a photo taken back (stage throws) then stops
+      // the check instead of passing for a writer's failure
+      if (written && !told) { told = true; ctx.stage('verifying'); }
       yield piece;
     }
   }
-  const pieces = pngPieces(ctx.strips(), rgba, width, height, { head, written: () => { written = now(); ctx.stage('verifying'); } });
+  const pieces = pngPieces(ctx.strips(), rgba, width, height, { head, written: () => { written = now(); } });
   await checkPng(kept(pieces), rgba, width, height);
-  timings.encode = written - t;
+  timings.encode = written - t; // (set: the file's tail needed every strip)
   timings.verify = now() - written;
   return parts;
 }
