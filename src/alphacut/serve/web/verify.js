@@ -71,6 +71,7 @@ export async function checkPng(png, expected, width, height) {
     try {
       let sawHeader = false;
       for await (const [type, body] of pngChunks(png)) {
+        if (fault) break; // the reading side found a difference: no more pieces
         if (type === 'IHDR') {
           const w = be32(body, 0), h = be32(body, 4);
           if (w !== width || h !== height) throw new Error(`decoded size ${w}x${h} differs from ${width}x${height}`);
@@ -110,7 +111,7 @@ export async function checkPng(png, expected, width, height) {
       }
     }
   } catch (e) {
-    fault ||= e; // the writing side stops at its next piece
+    fault ||= e; // the writing side stops at its next piece (and its writes fail: cancelled)
     reader.cancel().catch(() => {});
     await writing;
     throw e;
