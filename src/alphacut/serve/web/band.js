@@ -36,8 +36,22 @@ export function bandRows(width, height, ty0, ty1, refine) {
  * stage times to `timings`; `stage(text)` (optional) names each stage as it starts.
  */
 export function composeBand(rgba, oy, width, height, low, refine, ty0, ty1, timings, stage) {
-  const { y0, y1, n0, n1 } = bandRows(width, height, ty0, ty1, refine);
+  const { n0, n1 } = bandRows(width, height, ty0, ty1, refine);
   if (oy > n0 || rgba.length < (n1 - oy) * width * 4) throw new Error('composeBand: the rows given do not cover the band');
+  // One tile row at a time, so that the band's float masks (upscaled and refined: 8 bytes a
+  // pixel) never exist whole: a 48 MP photo's mask stages held about 0.4 GiB of them. The
+  // refinement reads only RGB, which compose leaves alone, so rows composed already may be
+  // read again as a later tile row's margin.
+  for (let ty = ty0; ty < ty1; ty += CHUNK_TILE_ROWS) {
+    composeTileRows(rgba, oy, width, height, low, refine, ty, Math.min(ty1, ty + CHUNK_TILE_ROWS), timings, stage);
+  }
+}
+
+/** Tile rows taken together by composeBand: each costs its margin rows' upscale again. */
+const CHUNK_TILE_ROWS = 1;
+
+function composeTileRows(rgba, oy, width, height, low, refine, ty0, ty1, timings, stage) {
+  const { y0, y1, n0, n1 } = bandRows(width, height, ty0, ty1, refine);
   let t = now();
   let mask = resizeFloat(low.mask, low.width, low.height, width, height, undefined, true, [n0, n1]);
   timings.upscale = (timings.upscale || 0) + now() - t;
