@@ -299,10 +299,13 @@ async function writeAndCheckStrips(rgba, width, height, icc, ctx, timings, t) {
 
 /**
  * PNGs of this many pixels or more are written by png-rs in strips on the strip workers. On the
- * 2-core machine that cut the 48 MP encode from 0.80-1.04 to 0.71-0.72 s (three A/B pairs),
- * and cost 0.05 s at 12 MP (0.24-0.26 against 0.31 s), where the work is too small to share.
+ * 2-core machine that cut the 48 MP encode from 0.80-1.04 to 0.71-0.72 s (three A/B pairs);
+ * at 12 MP, with the check beside the strips, it takes the time of one png-rs call (after
+ * inference 1.04-1.15 s against 1.03-1.05 s) and spares the memory: a png-rs call in this
+ * worker grows its WASM heap for the photo and the heap never shrinks (0.15 GiB kept for the
+ * page's lifetime after a 12 MP photo), while the strip workers end when the queue is idle.
  */
-export const PNG_STRIP_PIXELS = 16e6;
+export const PNG_STRIP_PIXELS = 4e6;
 
 /** Which strip writer (parallel.js encodePng) writes this file, or null for one codec call. */
 export function pngWriter(fmt, width, height, prefs) {
