@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { loadModel, fetchChunk, storeChunk, openCache } from '../../src/alphacut/serve/web/store.js';
+import { loadModel, helperTask, openCache } from '../../src/alphacut/serve/web/store.js';
 
 const bytes = new Uint8Array(100_000).map((_, i) => (i * 7 + (i >> 8)) & 255);
 const sha = (b) => createHash('sha256').update(b).digest('hex');
@@ -130,7 +130,7 @@ test('the JS unpacker gives back the bytes Python packed (shared vectors)', asyn
   await assert.rejects(unpack(p.subarray(0, p.length >> 1), v.size), /packed chunk/);
 });
 
-test('packed chunks are fetched, unpacked, verified and cached plain; a corrupted one is refused and fetched plain', async () => {
+test('packed chunks are fetched, unpacked, verified and cached packed; a corrupted one is refused and fetched plain', async () => {
   const raws = await Promise.all(PACKED.vectors.map((v) => unpack(b64(v.packed), v.size)));
   const whole = new Uint8Array(raws.reduce((n, r) => n + r.length, 0));
   raws.reduce((off, r) => (whole.set(r, off), off + r.length), 0);
@@ -168,11 +168,32 @@ test('packed chunks are fetched, unpacked, verified and cached plain; a corrupte
   assert.deepEqual([...fetch.calls].sort(), [packedUrl(0), packedUrl(0), packedUrl(1), plainUrl(2)].sort(), 'each in its offered form');
   const sent = pm.chunks.reduce((n, c) => n + (c.packed ?? c.size), 0);
   assert.deepEqual(last, [sent, sent], 'progress counts the bytes sent');
-  assert.deepEqual([...caches.store.keys()].sort(), [0, 1, 2].map(plainUrl).sort(), 'cached plain, under the plain URL');
-  assert.equal(sha(caches.store.get(plainUrl(0))), pm.chunks[0].sha256);
+  assert.deepEqual([...caches.store.keys()].sort(), [packedUrl(0), packedUrl(1), plainUrl(2)].sort(), 'cached as sent, under that URL');
+  assert.deepEqual(caches.store.get(packedUrl(0)), b64(PACKED.vectors[0].packed), 'the packed bytes as they came');
 
   globalThis.fetch = serve();
-  assert.equal((await loadModel(pm, BASE)).fromCache, true);
+  const again = await loadModel(pm, BASE);
+  assert.equal(again.fromCache, true);
+  assert.deepEqual(again.bytes, whole);
+  assert.equal(fetch.calls.length, 0);
+
+  // a damaged packed entry (inflate error, or a hash mismatch after inflating) is deleted and
+  // only that chunk downloaded again
+  for (const damage of [(p) => { p[p.length >> 1] ^= 0x40; return p; }, (p) => p.subarray(0, p.length - 9)]) {
+    caches.store.set(packedUrl(1), damage(b64(PACKED.vectors[1].packed).slice()));
+    globalThis.fetch = serve();
+    const status = [];
+    assert.deepEqual((await loadModel(pm, BASE, { onStatus: (s) => status.push(s) })).bytes, whole);
+    assert.deepEqual(fetch.calls, [packedUrl(1)]);
+    assert.ok(status.some((s) => s.includes('damaged')), status);
+    assert.deepEqual(caches.store.get(packedUrl(1)), b64(PACKED.vectors[1].packed));
+  }
+
+  // a cache of plain chunks (written before packing) still counts: no request
+  globalThis.caches = fakeCaches();
+  for (let i = 0; i < 3; i++) caches.store.set(plainUrl(i), raws[i]);
+  globalThis.fetch = serve();
+  assert.deepEqual((await loadModel(pm, BASE)).bytes, whole);
   assert.equal(fetch.calls.length, 0);
 
   // a packed chunk with a flipped byte (an inflate error or a hash mismatch): never used, fetched plain
@@ -201,11 +222,10 @@ test('packed chunks are fetched, unpacked, verified and cached plain; a corrupte
 
 test('a download helper takes every other lane; one that breaks leaves its chunks to this thread', async () => {
   // the helper as chunk-worker.js runs it (there in a worker, here in this thread)
-  const asked = [];
+  let asked = [], read = [];
   const helper = async (url, packedUrl, c, opts) => {
-    asked.push(url);
-    const data = await fetchChunk(url, packedUrl, c, opts);
-    await storeChunk(await openCache(), url, data, opts.onStatus);
+    const data = await helperTask(await openCache(), url, packedUrl, c, opts);
+    (opts.cachedOnly ? read : asked).push([url, !!data]);
     return data;
   };
   globalThis.caches = fakeCaches();
@@ -213,7 +233,16 @@ test('a download helper takes every other lane; one that breaks leaves its chunk
   const got = await loadModel(model, BASE, { baseDelay: 1, parallel: 2, helper });
   assert.deepEqual(got.bytes, bytes);
   assert.ok(asked.length >= 1 && asked.length < 3, `helper took ${asked.length} of 3 chunks`);
+  assert.ok(read.every(([, hit]) => !hit), 'nothing cached yet');
   assert.equal(caches.store.size, 3, 'every chunk cached, by whichever thread fetched it');
+  // a later load: the helper reads its lanes' chunks from the cache; nothing is fetched
+  [asked, read] = [[], []];
+  globalThis.fetch = fakeFetch();
+  const later = await loadModel(model, BASE, { parallel: 2, helper });
+  assert.deepEqual(later.bytes, bytes);
+  assert.equal(later.fromCache, true);
+  assert.equal(fetch.calls.length, 0);
+  assert.ok(read.length >= 1 && read.every(([, hit]) => hit) && asked.length === 0, JSON.stringify(read));
 
   const broken = async () => { throw Object.assign(new Error('no download helper'), { helper: true }); };
   globalThis.caches = fakeCaches();

@@ -1,21 +1,19 @@
-// The model's download helper (store.js loadModel, started by infer-worker.js on a first
-// visit): fetches, inflates, verifies and stores in Cache Storage the chunks it is given,
-// exactly as store.js does on the inference worker's own thread, so that a first visit
-// inflates and checks the model on both cores. Each chunk's verified bytes are transferred
-// back; nothing stays here.
+// The model's second thread (store.js loadModel, started by infer-worker.js while the model
+// loads): reads from Cache Storage, or fetches and stores there, and inflates and verifies
+// the chunks it is given (store.js helperTask), exactly as store.js does on the inference
+// worker's own thread, so that loading the model inflates and checks it on both cores. Each
+// chunk's verified bytes are transferred back; nothing stays here.
 
-import { fetchChunk, storeChunk, openCache } from './store.js';
+import { helperTask, openCache } from './store.js';
 
 const cache = (async () => openCache())().catch(() => null); // none (no Cache Storage): not stored
 
 self.onmessage = async (e) => {
-  const { id, url, packedUrl, chunk, retries, baseDelay } = e.data;
+  const { id, url, packedUrl, chunk, retries, baseDelay, cachedOnly } = e.data;
   const onStatus = (text) => self.postMessage({ id, status: text });
   try {
-    const data = await fetchChunk(url, packedUrl, chunk, { onStatus, retries, baseDelay });
-    const c = await cache;
-    if (c) await storeChunk(c, url, data, onStatus);
-    self.postMessage({ id, data }, [data.buffer]);
+    const data = await helperTask(await cache, url, packedUrl, chunk, { onStatus, retries, baseDelay, cachedOnly });
+    self.postMessage({ id, data }, data ? [data.buffer] : []);
   } catch (err) {
     self.postMessage({ id, error: err?.message || String(err) });
   }

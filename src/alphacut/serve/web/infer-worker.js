@@ -49,10 +49,10 @@ async function start({ config, base, prefs = {}, skip = [] }) {
 }
 
 /**
- * A second thread for the model's first download (chunk-worker.js): started on the first
- * chunk it is asked for (a visit that finds the model cached starts none) and ended once
- * the model is loaded. `fetch` rejects with an error marked `helper` when the worker itself
- * cannot start or fails (store.js then fetches that chunk here).
+ * A second thread for loading the model (chunk-worker.js): started on the first chunk it is
+ * asked for (read from Cache Storage, or downloaded on a first visit) and ended once the
+ * model is loaded. `fetch` rejects with an error marked `helper` when the worker itself
+ * cannot start or fails (store.js then does that chunk here).
  */
 class DownloadHelper {
   constructor() {
@@ -62,7 +62,7 @@ class DownloadHelper {
     this.fetch = this.fetch.bind(this);
   }
 
-  fetch(url, packedUrl, chunk, { retries, baseDelay, onStatus }) {
+  fetch(url, packedUrl, chunk, { retries, baseDelay, onStatus, cachedOnly }) {
     const broken = (message) => Object.assign(new Error(message), { helper: true });
     if (this.worker === false) return Promise.reject(broken('no download helper'));
     if (!this.worker) {
@@ -90,7 +90,7 @@ class DownloadHelper {
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject, onStatus });
-      this.worker.postMessage({ id, url, packedUrl, chunk, retries, baseDelay });
+      this.worker.postMessage({ id, url, packedUrl, chunk, retries, baseDelay, cachedOnly });
     });
   }
 

@@ -10,8 +10,11 @@
 // raw deflate: the float32 model's 176 MB travel as about 77 MB), inflated by the browser's
 // own DecompressionStream, put back in order and then verified by the same SHA-256 as a plain
 // chunk. A packed chunk that fails (a bad stream, a wrong hash, 404) is fetched plain instead.
-// The cache keeps the verified plain bytes under the plain chunk's URL, so a later visit
-// needs no inflating and a cache from before packing still counts.
+// Cache Storage keeps each chunk in the form it travelled in, under that form's URL: packed
+// chunks stay packed there (77 MB instead of 176 MB for the float32 model, which an
+// incognito window holds in memory), so a later visit inflates them again and checks the
+// same SHA-256 of the plain bytes; a plain entry (a chunk sent plain, or a cache from before
+// this) still counts.
 
 const CACHE_NAME = 'alphacut-models-v2';
 
@@ -97,10 +100,12 @@ async function fetchOk(url) {
   return res;
 }
 
-/** A packed chunk, inflated while it downloads; never more than `size` bytes taken in. */
+/** A packed chunk, inflated while it downloads; never more than `size` bytes taken in.
+ *  Returns {bytes, packed}: the chunk, and the packed bytes as they came (for the cache). */
 async function downloadPacked(url, size, onProgress) {
   const body = (await fetchOk(url)).body.getReader();
   let done = 0;
+  const parts = [];
   const counted = new ReadableStream({
     async pull(ctl) {
       let r;
@@ -114,11 +119,20 @@ async function downloadPacked(url, size, onProgress) {
       done += r.value.length;
       if (done > size) throw corrupt(`packed chunk is larger than the chunk (${size} bytes)`);
       onProgress?.(done);
+      parts.push(r.value);
       ctl.enqueue(r.value);
     },
     cancel: (reason) => body.cancel(reason),
   });
-  return unpackStream(counted, size);
+  const bytes = await unpackStream(counted, size);
+  return { bytes, packed: joined(parts, done) };
+}
+
+function joined(parts, size) {
+  const out = new Uint8Array(size);
+  let p = 0;
+  for (const c of parts) { out.set(c, p); p += c.length; }
+  return out;
 }
 
 async function download(url, size, onProgress) {
@@ -134,15 +148,13 @@ async function download(url, size, onProgress) {
     if (done > size) break; // more than the chunk can be: refused below
     onProgress?.(done);
   }
-  const out = new Uint8Array(done);
-  let p = 0;
-  for (const c of parts) { out.set(c, p); p += c.length; }
-  return out;
+  return { bytes: joined(parts, done), packed: null };
 }
 
 /** One chunk, verified: its packed form first when `packedUrl` is given, plain after a packed
  * one failed its check or was not found (no wait for that switch), each retried with
- * exponential backoff and jitter; 404/403 of the plain chunk are final. */
+ * exponential backoff and jitter; 404/403 of the plain chunk are final. Returns {data,
+ * packed}: the chunk's bytes, and the packed bytes it came as (null when it came plain). */
 export async function fetchChunk(url, packedUrl, chunk, { onProgress, onStatus, retries, baseDelay }) {
   let lastError;
   let from = packedUrl || url;
@@ -156,11 +168,11 @@ export async function fetchChunk(url, packedUrl, chunk, { onProgress, onStatus, 
     switched = false;
     const packed = from === packedUrl;
     try {
-      const bytes = await (packed ? downloadPacked : download)(from, chunk.size, onProgress);
+      const { bytes, packed: sent } = await (packed ? downloadPacked : download)(from, chunk.size, onProgress);
       if (bytes.length !== chunk.size) throw corrupt(`got ${bytes.length} bytes, expected ${chunk.size}`);
       const got = await sha256(bytes);
       if (got !== chunk.sha256) throw corrupt(`SHA-256 mismatch (got ${got.slice(0, 12)}…)`);
-      return bytes;
+      return { data: bytes, packed: sent };
     } catch (e) {
       lastError = e;
       onProgress?.(0);
@@ -189,14 +201,50 @@ export async function storeChunk(cache, url, data, onStatus) {
 
 export const openCache = () => caches.open(CACHE_NAME);
 
+/** One chunk fetched (fetchChunk) and, if `cache` is given, stored there in the form it
+ *  travelled in (packed under `packedUrl`, plain under `url`). Returns the verified bytes. */
+export async function fetchAndStore(cache, url, packedUrl, chunk, opts) {
+  const { data, packed } = await fetchChunk(url, packedUrl, chunk, opts);
+  if (cache) await storeChunk(cache, packed ? packedUrl : url, packed || data, opts.onStatus);
+  return data;
+}
+
+/** A chunk from Cache Storage, verified by its SHA-256, or null: its packed entry (inflated
+ *  here; only when `packedUrl` is given, i.e. this browser inflates), else a plain one. An
+ *  entry that fails is deleted (then the chunk is downloaded again). */
+export async function readCached(cache, url, packedUrl, chunk, onStatus) {
+  for (const key of [packedUrl, url]) {
+    if (!key) continue;
+    const hit = await cache.match(key);
+    if (!hit) continue;
+    try {
+      const data = key === packedUrl ? await unpackStream(hit.body, chunk.size) : new Uint8Array(await hit.arrayBuffer());
+      if (data.length === chunk.size && (await sha256(data)) === chunk.sha256) return data;
+    } catch (e) {
+      if (!e.corrupt) throw e;
+    }
+    await cache.delete(key);
+    onStatus?.('A cached part of the model was damaged; downloading it again');
+  }
+  return null;
+}
+
+/** What the second thread (chunk-worker.js) does with a chunk it is given: with
+ *  `opts.cachedOnly`, the chunk from Cache Storage (readCached) or null; otherwise the chunk
+ *  downloaded and stored (fetchAndStore). */
+export async function helperTask(cache, url, packedUrl, chunk, opts) {
+  if (opts.cachedOnly) return cache ? readCached(cache, url, packedUrl, chunk, opts.onStatus) : null;
+  return fetchAndStore(cache, url, packedUrl, chunk, opts);
+}
+
 /**
  * Returns {bytes: Uint8Array, fromCache: boolean}. `model` is config.json's model entry,
  * `base` the page URL its relative chunk_base resolves against. `helper` (optional): a
- * second thread for downloads (chunk-worker.js through infer-worker.js), `helper(url,
- * packedUrl, chunk, {retries, baseDelay, onStatus})` resolving to the chunk's verified and
- * stored bytes; every other lane of downloads goes through it, so inflating, checking and
- * storing the chunks of a first visit take both cores. A helper that fails leaves its chunk
- * to this thread.
+ * second thread (chunk-worker.js through infer-worker.js), `helper(url, packedUrl, chunk,
+ * {retries, baseDelay, onStatus, cachedOnly})` resolving to helperTask's result there;
+ * every other lane goes through it, so inflating and checking the chunks (downloaded on a
+ * first visit, read from Cache Storage after) take both cores. A helper that fails leaves
+ * its chunk to this thread.
  */
 export async function loadModel(model, base, { onProgress, onStatus, retries = 4, baseDelay = 1000, parallel = 4, helper = null } = {}) {
   const chunks = model.chunks || [];
@@ -225,27 +273,19 @@ export async function loadModel(model, base, { onProgress, onStatus, retries = 4
     const url = new URL(model.chunk_base + c.sha256, base).href; // content-addressed: the cache key too
     const packedUrl = packing && c.packed ? new URL(model.packed_base + c.sha256, base).href : null;
     if (cache) {
-      const hit = await cache.match(url);
-      if (hit) {
-        const cached = new Uint8Array(await hit.arrayBuffer());
-        if (cached.length === c.size && (await sha256(cached)) === c.sha256) {
-          bytes.set(cached, offsets[i]);
-          got[i] = sent[i];
-          report();
-          return;
-        }
-        await cache.delete(url);
-        onStatus?.('A cached part of the model was damaged; downloading it again');
+      const cached = (helper && lane % 2 === 1 && await viaHelper(url, packedUrl, c, { cachedOnly: true, onStatus }))
+        || await readCached(cache, url, packedUrl, c, onStatus);
+      if (cached) {
+        if (cached.length !== c.size) throw corrupt(`the helper gave ${cached.length} bytes, expected ${c.size}`);
+        bytes.set(cached, offsets[i]);
+        got[i] = sent[i];
+        report();
+        return;
       }
     }
     if (downloaded++ === 0) onStatus?.('Downloading the model…');
     if (helper && lane % 2 === 1) {
-      let data = null;
-      try {
-        data = await helper(url, packedUrl, c, { retries, baseDelay, onStatus });
-      } catch (e) {
-        if (!e.helper) throw e; // the chunk itself failed there: as here
-      }
+      const data = await viaHelper(url, packedUrl, c, { retries, baseDelay, onStatus });
       if (data) {
         if (data.length !== c.size) throw corrupt(`the download helper gave ${data.length} bytes, expected ${c.size}`);
         bytes.set(data, offsets[i]);
@@ -254,11 +294,20 @@ export async function loadModel(model, base, { onProgress, onStatus, retries = 4
         return;
       }
     }
-    const data = await fetchChunk(url, packedUrl, c, { onProgress: (d) => { got[i] = Math.min(d, sent[i]); report(); }, onStatus, retries, baseDelay });
+    const data = await fetchAndStore(cache, url, packedUrl, c, { onProgress: (d) => { got[i] = Math.min(d, sent[i]); report(); }, onStatus, retries, baseDelay });
     bytes.set(data, offsets[i]);
     got[i] = sent[i];
     report();
-    if (cache) await storeChunk(cache, url, data, onStatus);
+  }
+
+  /** The helper's answer; undefined when the helper itself failed (this thread then does it). */
+  async function viaHelper(url, packedUrl, c, opts) {
+    try {
+      return await helper(url, packedUrl, c, opts);
+    } catch (e) {
+      if (!e.helper) throw e; // the chunk itself failed there: as here
+      return undefined;
+    }
   }
 
   async function worker(_, lane) {
