@@ -198,8 +198,7 @@ export function resizeFloat(src, w, h, outW, outH, out, clip = false, rows = nul
     const o = (yy - y0) * outW;
     if (ymax === 2) { // the common upscale case: two rows
       const r0 = ymin * outW;
-      if (clip) floatRow2Clip(mid, r0, r0 + outW, kk[ko], kk[ko + 1], res, o, outW);
-      else floatRow2(mid, r0, r0 + outW, kk[ko], kk[ko + 1], res, o, outW);
+      floatRow2(mid, r0, r0 + outW, kk[ko], kk[ko + 1], res, o, outW, clip);
     } else {
       floatRowV(mid, ymin, ymax, kk, ko, res, o, outW);
       if (clip) clip01(res.subarray(o, o + outW));
@@ -223,20 +222,15 @@ function floatRowH(src, row, mid, orow, outW, bounds, kk, ksize) {
   }
 }
 
-function floatRow2(mid, r0, r1, k0, k1, res, o, outW) {
+function floatRow2(mid, r0, r1, k0, k1, res, o, outW, clip) {
   for (let xx = 0; xx < outW; xx++) {
     let s = 0.0;
     s += mid[r0 + xx] * k0;
     s += mid[r1 + xx] * k1;
-    res[o + xx] = s;
-  }
-}
-
-function floatRow2Clip(mid, r0, r1, k0, k1, res, o, outW) {
-  for (let xx = 0; xx < outW; xx++) {
-    let s = 0.0;
-    s += mid[r0 + xx] * k0;
-    s += mid[r1 + xx] * k1;
+    if (!clip) {
+      res[o + xx] = s;
+      continue;
+    }
     const v = Math.fround(s); // what the float32 store holds, then clip01's test
     res[o + xx] = v > 0 ? (v < 1 ? v : 1) : 0;
   }
