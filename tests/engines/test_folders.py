@@ -63,8 +63,11 @@ def test_watch_cuts_out_three_files_as_they_arrive(tmp_path, photos):
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     inbox.mkdir()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Ctrl+C as a terminal delivers it: a suite started in the background by a non-interactive
+    # shell inherits SIGINT ignored, and a Python child then keeps ignoring it (nohup's rule).
     proc = subprocess.Popen([*ALPHACUT, "remove", str(inbox), "-o", str(out), "--watch"],
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def wait_for(path: Path, timeout: float = 180) -> None:
         end = time.time() + timeout
