@@ -25,7 +25,7 @@ async function start({ config, base, prefs = {}, skip = [] }) {
   const t0 = now();
   engine = new Engine(caps, config.model, status, prefs);
   engine.warm(); // ONNX Runtime starts while the model is read
-  const helper = new DownloadHelper();
+  const helper = new ChunkHelper();
   let loaded;
   try {
     loaded = await loadModel(config.model, base, {
@@ -54,7 +54,7 @@ async function start({ config, base, prefs = {}, skip = [] }) {
  * model is loaded. `fetch` rejects with an error marked `helper` when the worker itself
  * cannot start or fails (store.js then does that chunk here).
  */
-class DownloadHelper {
+class ChunkHelper {
   constructor() {
     this.worker = null;
     this.waiting = new Map();

@@ -276,7 +276,6 @@ export async function loadModel(model, base, { onProgress, onStatus, retries = 4
       const cached = (helper && lane % 2 === 1 && await viaHelper(url, packedUrl, c, { cachedOnly: true, onStatus }))
         || await readCached(cache, url, packedUrl, c, onStatus);
       if (cached) {
-        if (cached.length !== c.size) throw corrupt(`the helper gave ${cached.length} bytes, expected ${c.size}`);
         bytes.set(cached, offsets[i]);
         got[i] = sent[i];
         report();
@@ -287,7 +286,6 @@ export async function loadModel(model, base, { onProgress, onStatus, retries = 4
     if (helper && lane % 2 === 1) {
       const data = await viaHelper(url, packedUrl, c, { retries, baseDelay, onStatus });
       if (data) {
-        if (data.length !== c.size) throw corrupt(`the download helper gave ${data.length} bytes, expected ${c.size}`);
         bytes.set(data, offsets[i]);
         got[i] = sent[i];
         report();
@@ -300,14 +298,18 @@ export async function loadModel(model, base, { onProgress, onStatus, retries = 4
     report();
   }
 
-  /** The helper's answer; undefined when the helper itself failed (this thread then does it). */
+  /** The helper's answer (bytes of the chunk's size, or null); undefined when the helper
+   *  itself failed (this thread then does it). */
   async function viaHelper(url, packedUrl, c, opts) {
+    let data;
     try {
-      return await helper(url, packedUrl, c, opts);
+      data = await helper(url, packedUrl, c, opts);
     } catch (e) {
       if (!e.helper) throw e; // the chunk itself failed there: as here
       return undefined;
     }
+    if (data && data.length !== c.size) throw corrupt(`the helper gave ${data.length} bytes, expected ${c.size}`);
+    return data;
   }
 
   async function worker(_, lane) {
