@@ -5,7 +5,7 @@
 // depend only on the rows of their windows, refine.js refineBands) and compose (each pixel
 // on its own).
 
-import { resizeFloat, resizeRGB, sourceRows } from './resize.js';
+import { resizeFloat, resizeRGB, sourceRows, scratchFloats } from './resize.js';
 import { refineMask, refineBands } from './refine.js';
 import { applyMask } from './compose.js';
 
@@ -42,24 +42,37 @@ export function composeBand(rgba, oy, width, height, low, refine, ty0, ty1, timi
   // pixel) never exist whole: a 48 MP photo's mask stages held about 0.4 GiB of them. The
   // refinement reads only RGB, which compose leaves alone, so rows composed already may be
   // read again as a later tile row's margin.
+  // The tile rows' work buffers are kept from one to the next, then let go at once.
+  const scratch = {};
   for (let ty = ty0; ty < ty1; ty += CHUNK_TILE_ROWS) {
-    composeTileRows(rgba, oy, width, height, low, refine, ty, Math.min(ty1, ty + CHUNK_TILE_ROWS), timings, stage);
+    composeTileRows(rgba, oy, width, height, low, refine, ty, Math.min(ty1, ty + CHUNK_TILE_ROWS), timings, stage, scratch);
+  }
+  release(scratch);
+}
+
+/** Free the buffers of a scratch object now (detached), not at a garbage collection that an
+ *  idle worker may not run for a long time. */
+function release(scratch) {
+  for (const v of Object.values(scratch)) {
+    const planes = v && v.planes ? v.planes : [v];
+    for (const a of planes) a?.buffer?.transfer?.(0);
   }
 }
 
 /** Tile rows taken together by composeBand: each costs its margin rows' upscale again. */
 const CHUNK_TILE_ROWS = 1;
 
-function composeTileRows(rgba, oy, width, height, low, refine, ty0, ty1, timings, stage) {
+function composeTileRows(rgba, oy, width, height, low, refine, ty0, ty1, timings, stage, scratch) {
   const { y0, y1, n0, n1 } = bandRows(width, height, ty0, ty1, refine);
   let t = now();
-  let mask = resizeFloat(low.mask, low.width, low.height, width, height, undefined, true, [n0, n1]);
+  const upscaled = scratchFloats(scratch, 'upscaled', (n1 - n0) * width);
+  let mask = resizeFloat(low.mask, low.width, low.height, width, height, upscaled, true, [n0, n1], scratch);
   timings.upscale = (timings.upscale || 0) + now() - t;
   const px = rgba.subarray((n0 - oy) * width * 4, (n1 - oy) * width * 4);
   if (refine) {
     stage?.('refining edges');
     t = now();
-    mask = refineMask(px, width, height, mask, {}, { oy: n0, ty0, ty1 });
+    mask = refineMask(px, width, height, mask, {}, { oy: n0, ty0, ty1 }, scratch);
     timings.refine = (timings.refine || 0) + now() - t;
   }
   t = now();

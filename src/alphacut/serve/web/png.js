@@ -236,14 +236,13 @@ export function checkRows(raw, expected, above, width, y0) {
     tmp8.set(raw.subarray(o + 1, o + 1 + stride));
     const r = y * width;
     const prev = y ? e32.subarray(r - width, r) : u32;
-    let bad = -1;
+    let bad;
     if (f === 0 || (f === 2 && !prev)) {
-      for (let i = 0; i < width; i++) if (tmp[i] !== e32[r + i]) { bad = i; break; }
+      bad = firstDiffNone(tmp, e32, r, width);
     } else if (f === 2) {
-      for (let i = 0; i < width; i++) if (add4(tmp[i], prev[i]) !== e32[r + i]) { bad = i; break; }
+      bad = firstDiffUp(tmp, prev, e32, r, width);
     } else if (f === 1) {
-      if (tmp[0] !== e32[r]) bad = 0;
-      else for (let i = 1; i < width; i++) if (add4(tmp[i], e32[r + i - 1]) !== e32[r + i]) { bad = i; break; }
+      bad = firstDiffSub(tmp, e32, r, width);
     } else if (f === 3 || f === 4) {
       bad = checkSlow(tmp8, f, exp, r * 4, prev ? (y ? exp.subarray((r - width) * 4, r * 4) : up) : null, stride);
     } else {
@@ -251,6 +250,26 @@ export function checkRows(raw, expected, above, width, y0) {
     }
     if (bad >= 0) throw new Error(`decoded pixels differ from the intended ones (first at x=${bad}, y=${y0 + y})`);
   }
+}
+
+// checkRows' comparisons, one row a call: the first differing pixel, or -1. Small functions
+// called once a row stay optimised in V8, where loops nested in checkRows were left at each
+// row after on-stack replacement (see settle.js).
+
+function firstDiffNone(tmp, e32, r, width) {
+  for (let i = 0; i < width; i++) if (tmp[i] !== e32[r + i]) return i;
+  return -1;
+}
+
+function firstDiffUp(tmp, prev, e32, r, width) {
+  for (let i = 0; i < width; i++) if (add4(tmp[i], prev[i]) !== e32[r + i]) return i;
+  return -1;
+}
+
+function firstDiffSub(tmp, e32, r, width) {
+  if (tmp[0] !== e32[r]) return 0;
+  for (let i = 1; i < width; i++) if (add4(tmp[i], e32[r + i - 1]) !== e32[r + i]) return i;
+  return -1;
 }
 
 // Average and Paeth, byte by byte (the writer here never uses them; other PNGs may).

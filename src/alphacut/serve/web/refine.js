@@ -133,18 +133,36 @@ function uncertainBox(mask, w, s, y0, y1, x0, x1, lo, hi, oy) {
   let xz = -1;
   for (let y = y0; y < y1; y++) {
     const o = (y - oy) * w;
-    for (let x = x0; x < x1; x++) {
-      const v = mask[o + x];
-      if (v > lo && v < hi) {
-        if (ya < 0) ya = y;
-        yz = y;
-        if (x < xa) xa = x;
-        if (x > xz) xz = x;
-      }
-    }
+    const first = firstUncertain(mask, o, x0, x1, lo, hi);
+    if (first < 0) continue;
+    if (ya < 0) ya = y;
+    yz = y;
+    if (first < xa) xa = first;
+    const last = lastUncertain(mask, o, Math.max(first, xz + 1), x1, lo, hi);
+    if (last > xz) xz = last;
   }
   if (ya < 0) return null;
   return [Math.floor(ya / s), Math.floor(yz / s) + 1, Math.floor(xa / s), Math.floor(xz / s) + 1];
+}
+
+// uncertainBox's row scans, small functions called once a row (see settle.js on nested loops).
+
+/** The first x in [x0, x1) of the row at `o` whose mask value is uncertain, or -1. */
+function firstUncertain(mask, o, x0, x1, lo, hi) {
+  for (let x = x0; x < x1; x++) {
+    const v = mask[o + x];
+    if (v > lo && v < hi) return x;
+  }
+  return -1;
+}
+
+/** The last x in [from, x1) of the row at `o` whose mask value is uncertain, or -1. */
+function lastUncertain(mask, o, from, x1, lo, hi) {
+  for (let x = x1 - 1; x >= from; x--) {
+    const v = mask[o + x];
+    if (v > lo && v < hi) return x;
+  }
+  return -1;
 }
 
 /** Block means of the s×s cells of the crop: RGB (or luma) / 255 into I, the mask into m. */
@@ -153,36 +171,40 @@ function blockMeans(rgba, w, h, mask, s, cy0, cx0, cny, cnx, I, m, oy) {
   const I0 = I[0];
   const I1 = I.length === 3 ? I[1] : null;
   const I2 = I.length === 3 ? I[2] : null;
-  for (let cy = 0; cy < cny; cy++) {
-    for (let cx = 0; cx < cnx; cx++) {
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let ms = 0;
-      for (let dy = 0; dy < s; dy++) {
-        const yy = Math.min((cy0 + cy) * s + dy, h - 1) - oy;
-        for (let dx = 0; dx < s; dx++) {
-          const xx = Math.min((cx0 + cx) * s + dx, w - 1);
-          const idx = yy * w + xx;
-          const j = idx * 4;
-          if (I1) {
-            s0 += rgba[j];
-            s1 += rgba[j + 1];
-            s2 += rgba[j + 2];
-          } else {
-            s0 += luma(rgba[j], rgba[j + 1], rgba[j + 2]);
-          }
-          ms += mask[idx];
+  for (let cy = 0; cy < cny; cy++) blockRow(rgba, w, h, mask, s, cy0 + cy, cx0, cnx, I0, I1, I2, m, cy * cnx, inv, oy);
+}
+
+/** blockMeans' cells of coarse row cy, from column cx0 (one call a row: see settle.js on
+ *  nested loops). */
+function blockRow(rgba, w, h, mask, s, cy, cx0, cnx, I0, I1, I2, m, o0, inv, oy) {
+  for (let cx = 0; cx < cnx; cx++) {
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let ms = 0;
+    for (let dy = 0; dy < s; dy++) {
+      const yy = Math.min(cy * s + dy, h - 1) - oy;
+      for (let dx = 0; dx < s; dx++) {
+        const xx = Math.min((cx0 + cx) * s + dx, w - 1);
+        const idx = yy * w + xx;
+        const j = idx * 4;
+        if (I1) {
+          s0 += rgba[j];
+          s1 += rgba[j + 1];
+          s2 += rgba[j + 2];
+        } else {
+          s0 += luma(rgba[j], rgba[j + 1], rgba[j + 2]);
         }
+        ms += mask[idx];
       }
-      const o = cy * cnx + cx;
-      I0[o] = (s0 * inv) / 255;
-      if (I1) {
-        I1[o] = (s1 * inv) / 255;
-        I2[o] = (s2 * inv) / 255;
-      }
-      m[o] = ms * inv;
     }
+    const o = o0 + cx;
+    I0[o] = (s0 * inv) / 255;
+    if (I1) {
+      I1[o] = (s1 * inv) / 255;
+      I2[o] = (s2 * inv) / 255;
+    }
+    m[o] = ms * inv;
   }
 }
 
@@ -213,40 +235,43 @@ function applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0,
   }
   const cv = new Float64Array(nc + 1);
   for (let y = y0; y < y1; y++) {
-    const r0 = ya[y - y0] * cnx;
-    const r1 = yb[y - y0] * cnx;
-    const fy = yf[y - y0];
-    for (let x = x0; x < x1; x++) {
-      const idx = (y - oy) * w + x;
-      const mv = mask[idx];
-      if (!(mv > lo && mv < hi)) continue; // u = 0: kept as it is
-      const c0 = xa[x - x0];
-      const c1 = xb[x - x0];
-      const fx = xf[x - x0];
-      for (let c = 0; c <= nc; c++) {
-        const f = coef[c];
-        const top = f[r0 + c0] * (1 - fx) + f[r0 + c1] * fx;
-        const bot = f[r1 + c0] * (1 - fx) + f[r1 + c1] * fx;
-        cv[c] = top * (1 - fy) + bot * fy;
-      }
-      let q = cv[nc];
-      if (nc === 3) {
-        q += cv[0] * rgba[idx * 4] + cv[1] * rgba[idx * 4 + 1] + cv[2] * rgba[idx * 4 + 2];
-      } else {
-        q += cv[0] * luma(rgba[idx * 4], rgba[idx * 4 + 1], rgba[idx * 4 + 2]);
-      }
-      q = Math.min(Math.max(q, 0), 1);
-      let u;
-      if (k === 0) {
-        u = 1;
-      } else {
-        u = 4 * mv * (1 - mv);
-        if (k !== 1) u = Math.pow(u, k);
-        u = Math.max(0, (u - v0) / (1 - v0));
-      }
-      const v = Math.min(Math.max(mv + u * (q - mv), 0), 1);
-      out[idx] = v === v ? v : 0; // NaN (a singular window) as 0, as clip01 makes it
+    applyRow(rgba, w, mask, out, coef, nc, y, x0, x1, ya[y - y0] * cnx, yb[y - y0] * cnx, yf[y - y0], xa, xb, xf, cv, lo, hi, k, v0, oy);
+  }
+}
+
+/** applyTile's row y (one call a row: see settle.js on nested loops); r0, r1 and fy: the
+ *  coefficient rows above and below it and its weight. */
+function applyRow(rgba, w, mask, out, coef, nc, y, x0, x1, r0, r1, fy, xa, xb, xf, cv, lo, hi, k, v0, oy) {
+  for (let x = x0; x < x1; x++) {
+    const idx = (y - oy) * w + x;
+    const mv = mask[idx];
+    if (!(mv > lo && mv < hi)) continue; // u = 0: kept as it is
+    const c0 = xa[x - x0];
+    const c1 = xb[x - x0];
+    const fx = xf[x - x0];
+    for (let c = 0; c <= nc; c++) {
+      const f = coef[c];
+      const top = f[r0 + c0] * (1 - fx) + f[r0 + c1] * fx;
+      const bot = f[r1 + c0] * (1 - fx) + f[r1 + c1] * fx;
+      cv[c] = top * (1 - fy) + bot * fy;
     }
+    let q = cv[nc];
+    if (nc === 3) {
+      q += cv[0] * rgba[idx * 4] + cv[1] * rgba[idx * 4 + 1] + cv[2] * rgba[idx * 4 + 2];
+    } else {
+      q += cv[0] * luma(rgba[idx * 4], rgba[idx * 4 + 1], rgba[idx * 4 + 2]);
+    }
+    q = Math.min(Math.max(q, 0), 1);
+    let u;
+    if (k === 0) {
+      u = 1;
+    } else {
+      u = 4 * mv * (1 - mv);
+      if (k !== 1) u = Math.pow(u, k);
+      u = Math.max(0, (u - v0) / (1 - v0));
+    }
+    const v = Math.min(Math.max(mv + u * (q - mv), 0), 1);
+    out[idx] = v === v ? v : 0; // NaN (a singular window) as 0, as clip01 makes it
   }
 }
 
@@ -281,10 +306,13 @@ export function refineBands(width, height, options = {}) {
  * @param {object} [options]  overrides of DEFAULT_PARAMS
  * @param {object} [band]  {oy, ty0, ty1}: `rgba` and `mask` hold only the rows from `oy` on
  *   (at least refineBands' need(ty0, ty1)), and only tile rows [ty0, ty1) are refined
+ * @param {object} [scratch]  an object keeping the work buffers (the result's among them)
+ *   between calls on the same photo: the result is then a view of a buffer the next call
+ *   overwrites
  * @returns {Float32Array} refined mask in [0, 1] (NaN from a singular window as 0; pixels
  *   outside the uncertain band as in `mask`, so clip `mask` first), the size of `mask`
  */
-export function refineMask(rgba, width, height, mask, options = {}, band = null) {
+export function refineMask(rgba, width, height, mask, options = {}, band = null, scratch = null) {
   const p = { ...DEFAULT_PARAMS, ...options };
   const h = height;
   const w = width;
@@ -300,7 +328,14 @@ export function refineMask(rgba, width, height, mask, options = {}, band = null)
     const [need0, need1] = refineBands(w, h, p).need(band.ty0, band.ty1);
     if (oy > need0 || oy + rowsHeld < need1) throw new Error('refineMask: the band does not hold the rows its tiles read');
   }
-  const out = mask.slice(); // a copy of the input's type (Float32Array): the pixels outside the band
+  let out; // a copy of the input (Float32Array): the pixels outside the band
+  if (scratch) {
+    if (!scratch.refined || scratch.refined.length < mask.length) scratch.refined = new Float32Array(mask.length);
+    out = scratch.refined.subarray(0, mask.length);
+    out.set(mask);
+  } else {
+    out = mask.slice();
+  }
   const lo = Math.fround(p.lo);
   const hi = Math.fround(1 - p.lo);
   const k = p.k;
@@ -308,121 +343,131 @@ export function refineMask(rgba, width, height, mask, options = {}, band = null)
   const nc = p.colour ? 3 : 1;
   const eps = p.eps;
   const side = (Math.min(T, Math.max(ny, nx)) + 2 * halo);
-  const pool = new Pool(side * side);
+  let pool = scratch?.planes;
+  if (!pool || pool.size !== side * side) pool = new Pool(side * side);
+  if (scratch) scratch.planes = pool;
 
+  const g = { p, s, r, ny, nx, halo, h, w, nc, eps, lo, hi, k, v0, oy };
   for (let ty = tyFirst; ty < tyEnd; ty += T) {
     for (let tx = 0; tx < nx; tx += T) {
       const box = uncertainBox(mask, w, s, ty * s, Math.min(h, (ty + T) * s), tx * s, Math.min(w, (tx + T) * s), lo, hi, oy);
       if (box === null) continue;
-      // Only the tile's cells around its uncertain pixels (as refine.py does): each kept
-      // cell's regression sees the same window as on the whole grid.
-      const [by0, by1, bx0, bx1] = box;
-      const y0 = by0 * s;
-      const y1 = Math.min(h, by1 * s);
-      const x0 = bx0 * s;
-      const x1 = Math.min(w, bx1 * s);
-
-      const cy0 = Math.max(0, by0 - halo);
-      const cy1 = Math.min(ny, by1 + halo);
-      const cx0 = Math.max(0, bx0 - halo);
-      const cx1 = Math.min(nx, bx1 + halo);
-      const cny = cy1 - cy0;
-      const cnx = cx1 - cx0;
-      const n = cny * cnx;
-      pool.reset();
-
-      // Block means on the coarse crop (edge pixels repeated for partial cells).
-      const I = [];
-      for (let c = 0; c < nc; c++) I.push(pool.get());
-      const m = pool.get();
-      blockMeans(rgba, w, h, mask, s, cy0, cx0, cny, cnx, I, m, oy);
-
-      // Weighted means.
-      let wt = null;
-      let W = null;
-      if (p.gamma > 0) {
-        wt = pool.get();
-        for (let i = 0; i < n; i++) wt[i] = Math.pow(Math.abs(2 * m[i] - 1), p.gamma) + p.weightFloor;
-        W = boxMean(wt, cny, cnx, r, pool);
-      }
-      const mean = (x) => weightedMean(x, wt, W, cny, cnx, r, pool);
-      const prod = (x, y) => product(x, y, n, pool);
-
-      const mI = I.map(mean);
-      const mp = mean(m);
-      const cov = I.map((Ic, c) => {
-        const e = mean(prod(Ic, m));
-        for (let i = 0; i < n; i++) e[i] -= mI[c][i] * mp[i];
-        return e;
-      });
-      const a = [];
-      for (let c = 0; c < nc; c++) a.push(pool.get());
-      if (nc === 1) {
-        const v = mean(prod(I[0], I[0]));
-        for (let i = 0; i < n; i++) a[0][i] = cov[0][i] / (v[i] - mI[0][i] * mI[0][i] + p.eps);
-      } else {
-        const S = {};
-        for (let i = 0; i < 3; i++) {
-          for (let j = i; j < 3; j++) {
-            const e = mean(prod(I[i], I[j]));
-            const mi = mI[i];
-            const mj = mI[j];
-            for (let q = 0; q < n; q++) e[q] -= mi[q] * mj[q];
-            S[`${i}${j}`] = e;
-          }
-        }
-        const S00 = S['00'];
-        const S01 = S['01'];
-        const S02 = S['02'];
-        const S11 = S['11'];
-        const S12 = S['12'];
-        const S22 = S['22'];
-        const [cv0, cv1, cv2] = cov;
-        const [a0, a1, a2] = a;
-        for (let q = 0; q < n; q++) {
-          const a00 = S00[q] + eps;
-          const a01 = S01[q];
-          const a02 = S02[q];
-          const a11 = S11[q] + eps;
-          const a12 = S12[q];
-          const a22 = S22[q] + eps;
-          const c00 = a11 * a22 - a12 * a12;
-          const c01 = a02 * a12 - a01 * a22;
-          const c02 = a01 * a12 - a02 * a11;
-          const c11 = a00 * a22 - a02 * a02;
-          const c12 = a01 * a02 - a00 * a12;
-          const c22 = a00 * a11 - a01 * a01;
-          const det = a00 * c00 + a01 * c01 + a02 * c02;
-          const v0c = cv0[q];
-          const v1c = cv1[q];
-          const v2c = cv2[q];
-          a0[q] = (c00 * v0c + c01 * v1c + c02 * v2c) / det;
-          a1[q] = (c01 * v0c + c11 * v1c + c12 * v2c) / det;
-          a2[q] = (c02 * v0c + c12 * v1c + c22 * v2c) / det;
-        }
-      }
-      const b = pool.get();
-      for (let q = 0; q < n; q++) {
-        let acc = 0;
-        for (let c = 0; c < nc; c++) acc += a[c][q] * mI[c][q];
-        b[q] = mp[q] - acc;
-      }
-      // Averaged coefficients, stored as float32 (as the Python side hands them to Pillow);
-      // A is scaled so that the full-resolution guide is used in 0..255 units.
-      const coef = [];
-      for (let c = 0; c < nc; c++) {
-        const A = boxMean(a[c], cny, cnx, r, pool);
-        const f = new Float32Array(n);
-        for (let q = 0; q < n; q++) f[q] = A[q] / 255;
-        coef.push(f);
-      }
-      const B = boxMean(b, cny, cnx, r, pool);
-      const fb = new Float32Array(n);
-      for (let q = 0; q < n; q++) fb[q] = B[q];
-      coef.push(fb);
-
-      applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0, cx0, cnx, lo, hi, k, v0, oy);
+      refineTile(rgba, mask, out, box, pool, g);
     }
   }
   return out;
+}
+
+/** One tile of refineMask (its own function, so V8 optimises it whole: see settle.js on
+ *  nested loops); `g` holds the photo's geometry and parameters. */
+function refineTile(rgba, mask, out, box, pool, g) {
+  const { p, s, r, ny, nx, halo, h, w, nc, eps, lo, hi, k, v0, oy } = g;
+  // Only the tile's cells around its uncertain pixels (as refine.py does): each kept
+  // cell's regression sees the same window as on the whole grid.
+  const [by0, by1, bx0, bx1] = box;
+  const y0 = by0 * s;
+  const y1 = Math.min(h, by1 * s);
+  const x0 = bx0 * s;
+  const x1 = Math.min(w, bx1 * s);
+
+  const cy0 = Math.max(0, by0 - halo);
+  const cy1 = Math.min(ny, by1 + halo);
+  const cx0 = Math.max(0, bx0 - halo);
+  const cx1 = Math.min(nx, bx1 + halo);
+  const cny = cy1 - cy0;
+  const cnx = cx1 - cx0;
+  const n = cny * cnx;
+  pool.reset();
+
+  // Block means on the coarse crop (edge pixels repeated for partial cells).
+  const I = [];
+  for (let c = 0; c < nc; c++) I.push(pool.get());
+  const m = pool.get();
+  blockMeans(rgba, w, h, mask, s, cy0, cx0, cny, cnx, I, m, oy);
+
+  // Weighted means.
+  let wt = null;
+  let W = null;
+  if (p.gamma > 0) {
+    wt = pool.get();
+    for (let i = 0; i < n; i++) wt[i] = Math.pow(Math.abs(2 * m[i] - 1), p.gamma) + p.weightFloor;
+    W = boxMean(wt, cny, cnx, r, pool);
+  }
+  const mean = (x) => weightedMean(x, wt, W, cny, cnx, r, pool);
+  const prod = (x, y) => product(x, y, n, pool);
+
+  const mI = I.map(mean);
+  const mp = mean(m);
+  const cov = I.map((Ic, c) => {
+    const e = mean(prod(Ic, m));
+    for (let i = 0; i < n; i++) e[i] -= mI[c][i] * mp[i];
+    return e;
+  });
+  const a = [];
+  for (let c = 0; c < nc; c++) a.push(pool.get());
+  if (nc === 1) {
+    const v = mean(prod(I[0], I[0]));
+    for (let i = 0; i < n; i++) a[0][i] = cov[0][i] / (v[i] - mI[0][i] * mI[0][i] + p.eps);
+  } else {
+    const S = {};
+    for (let i = 0; i < 3; i++) {
+      for (let j = i; j < 3; j++) {
+        const e = mean(prod(I[i], I[j]));
+        const mi = mI[i];
+        const mj = mI[j];
+        for (let q = 0; q < n; q++) e[q] -= mi[q] * mj[q];
+        S[`${i}${j}`] = e;
+      }
+    }
+    const S00 = S['00'];
+    const S01 = S['01'];
+    const S02 = S['02'];
+    const S11 = S['11'];
+    const S12 = S['12'];
+    const S22 = S['22'];
+    const [cv0, cv1, cv2] = cov;
+    const [a0, a1, a2] = a;
+    for (let q = 0; q < n; q++) {
+      const a00 = S00[q] + eps;
+      const a01 = S01[q];
+      const a02 = S02[q];
+      const a11 = S11[q] + eps;
+      const a12 = S12[q];
+      const a22 = S22[q] + eps;
+      const c00 = a11 * a22 - a12 * a12;
+      const c01 = a02 * a12 - a01 * a22;
+      const c02 = a01 * a12 - a02 * a11;
+      const c11 = a00 * a22 - a02 * a02;
+      const c12 = a01 * a02 - a00 * a12;
+      const c22 = a00 * a11 - a01 * a01;
+      const det = a00 * c00 + a01 * c01 + a02 * c02;
+      const v0c = cv0[q];
+      const v1c = cv1[q];
+      const v2c = cv2[q];
+      a0[q] = (c00 * v0c + c01 * v1c + c02 * v2c) / det;
+      a1[q] = (c01 * v0c + c11 * v1c + c12 * v2c) / det;
+      a2[q] = (c02 * v0c + c12 * v1c + c22 * v2c) / det;
+    }
+  }
+  const b = pool.get();
+  for (let q = 0; q < n; q++) {
+    let acc = 0;
+    for (let c = 0; c < nc; c++) acc += a[c][q] * mI[c][q];
+    b[q] = mp[q] - acc;
+  }
+  // Averaged coefficients, stored as float32 (as the Python side hands them to Pillow);
+  // A is scaled so that the full-resolution guide is used in 0..255 units.
+  const coef = [];
+  for (let c = 0; c < nc; c++) {
+    const A = boxMean(a[c], cny, cnx, r, pool);
+    const f = new Float32Array(n);
+    for (let q = 0; q < n; q++) f[q] = A[q] / 255;
+    coef.push(f);
+  }
+  const B = boxMean(b, cny, cnx, r, pool);
+  const fb = new Float32Array(n);
+  for (let q = 0; q < n; q++) fb[q] = B[q];
+  coef.push(fb);
+
+  applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0, cx0, cnx, lo, hi, k, v0, oy);
 }

@@ -155,6 +155,14 @@ export function toTensor(rgb, w, h, mean, std) {
   return out;
 }
 
+/** A Float32Array of `n` values from `scratch[key]`, grown when too small: work buffers kept
+ *  across calls (composeBand's tile rows), so each call does not map and fault in fresh
+ *  pages (and leave the old ones to the garbage collector). */
+export function scratchFloats(scratch, key, n) {
+  if (!scratch[key] || scratch[key].length < n) scratch[key] = new Float32Array(n);
+  return scratch[key].subarray(0, n);
+}
+
 /**
  * Float bilinear resize of a single-channel float32 image, as Pillow's mode "F" BILINEAR
  * resize (pixel centres aligned, edges clamped, double accumulation, float32 storage).
@@ -163,8 +171,9 @@ export function toTensor(rgb, w, h, mean, std) {
  * [0, 1] as clip01 does, in the same pass (a 48 MP mask is not walked twice). `rows`
  * ([y0, y1), optional): only those output rows, (y1 - y0) * outW values, the same floats as
  * those rows of the whole result (each output row depends only on the source rows under it).
+ * `scratch` (optional): an object keeping the horizontal pass's buffer between calls.
  */
-export function resizeFloat(src, w, h, outW, outH, out, clip = false, rows = null) {
+export function resizeFloat(src, w, h, outW, outH, out, clip = false, rows = null, scratch = null) {
   const [y0, y1] = rows || [0, outH];
   const n = (y1 - y0) * outW;
   // the source rows [lo, hi) the output rows need
@@ -178,14 +187,14 @@ export function resizeFloat(src, w, h, outW, outH, out, clip = false, rows = nul
   let mid;
   if (outW !== w) {
     const { ksize, bounds, kk } = coeffs(w, outW);
-    mid = new Float32Array(outW * (hi - lo));
+    mid = scratch ? scratchFloats(scratch, 'mid', outW * (hi - lo)) : new Float32Array(outW * (hi - lo));
     for (let y = lo; y < hi; y++) floatRowH(src, y * w, mid, (y - lo) * outW, outW, bounds, kk, ksize);
   } else {
     mid = src.subarray(lo * w, hi * w);
   }
   if (!vert) {
     let res = mid;
-    if (out || mid.buffer === src.buffer) { // a copy, not the caller's source
+    if (out || scratch || mid.buffer === src.buffer) { // a copy, not the caller's source (or scratch)
       res = out || new Float32Array(n);
       res.set(mid);
     }
@@ -276,17 +285,21 @@ export function previewRGBA(rgba, w, h, maxSide = 1024, stats = null) {
     const y0 = Math.floor((py * h) / ph), y1 = Math.max(y0 + 1, Math.floor(((py + 1) * h) / ph));
     acc.fill(0);
     for (let y = y0; y < y1; y++) previewRow(rgba, y * w * 4, pw, xs0, xs1, acc, counts);
-    const rows = y1 - y0;
-    for (let px = 0; px < pw; px++) {
-      const o = px * 4, q = (py * pw + px) * 4, a = acc[o + 3];
-      out[q] = a ? acc[o] / a : 0;
-      out[q + 1] = a ? acc[o + 1] / a : 0;
-      out[q + 2] = a ? acc[o + 2] / a : 0;
-      out[q + 3] = a / ((xs1[px] - xs0[px]) * rows);
-    }
+    previewOut(acc, out, py * pw * 4, pw, xs0, xs1, y1 - y0);
   }
   if (stats) Object.assign(stats, { partial: counts[0], clear: counts[1], total: w * h });
   return { width: pw, height: ph, data: out };
+}
+
+/** previewRGBA's output row from its sums (`rows` source rows). */
+function previewOut(acc, out, q0, pw, xs0, xs1, rows) {
+  for (let px = 0; px < pw; px++) {
+    const o = px * 4, q = q0 + o, a = acc[o + 3];
+    out[q] = a ? acc[o] / a : 0;
+    out[q + 1] = a ? acc[o + 1] / a : 0;
+    out[q + 2] = a ? acc[o + 2] / a : 0;
+    out[q + 3] = a / ((xs1[px] - xs0[px]) * rows);
+  }
 }
 
 /** previewRGBA's pass over one source row (a small function, so V8 keeps it optimised: see

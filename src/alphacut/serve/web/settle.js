@@ -27,20 +27,27 @@ const f32 = Math.fround;
 export function guideFromTensor(tensor, w, h, mean, std) {
   if (w !== 2 * GRID || h !== 2 * GRID) throw new Error(`settle: model input ${w}x${h}, expected ${2 * GRID}x${2 * GRID}`);
   const out = new Uint8Array(GRID * GRID * 3);
-  const q = f32(0.25);
   for (let c = 0; c < 3; c++) {
     const plane = c * w * h, sd = f32(std[c]), mn = f32(mean[c]);
-    for (let y = 0; y < GRID; y++) {
-      const r0 = plane + 2 * y * w, r1 = r0 + w;
-      for (let x = 0; x < GRID; x++) {
-        const a = tensor[r0 + 2 * x], b = tensor[r1 + 2 * x], cc = tensor[r0 + 2 * x + 1], d = tensor[r1 + 2 * x + 1];
-        let v = f32(f32(f32(f32(a + b) + cc) + d) * q);
-        v = f32(f32(f32(v * sd) + mn) + 0.5);
-        out[(y * GRID + x) * 3 + c] = v > 0 ? (v < 255 ? Math.trunc(v) : 255) : 0;
-      }
-    }
+    for (let y = 0; y < GRID; y++) guideRow(tensor, plane + 2 * y * w, w, out, y * GRID * 3 + c, sd, mn);
   }
   return out;
+}
+
+// The inner loops of this stage's functions are small functions called once a row (or line):
+// V8 keeps those optimised, while a function with nested loops called once a photo ran its
+// inner loops through on-stack replacement and left them at each outer step ("exit from
+// OSR'd inner loop" deoptimisations, hundreds a photo), as resize.js notes.
+
+/** guideFromTensor's output row y of channel c: 2x2 block means of rows r0 and r0 + w. */
+function guideRow(tensor, r0, w, out, o, sd, mn) {
+  const q = f32(0.25), r1 = r0 + w;
+  for (let x = 0; x < GRID; x++, o += 3) {
+    const a = tensor[r0 + 2 * x], b = tensor[r1 + 2 * x], cc = tensor[r0 + 2 * x + 1], d = tensor[r1 + 2 * x + 1];
+    let v = f32(f32(f32(f32(a + b) + cc) + d) * q);
+    v = f32(f32(f32(v * sd) + mn) + 0.5);
+    out[o] = v > 0 ? (v < 255 ? Math.trunc(v) : 255) : 0;
+  }
 }
 
 /** Pillow's BOX reduction of a float mask to the grid (exact halving: two passes of
@@ -49,14 +56,16 @@ function toGrid(m, w, h) {
   if (w === GRID && h === GRID) return m;
   if (w !== 2 * GRID || h !== 2 * GRID) throw new Error(`settle: mask ${w}x${h}, expected ${2 * GRID}x${2 * GRID}`);
   const mid = new Float32Array(GRID * h);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < GRID; x++) mid[y * GRID + x] = m[y * w + 2 * x] * 0.5 + m[y * w + 2 * x + 1] * 0.5;
-  }
+  for (let y = 0; y < h; y++) halveRow(m, y * w, 2, m, y * w + 1, mid, y * GRID);
   const out = new Float32Array(GRID * GRID);
-  for (let y = 0; y < GRID; y++) {
-    for (let x = 0; x < GRID; x++) out[y * GRID + x] = mid[2 * y * GRID + x] * 0.5 + mid[(2 * y + 1) * GRID + x] * 0.5;
-  }
+  for (let y = 0; y < GRID; y++) halveRow(mid, 2 * y * GRID, 1, mid, (2 * y + 1) * GRID, out, y * GRID);
   return out;
+}
+
+/** GRID values a[i0 + k·step]·0.5 + b[j0 + k·step]·0.5 (b's step as a's when step is 2,
+ *  adjacent pairs; 1 for two rows) into out from o. */
+function halveRow(a, i0, step, b, j0, out, o) {
+  for (let x = 0; x < GRID; x++) out[o + x] = a[i0 + step * x] * 0.5 + b[j0 + step * x] * 0.5;
 }
 
 /** Running min (erode) or max (dilate) of a 0/1 image over a clipped square window of side
@@ -64,23 +73,22 @@ function toGrid(m, w, h) {
 function squareFilter(src, n, r, isMax) {
   const tmp = new Uint8Array(n * n);
   const out = new Uint8Array(n * n);
-  const pass = (a, b, stride, step) => {
-    for (let line = 0; line < n; line++) {
-      const base = line * stride;
-      for (let i = 0; i < n; i++) {
-        const lo = Math.max(0, i - r), hi = Math.min(n - 1, i + r);
-        let v = isMax ? 0 : 1;
-        for (let k = lo; k <= hi; k++) {
-          const s = a[base + k * step];
-          if (isMax ? s : !s) { v = isMax ? 1 : 0; break; }
-        }
-        b[base + i * step] = v;
-      }
-    }
-  };
-  pass(src, tmp, 1, n); // along y for each column (axis 0 first, as scipy)
-  pass(tmp, out, n, 1); // along x
+  for (let line = 0; line < n; line++) filterLine(src, tmp, line, n, n, r, isMax); // along y for each column (axis 0 first, as scipy)
+  for (let line = 0; line < n; line++) filterLine(tmp, out, line * n, 1, n, r, isMax); // along x
   return out;
+}
+
+/** squareFilter's pass along one line of n values from `base`, `step` apart. */
+function filterLine(a, b, base, step, n, r, isMax) {
+  for (let i = 0; i < n; i++) {
+    const lo = Math.max(0, i - r), hi = Math.min(n - 1, i + r);
+    let v = isMax ? 0 : 1;
+    for (let k = lo; k <= hi; k++) {
+      const s = a[base + k * step];
+      if (isMax ? s : !s) { v = isMax ? 1 : 0; break; }
+    }
+    b[base + i * step] = v;
+  }
 }
 
 /** 4-connected component labels (0 = background) and their count. */
