@@ -10,7 +10,9 @@ threaded WASM. img.ly's library is bundled by esbuild (a dev dependency) into a 
 page (bench/imgly/) whose `publicPath` points at the data package in `node_modules`
 (its `medium` model: the same fp16 IS-Net weights alphacut's default is widened from).
 
-Timing pass (nothing samples memory: that slows threaded WASM by about 40 %):
+Timing pass (nothing samples memory: that slows threaded WASM by about 40 %; `--rounds N`:
+N passes with the apps' order alternating, each cell's median and every round's ratios, as
+the machine's speed drifts over minutes):
 - cold time to first result: fresh profile, page load → model download and session, first
   ~1 MP photo done; bytes the server sent until then (first-visit transfer);
 - warm per-photo time at ~1, 12 and 48 MP, queue → result file (alphacut: the verified file
@@ -31,6 +33,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -305,6 +308,21 @@ def python_times(photos: dict[int, Path], model: str | None) -> dict[int, dict]:
     return out
 
 
+def median_result(runs: list[dict]) -> dict:
+    """One app's results over rounds: each photo's median run (by wall time), the median of
+    each number."""
+    out: dict = {}
+    for k, v in runs[0].items():
+        vals = [r[k] for r in runs if k in r]
+        if isinstance(v, dict) and "wall_s" in v:
+            out[k] = sorted(vals, key=lambda x: x["wall_s"])[(len(vals) - 1) // 2]
+        elif isinstance(v, (int, float)):
+            out[k] = statistics.median(vals)
+        else:
+            out[k] = v
+    return out
+
+
 def ratio(a, b) -> str:
     return f"{a / b:.2f}" if a and b else "-"
 
@@ -336,6 +354,12 @@ def report(res: dict, sizes: list[int]) -> None:
         print(f"| batch of {ab.get('n') or ib.get('n')} x 12 MP | {ib.get('wall_s') or 0:.2f} | {ab.get('wall_s') or 0:.2f} | "
               f"**{ratio(ab.get('wall_s'), ib.get('wall_s'))}** | sum {ab.get('infer_sum_s') or 0:.2f} "
               f"(batch / inference sum {ratio(ab.get('wall_s'), ab.get('infer_sum_s'))}) | | |")
+    if len(res.get("rounds", [])) > 1:
+        cells = [(f"{mp} MP", lambda r, k=f"{mp}mp": r.get(k, {}).get("wall_s")) for mp in sizes]
+        cells.append(("cold", lambda r: r.get("cold_first_result_s")))
+        per = "; ".join(f"{label} " + " / ".join(ratio(f(rd.get("alphacut", {})), f(rd.get("imgly", {}))) for rd in res["rounds"])
+                        for label, f in cells)
+        print(f"| alphacut / img.ly in each of {len(res['rounds'])} rounds | {per} | | | | | |")
     stall = max((a.get(f"{mp}mp", {}).get("max_main_thread_stall_ms", 0) for mp in sizes), default=0)
     istall = max((i.get(f"{mp}mp", {}).get("max_main_thread_stall_ms", 0) for mp in sizes), default=0)
     print(f"| longest main-thread stall ms | {istall:.0f} | {stall:.0f} | | | | |")
@@ -357,6 +381,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="1,12,48", help="megapixel classes to run (of 1, 12, 48)")
     ap.add_argument("--apps", default="alphacut,imgly", help="apps to run (alphacut, imgly)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per warm photo (the fastest is reported)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="timing passes, the apps' order alternating; the table gives each cell's median "
+                         "and every round's ratios")
     ap.add_argument("--batch", type=int, default=0, help="also queue N 12 MP photos at once")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory pass")
     ap.add_argument("--memory-only", action="store_true", help="skip the timing pass")
@@ -381,8 +408,15 @@ def main() -> None:
         shutil.copyfile(photos[12], batch[-1])
     res: dict = {"time": {}, "memory": {}, "python": {}, "load_before": round(os.getloadavg()[0], 1)}
     with sync_playwright() as pw:
-        for name in apps if not args.memory_only else []:  # timing pass: nothing samples memory
-            res["time"][name] = run_app(name, pw, photos, sizes, batch, args, None)
+        # timing pass (nothing samples memory), in rounds that alternate the apps' order, so
+        # that a machine whose speed drifts over minutes weighs on both sides alike
+        rounds = []
+        for r in range(args.rounds if not args.memory_only else 0):
+            order = apps if r % 2 == 0 else apps[::-1]
+            rounds.append({name: run_app(name, pw, photos, sizes, batch, args, None) for name in order})
+        if rounds:
+            res["rounds"] = rounds
+            res["time"] = {name: median_result([rd[name] for rd in rounds]) for name in apps}
         if not args.no_memory:
             args.repeat = 1
             for name in apps:
