@@ -9,6 +9,8 @@ are too, band.js)."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 
 import numpy as np
@@ -46,6 +48,22 @@ def idat_count(png: bytes) -> int:
     return n
 
 
+def preview_of(rgba: np.ndarray, side: int = 1600) -> np.ndarray:
+    """The page's preview of a cut-out, as resize.js previewRGBA defines it: each preview
+    pixel the alpha-weighted mean colour and the mean alpha of its box of source pixels."""
+    h, w = rgba.shape[:2]
+    f = max(w, h) / side
+    pw, ph = max(1, int(np.floor(w / f + 0.5))), max(1, int(np.floor(h / f + 0.5)))
+    ys = [(i * h) // ph for i in range(ph)]
+    xs = [(i * w) // pw for i in range(pw)]
+    a = rgba[..., 3].astype(np.float64)
+    wsum = np.add.reduceat(np.add.reduceat(rgba[..., :3].astype(np.float64) * a[..., None], ys, 0), xs, 1)
+    asum = np.add.reduceat(np.add.reduceat(a, ys, 0), xs, 1)
+    count = np.outer(np.diff(ys + [h]), np.diff(xs + [w]))
+    rgb = np.where(asum[..., None] > 0, wsum / np.where(asum > 0, asum, 1)[..., None], 0)
+    return np.clip(np.rint(np.dstack([rgb, asum / count])), 0, 255).astype(np.uint8)
+
+
 def run_pair(browser, server, paths, query, dest):
     context = browser.new_context(accept_downloads=True)
     try:
@@ -63,6 +81,16 @@ def run_pair(browser, server, paths, query, dest):
         assert [e["name"] for e in done] == ["first.png", "second.png"], events
         dest.mkdir()
         files = [download(page, card(page, p.name), dest).read_bytes() for p in paths]
+        # each photo's "after" preview (a PNG made for photos over 1600 px a side: its strips
+        # made by the strip workers with the file's strips) is its file's, by definition
+        for p, f in zip(paths, files):
+            src = card(page, p.name).locator("img.after").get_attribute("src")
+            b64 = page.evaluate("async (u) => { const job = [...window.alphacut.state.jobs.values()].find((j) => j.afterUrl === u);"
+                                " const b = new Uint8Array(await job.afterBlob.arrayBuffer());"
+                                " let s = ''; for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192));"
+                                " return btoa(s); }", src)
+            shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))))
+            assert np.array_equal(shown, preview_of(np.asarray(Image.open(io.BytesIO(f)).convert("RGBA")))), p.name
         assert not errors, errors
         return {e["name"]: e for e in done}, files
     finally:

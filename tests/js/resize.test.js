@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { resizeRGB, resizeFloat, toTensor, clip01, coeffs, previewRGBA, sourceRows } from '../../src/alphacut/serve/web/resize.js';
+import { resizeRGB, resizeFloat, toTensor, clip01, coeffs, previewRGBA, previewPart, previewFromParts, sourceRows } from '../../src/alphacut/serve/web/resize.js';
 
 const fx = JSON.parse(readFileSync(new URL('./fixtures.json', import.meta.url)));
 
@@ -68,6 +68,51 @@ test('previewRGBA counts the partly and fully transparent pixels (pipeline.alpha
     assert.ok(partial > 0 && clear > 0);
     assert.deepEqual(stats, { partial, clear, total: w * h });
     assert.deepEqual(p.data, previewRGBA(px, w, h, side).data);
+  }
+});
+
+// The preview's definition, written plainly: each preview pixel is the alpha-weighted mean
+// colour and the mean alpha of its box of source pixels (rows and columns split evenly).
+function previewSpec(px, w, h, side) {
+  const f = Math.max(w, h) / side;
+  const pw = Math.max(1, Math.round(w / f)), ph = Math.max(1, Math.round(h / f));
+  const out = new Uint8ClampedArray(pw * ph * 4);
+  const span = (i, n, m) => { const a = Math.floor((i * n) / m); return [a, Math.max(a + 1, Math.floor(((i + 1) * n) / m))]; };
+  for (let py = 0; py < ph; py++) {
+    const [y0, y1] = span(py, h, ph);
+    for (let qx = 0; qx < pw; qx++) {
+      const [x0, x1] = span(qx, w, pw);
+      let r = 0, g = 0, b = 0, a = 0;
+      for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
+        const o = (y * w + x) * 4, al = px[o + 3];
+        r += px[o] * al; g += px[o + 1] * al; b += px[o + 2] * al; a += al;
+      }
+      const q = (py * pw + qx) * 4;
+      out.set([a ? r / a : 0, a ? g / a : 0, a ? b / a : 0, a / ((x1 - x0) * (y1 - y0))], q);
+    }
+  }
+  return out;
+}
+
+test('previewRGBA is its plain definition; strips of rows in any order give the same preview', () => {
+  for (const [w, h, side] of [[1700, 230, 160], [333, 251, 100], [97, 1000, 64], [50, 40, 64]]) {
+    const px = new Uint8ClampedArray(w * h * 4);
+    for (let i = 0; i < px.length; i++) px[i] = (i * 2654435761) >>> 24;
+    for (let i = 3; i < px.length; i += 4) px[i] = [0, 255, px[i]][i % 3];
+    const whole = {}, split = {};
+    const p = previewRGBA(px, w, h, side, whole);
+    assert.deepEqual(p.data, previewSpec(px, w, h, side));
+    // strips cut at rows that fall inside preview rows, each given only its own rows
+    const cuts = [0, 7, 8, Math.floor(h / 3), Math.floor(h / 2) + 1, h - 1, h].filter((v, i, a) => v <= h && a.indexOf(v) === i).sort((a, b) => a - b);
+    const parts = [];
+    for (let k = cuts.length - 2; k >= 0; k--) {
+      const [y0, y1] = [cuts[k], cuts[k + 1]];
+      parts.push(previewPart(px.subarray(y0 * w * 4, y1 * w * 4), w, h, side, y0, y1, y0));
+    }
+    const q = previewFromParts(parts, w, h, side, split);
+    assert.equal(q.width, p.width);
+    assert.deepEqual(q.data, p.data);
+    assert.deepEqual(split, whole);
   }
 });
 

@@ -332,6 +332,7 @@ function finishJob(msg) {
   const compare = $('.compare', el);
   // previews: the files themselves, or small PNGs the worker made for large photos
   job.beforeUrl = URL.createObjectURL(msg.previews ? msg.previews.before : job.file);
+  job.afterBlob = msg.previews ? msg.previews.after : null; // (what the URL shows; read by tests)
   job.afterUrl = msg.previews ? URL.createObjectURL(msg.previews.after) : job.url;
   $('.before', compare).src = job.beforeUrl;
   $('.after', compare).src = job.afterUrl;
@@ -387,6 +388,7 @@ function savedEdit(msg) {
   if (job.afterUrl !== job.url) URL.revokeObjectURL(job.afterUrl);
   job.blob = msg.blob;
   job.url = URL.createObjectURL(job.blob);
+  job.afterBlob = msg.preview || null;
   job.afterUrl = msg.preview ? URL.createObjectURL(msg.preview) : job.url;
   $('.after', job.el).src = job.afterUrl;
   job.outName = null;

@@ -5,7 +5,7 @@
 
 import { encodeStrip, pngRsStrip, checkStrip } from './png.js';
 import { composeBand } from './band.js';
-import { resizeRGB } from './resize.js';
+import { resizeRGB, previewPart } from './resize.js';
 import { FFLATE, PNG } from './vendor.js';
 
 const fflate = import(FFLATE + 'esm/browser.js');
@@ -20,6 +20,9 @@ self.onmessage = async (e) => {
       if (e.data.writer === 'png-rs') {
         const m = await loadPngRs();
         out = pngRsStrip(rows, width, last, (px, w, h) => m.encode(px, w, h, 8));
+        // the page's small preview of these rows, while they are here (parallel.js pngPieces)
+        const pv = e.data.preview;
+        if (pv) out.preview = previewPart(rows, width, pv.height, pv.side, y0, y0 + rows.length / (width * 4), y0);
       } else {
         out = encodeStrip(rows, above, width, last, level, (await fflate).Deflate);
       }

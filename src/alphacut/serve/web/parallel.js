@@ -141,12 +141,12 @@ export async function encodePng(pool, rgba, width, height, writer = 'png-rs', le
   return assemblePng(width, height, strips);
 }
 
-function stripTasks(rgba, width, height, writer, level) {
+function stripTasks(rgba, width, height, writer, level, preview = null) {
   const px = bytes(rgba);
   const ranges = stripRanges(width, height);
   return [ranges.length, (k) => {
     const [y0, y1] = ranges[k];
-    const extra = { op: 'encode', writer, last: k === ranges.length - 1, level };
+    const extra = { op: 'encode', writer, last: k === ranges.length - 1, level, preview };
     if (writer !== 'png-rs') return stripTask(px, width, y0, y1, extra);
     // no row above needed (Sub filter); the rows are copied, as this thread keeps the image
     const rows = px.slice(y0 * width * 4, y1 * width * 4);
@@ -161,13 +161,20 @@ function stripTasks(rgba, width, height, writer, level) {
  * them as they come, so the file is read back while its later strips are being written. A
  * strip that cannot be written ends the iteration with its error, marked `.encoding`.
  * `written()` (optional) is called when the last strip is in, however far the reader is.
+ * `preview` (optional, {side, parts}): each strip worker also makes its rows' part of the
+ * page's small preview (resize.js previewPart), pushed to `parts` as the strips come in.
  */
-export async function* pngPieces(pool, rgba, width, height, { head = pngHead(width, height), writer = 'png-rs', level = PNG_LEVEL, written = null } = {}) {
-  const [n, make] = stripTasks(rgba, width, height, writer, level);
+export async function* pngPieces(pool, rgba, width, height, { head = pngHead(width, height), writer = 'png-rs', level = PNG_LEVEL, written = null, preview = null } = {}) {
+  const [n, make] = stripTasks(rgba, width, height, writer, level, preview && { side: preview.side, height });
   const strips = new Array(n);
   let wake = null, failure = null, count = 0;
   const arrived = () => { wake?.(); wake = null; };
-  pool.map(n, make, (k, s) => { strips[k] = s; if (++count === n) written?.(); arrived(); })
+  pool.map(n, make, (k, s) => {
+    strips[k] = s;
+    if (s.preview) preview.parts.push(s.preview);
+    if (++count === n) written?.();
+    arrived();
+  })
     .catch((e) => { failure = Object.assign(e, { encoding: true }); arrived(); });
   yield head;
   for (let k = 0; k < n; k++) {

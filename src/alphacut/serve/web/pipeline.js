@@ -6,7 +6,7 @@
 // server's table (alphacut/formats.py), received in config.json.
 
 import { applyMask } from './compose.js';
-import { toTensor, resizeFloat, clip01, previewRGBA } from './resize.js';
+import { toTensor, resizeFloat, clip01, previewRGBA, previewFromParts } from './resize.js';
 import { refineMask } from './refine.js';
 import { settleMask, guideFromTensor, DEFAULT_PARAMS as SETTLE } from './settle.js';
 import * as codecs from './codecs.js';
@@ -189,9 +189,16 @@ export async function finish(job, ctx) {
   const big = Math.max(width, height) > PREVIEW_SIDE;
   const beforePreview = big ? job.beforePreview || previewPng(img.data, width, height) : null;
   timings.compose += now() - t;
-  const out = await writeFile(rgba, width, height, spec, icc, ctx, timings);
+  // a PNG written in strips brings the parts of the "after" preview with it (made by the
+  // strip workers, which have time while this thread reads the file back)
+  const parts = big ? { side: PREVIEW_SIDE, parts: [], complete: false } : null;
+  const out = await writeFile(rgba, width, height, spec, icc, ctx, timings, parts);
   const stats = {}; // counted by the preview's pass over a large photo
-  const afterPreview = big ? previewPng(rgba, width, height, stats) : null;
+  t = now();
+  const afterPreview = !big ? null
+    : parts.complete ? previewFile(previewFromParts(parts.parts, width, height, PREVIEW_SIDE, stats))
+      : previewPng(rgba, width, height, stats);
+  if (big) timings.preview = now() - t; // the "after" preview's part on this thread
   if (!big) Object.assign(stats, alphaStats(rgba));
   // Blobs are made here, so the page thread never copies a large file.
   const blob = new Blob(out, { type: spec.mime });
@@ -239,7 +246,7 @@ export async function rebuild(file, low, ctx, patch) {
 
 /** Encode, add the profile, decode again and compare (rules 7-9): the file's bytes, as a list
  *  of pieces (a Blob's parts). */
-export async function writeFile(rgba, width, height, spec, icc, ctx, timings) {
+export async function writeFile(rgba, width, height, spec, icc, ctx, timings, preview = null) {
   const { fflate, stage, strips, prefs } = ctx;
   const fmt = spec.name;
   let t = now();
@@ -250,7 +257,9 @@ export async function writeFile(rgba, width, height, spec, icc, ctx, timings) {
   const writer = pngWriter(fmt, width, height, prefs);
   if (writer === 'png-rs') {
     try {
-      return await writeAndCheckStrips(rgba, width, height, icc, ctx, timings, t);
+      const parts = await writeAndCheckStrips(rgba, width, height, icc, ctx, timings, t, preview);
+      if (preview) preview.complete = true;
+      return parts;
     } catch (e) {
       if (!e.encoding) throw e; // png-rs changed its stream: write the PNG whole
       t = now();
@@ -275,7 +284,7 @@ export async function writeFile(rgba, width, height, spec, icc, ctx, timings) {
  * wait for them: on 2 cores the check then mostly runs beside the encoding instead of after
  * it. `timings.encode` ends when the last strip is in, `verify` is the rest.
  */
-async function writeAndCheckStrips(rgba, width, height, icc, ctx, timings, t) {
+async function writeAndCheckStrips(rgba, width, height, icc, ctx, timings, t, preview) {
   let head = pngHead(width, height);
   if (icc) head = pngWithIcc(head, icc, ctx.fflate.zlibSync); // its iCCP chunk follows IHDR
   let written = 0; // when the last strip came in
@@ -290,7 +299,7 @@ async function writeAndCheckStrips(rgba, width, height, icc, ctx, timings, t) {
       yield piece;
     }
   }
-  const pieces = pngPieces(ctx.strips(), rgba, width, height, { head, written: () => { written = now(); } });
+  const pieces = pngPieces(ctx.strips(), rgba, width, height, { head, written: () => { written = now(); }, preview });
   await checkPng(kept(pieces), rgba, width, height);
   timings.encode = written - t; // (set: the file's tail needed every strip)
   timings.verify = now() - written;
@@ -317,7 +326,11 @@ export function pngWriter(fmt, width, height, prefs) {
 
 /** A small PNG of a large photo for the page (display only); `stats` as previewRGBA's. */
 export function previewPng(rgba, width, height, stats = null) {
-  const p = previewRGBA(rgba, width, height, PREVIEW_SIDE, stats);
+  return previewFile(previewRGBA(rgba, width, height, PREVIEW_SIDE, stats));
+}
+
+/** The PNG of a preview image ({data, width, height}). */
+function previewFile(p) {
   return codecs.encode(p.data, p.width, p.height, 'png');
 }
 

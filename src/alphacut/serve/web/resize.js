@@ -270,24 +270,82 @@ export function clip01(m) {
  * same pass over the photo.
  */
 export function previewRGBA(rgba, w, h, maxSide = 1024, stats = null) {
+  return previewFromParts([previewPart(rgba, w, h, maxSide, 0, h)], w, h, maxSide, stats);
+}
+
+/** previewRGBA's size and each preview column's source columns. */
+function previewGeometry(w, h, maxSide) {
   const f = Math.max(w, h) / maxSide;
   const pw = Math.max(1, Math.round(w / f)), ph = Math.max(1, Math.round(h / f));
-  const out = new Uint8ClampedArray(pw * ph * 4);
-  const acc = new Float64Array(pw * 4);
-  // each preview column's source columns, computed once (not per row)
   const xs0 = new Int32Array(pw), xs1 = new Int32Array(pw);
   for (let px = 0; px < pw; px++) {
     xs0[px] = Math.floor((px * w) / pw);
     xs1[px] = Math.max(xs0[px] + 1, Math.floor(((px + 1) * w) / pw));
   }
+  const rows = (py) => {
+    const y0 = Math.floor((py * h) / ph);
+    return [y0, Math.max(y0 + 1, Math.floor(((py + 1) * h) / ph))];
+  };
+  return { pw, ph, xs0, xs1, rows };
+}
+
+/**
+ * previewRGBA over the photo's rows [y0, y1) only (`rgba` holds its rows from `oy`), so that
+ * strips written elsewhere (parallel.js) make the preview as they go: the preview rows whose
+ * source rows all lie there, finished (`py0`, `data`), and the sums of those it shares with
+ * the rows next to it (`shared`: [{py, acc}]), with the transparency counts. previewFromParts
+ * joins parts that cover the photo into previewRGBA's result (integer sums: in any order,
+ * the same values).
+ */
+export function previewPart(rgba, w, h, maxSide, y0, y1, oy = 0) {
+  const { pw, ph, xs0, xs1, rows } = previewGeometry(w, h, maxSide);
+  let py = Math.max(0, Math.floor((y0 * ph) / h) - 1);
+  while (py < ph && rows(py)[1] <= y0) py++;
+  const acc = new Float64Array(pw * 4);
   const counts = new Float64Array(2); // partly, fully transparent
-  for (let py = 0; py < ph; py++) {
-    const y0 = Math.floor((py * h) / ph), y1 = Math.max(y0 + 1, Math.floor(((py + 1) * h) / ph));
+  const shared = [];
+  let py0 = -1, n = 0;
+  const full = [];
+  for (; py < ph && rows(py)[0] < y1; py++) {
+    const [r0, r1] = rows(py), a = Math.max(r0, y0), b = Math.min(r1, y1);
     acc.fill(0);
-    for (let y = y0; y < y1; y++) previewRow(rgba, y * w * 4, pw, xs0, xs1, acc, counts);
-    previewOut(acc, out, py * pw * 4, pw, xs0, xs1, y1 - y0);
+    for (let y = a; y < b; y++) previewRow(rgba, (y - oy) * w * 4, pw, xs0, xs1, acc, counts);
+    if (a === r0 && b === r1) {
+      if (py0 < 0) py0 = py;
+      const row = new Uint8ClampedArray(pw * 4);
+      previewOut(acc, row, 0, pw, xs0, xs1, r1 - r0);
+      full.push(row);
+      n++;
+    } else {
+      shared.push({ py, acc: acc.slice() });
+    }
   }
-  if (stats) Object.assign(stats, { partial: counts[0], clear: counts[1], total: w * h });
+  const data = new Uint8ClampedArray(n * pw * 4);
+  full.forEach((row, k) => data.set(row, k * pw * 4));
+  return { py0, data, shared, counts: [counts[0], counts[1]] };
+}
+
+/** previewRGBA's result from previewPart's parts covering the photo's rows; `stats` as there. */
+export function previewFromParts(parts, w, h, maxSide, stats = null) {
+  const { pw, ph, xs0, xs1, rows } = previewGeometry(w, h, maxSide);
+  const out = new Uint8ClampedArray(pw * ph * 4);
+  const sums = new Map();
+  let partial = 0, clear = 0;
+  for (const p of parts) {
+    if (p.py0 >= 0) out.set(p.data, p.py0 * pw * 4);
+    for (const { py, acc } of p.shared) {
+      const s = sums.get(py);
+      if (!s) sums.set(py, acc);
+      else for (let i = 0; i < s.length; i++) s[i] += acc[i];
+    }
+    partial += p.counts[0];
+    clear += p.counts[1];
+  }
+  for (const [py, acc] of sums) {
+    const [r0, r1] = rows(py);
+    previewOut(acc, out, py * pw * 4, pw, xs0, xs1, r1 - r0);
+  }
+  if (stats) Object.assign(stats, { partial, clear, total: w * h });
   return { width: pw, height: ph, data: out };
 }
 
