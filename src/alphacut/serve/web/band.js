@@ -50,8 +50,8 @@ export function composeBand(rgba, oy, width, height, low, refine, ty0, ty1, timi
   release(scratch);
 }
 
-/** Free the buffers of a scratch object now (detached), not at a garbage collection that an
- *  idle worker may not run for a long time. */
+/** Free the buffers of a scratch object (float arrays, and refine's pool of planes) now,
+ *  detached, not at a garbage collection that an idle worker may not run for a long time. */
 function release(scratch) {
   for (const v of Object.values(scratch)) {
     const planes = v && v.planes ? v.planes : [v];

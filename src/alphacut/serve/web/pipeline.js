@@ -191,12 +191,12 @@ export async function finish(job, ctx) {
   timings.compose += now() - t;
   // a PNG written in strips brings the parts of the "after" preview with it (made by the
   // strip workers, which have time while this thread reads the file back)
-  const parts = big ? { side: PREVIEW_SIDE, parts: [], complete: false } : null;
-  const out = await writeFile(rgba, width, height, spec, icc, ctx, timings, parts);
+  const after = big ? { side: PREVIEW_SIDE, parts: [], complete: false } : null;
+  const out = await writeFile(rgba, width, height, spec, icc, ctx, timings, after);
   const stats = {}; // counted by the preview's pass over a large photo
   t = now();
   const afterPreview = !big ? null
-    : parts.complete ? previewFile(previewFromParts(parts.parts, width, height, PREVIEW_SIDE, stats))
+    : after.complete ? previewFile(previewFromParts(after.parts, width, height, PREVIEW_SIDE, stats))
       : previewPng(rgba, width, height, stats);
   if (big) timings.preview = now() - t; // the "after" preview's part on this thread
   if (!big) Object.assign(stats, alphaStats(rgba));
@@ -245,7 +245,8 @@ export async function rebuild(file, low, ctx, patch) {
 }
 
 /** Encode, add the profile, decode again and compare (rules 7-9): the file's bytes, as a list
- *  of pieces (a Blob's parts). */
+ *  of pieces (a Blob's parts). `preview` (optional, {side, parts, complete}): a PNG written in
+ *  strips also brings the parts of its small preview (parallel.js pngPieces), `complete` then. */
 export async function writeFile(rgba, width, height, spec, icc, ctx, timings, preview = null) {
   const { fflate, stage, strips, prefs } = ctx;
   const fmt = spec.name;

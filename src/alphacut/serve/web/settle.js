@@ -62,8 +62,8 @@ function toGrid(m, w, h) {
   return out;
 }
 
-/** GRID values a[i0 + k·step]·0.5 + b[j0 + k·step]·0.5 (b's step as a's when step is 2,
- *  adjacent pairs; 1 for two rows) into out from o. */
+/** GRID values a[i0 + step·x]·0.5 + b[j0 + step·x]·0.5 into `out` from `o`: the adjacent
+ *  pairs of one row (step 2, j0 = i0 + 1) or the values of two rows (step 1). */
 function halveRow(a, i0, step, b, j0, out, o) {
   for (let x = 0; x < GRID; x++) out[o + x] = a[i0 + step * x] * 0.5 + b[j0 + step * x] * 0.5;
 }
