@@ -73,6 +73,25 @@ def test_index_is_html_no_cache_and_has_no_inline_script(client, app_hash):
         assert "__APP__" not in r.text
 
 
+def test_config_json_is_made_before_the_server_takes_requests(monkeypatch):
+    # made on the first request, it held the page's start (every request behind it) while the
+    # model's chunks were hashed
+    from alphacut.serve import app as server
+
+    calls = []
+    real = site.model_config
+    monkeypatch.setattr(site, "model_config", lambda *a, **k: calls.append(a) or real(*a, **k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        app = server.create_app()
+        assert calls == []
+        with TestClient(app, base_url=BASE) as c:  # runs the lifespan, as uvicorn does
+            assert len(calls) == 1
+            r = c.get("/config.json")
+            assert r.status_code == 200 and json.loads(r.content)["model"]["chunks"]
+            assert len(calls) == 1  # answered from what start-up made
+
+
 def test_config_json_carries_the_catalog_hash_and_size(client):
     r = client.get("/config.json")
     assert r.status_code == 200

@@ -298,18 +298,44 @@ def web_routes(model: str = DEFAULT_MODEL) -> list[BaseRoute]:
     return WebApp(model).routes()
 
 
+def _prepared(web: WebApp, then):
+    """A lifespan that makes the page's ``config.json`` (the model's chunk hashes, its packed
+    chunks) before the server takes requests, then runs ``then`` (the API's). Done on the
+    first request instead, it held that request and every other one for 0.2-0.6 s while the
+    page was starting (the event loop was busy hashing), on the first visit's critical path."""
+    import contextlib
+    import logging
+
+    import anyio
+
+    from alphacut.errors import AlphacutError
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        try:
+            await anyio.to_thread.run_sync(web.config)
+        except AlphacutError as e:  # a model not installed: config.json reports it per request
+            logging.getLogger("alphacut.serve").warning("web: model %s not ready at start-up: %s", web.model, e)
+        async with then(app):
+            yield
+
+    return lifespan
+
+
 def create_app(model: str = DEFAULT_MODEL, token: str | None = None, host: str = "127.0.0.1", device: str = "auto") -> Starlette:
     """The ASGI app: API routes first, then the browser app; headers and guards on all.
     ``device``: where the API's inference runs (``infer.DEVICES``)."""
     from alphacut.serve import api
 
+    web = WebApp(model)
     return Starlette(
-        routes=[*api_routes(model, device), *web_routes(model)],
+        routes=[*api_routes(model, device), *web.routes()],
         middleware=[
             Middleware(SecurityHeaders, headers=site.SECURITY_HEADERS),
             Middleware(Guard, host=host, token=token),
         ],
-        lifespan=api.lifespan(model, device),  # loads the API's model session before requests arrive
+        # config.json, then the API's model session, ready before requests arrive
+        lifespan=_prepared(web, api.lifespan(model, device)),
     )
 
 
