@@ -177,6 +177,8 @@ def run_one(page, app: App, path: Path) -> dict:
     if "timings" in ev:  # alphacut's worker reports its stages
         out["stages_s"] = {k: v / 1000 for k, v in ev["timings"].items()}
         out["backend"] = ev["backend"]
+    elif ev.get("infer_ms"):  # img.ly's page times its ONNX Runtime session.run calls
+        out["infer_s"] = ev["infer_ms"] / 1000
     return out
 
 
@@ -332,37 +334,39 @@ def report(res: dict, sizes: list[int]) -> None:
     a, i = t.get("alphacut", {}), t.get("imgly", {})
     print(f"\nmachine: {os.cpu_count()} CPUs, load average before/after {res['load_before']} / {res['load_after']}; "
           f"alphacut backend: {a.get('cold', {}).get('backend', '-')}; img.ly: threaded WASM (its proxy worker)")
-    print("| photo | img.ly s | alphacut s | alphacut / img.ly | alphacut inference s | python s | alphacut stages (s) |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("| photo | img.ly s | alphacut s | alphacut / img.ly | alphacut inference s | img.ly inference s | python s | alphacut stages (s) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for mp in sizes:
         k = f"{mp}mp"
         aw, iw = a.get(k, {}).get("wall_s"), i.get(k, {}).get("wall_s")
         st = a.get(k, {}).get("stages_s", {})
         py = res["python"].get(k, {}).get("wall_s")
+        ii = i.get(k, {}).get("infer_s")
         w, h = SIZES[mp]
         print(f"| {w * h / 1e6:.1f} MP warm | {iw or 0:.2f} | {aw or 0:.2f} | **{ratio(aw, iw)}** | {st.get('infer', 0):.2f} "
-              f"(queue → file / inference {ratio(aw, st.get('infer'))}) | {py or 0:.2f} | "
+              f"(queue → file / inference {ratio(aw, st.get('infer'))}) | {ii or 0:.2f} ({ratio(iw, ii)}) | {py or 0:.2f} | "
               f"{', '.join(f'{s} {v:.2f}' for s, v in st.items())} |")
     ac, ic = a.get("cold_first_result_s"), i.get("cold_first_result_s")
     print(f"| cold first result | {ic or 0:.2f} | {ac or 0:.2f} | **{ratio(ac, ic)}** | "
-          f"{a.get('cold', {}).get('stages_s', {}).get('infer', 0):.2f} | | model {a.get('cold_model_s', 0):.2f}, "
+          f"{a.get('cold', {}).get('stages_s', {}).get('infer', 0):.2f} | {i.get('cold', {}).get('infer_s') or 0:.2f} | | "
+          f"model {a.get('cold_model_s', 0):.2f}, "
           f"session {a.get('cold_session_s', 0):.2f} |")
     am, im = a.get("first_visit_mb"), i.get("first_visit_mb")
-    print(f"| first-visit transfer MB | {im or 0:.1f} | {am or 0:.1f} | {ratio(am, im)} | | | |")
+    print(f"| first-visit transfer MB | {im or 0:.1f} | {am or 0:.1f} | {ratio(am, im)} | | | | |")
     if "batch" in a or "batch" in i:
         ab, ib = a.get("batch", {}), i.get("batch", {})
         print(f"| batch of {ab.get('n') or ib.get('n')} x 12 MP | {ib.get('wall_s') or 0:.2f} | {ab.get('wall_s') or 0:.2f} | "
               f"**{ratio(ab.get('wall_s'), ib.get('wall_s'))}** | sum {ab.get('infer_sum_s') or 0:.2f} "
-              f"(batch / inference sum {ratio(ab.get('wall_s'), ab.get('infer_sum_s'))}) | | |")
+              f"(batch / inference sum {ratio(ab.get('wall_s'), ab.get('infer_sum_s'))}) | | | |")
     if len(res.get("rounds", [])) > 1:
         cells = [(f"{mp} MP", lambda r, k=f"{mp}mp": r.get(k, {}).get("wall_s")) for mp in sizes]
         cells.append(("cold", lambda r: r.get("cold_first_result_s")))
         per = "; ".join(f"{label} " + " / ".join(ratio(f(rd.get("alphacut", {})), f(rd.get("imgly", {}))) for rd in res["rounds"])
                         for label, f in cells)
-        print(f"| alphacut / img.ly in each of {len(res['rounds'])} rounds | {per} | | | | | |")
+        print(f"| alphacut / img.ly in each of {len(res['rounds'])} rounds | {per} | | | | | | |")
     stall = max((a.get(f"{mp}mp", {}).get("max_main_thread_stall_ms", 0) for mp in sizes), default=0)
     istall = max((i.get(f"{mp}mp", {}).get("max_main_thread_stall_ms", 0) for mp in sizes), default=0)
-    print(f"| longest main-thread stall ms | {istall:.0f} | {stall:.0f} | | | | |")
+    print(f"| longest main-thread stall ms | {istall:.0f} | {stall:.0f} | | | | | |")
     m = res.get("memory", {})
     if m:
         print("\nChromium peak memory (separate pass, sampled every 100 ms), RSS / PSS GiB:")
