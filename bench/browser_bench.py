@@ -16,7 +16,8 @@ the machine's speed drifts over minutes):
 - cold time to first result: fresh profile, page load → model download and session, first
   ~1 MP photo done; bytes the server sent until then (first-visit transfer);
 - warm per-photo time at ~1, 12 and 48 MP, queue → result file (alphacut: the verified file
-  offered for download, with the worker's stage times and inference time);
+  offered for download, with the worker's stage times and inference time; img.ly: its own
+  inference time, its ONNX Runtime session.run calls timed in its test page);
 - optionally a batch of N 12 MP photos queued at once (`--batch N`), beside the sum of their
   inference times;
 - the longest main-thread stall while a photo is processed.
