@@ -9,7 +9,8 @@ and WASM go gzip-compressed when the browser accepts it; the model goes as packe
 (``pack.py``) beside the plain ones.
 
 Routes are grouped so that other features (an HTTP API under ``/api/v1``) can add theirs:
-``create_app`` concatenates ``api_routes()`` and ``web_routes()``.
+``create_app`` concatenates ``api_routes()`` and the browser app's (what ``web_routes()``
+returns alone), and its lifespan makes ``config.json`` before the server takes requests.
 """
 
 from __future__ import annotations
