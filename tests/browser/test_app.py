@@ -229,8 +229,10 @@ def test_privacy_every_request_is_local_and_none_carries_images(main_page, sampl
         f"each chunk of the model is downloaded exactly once: {len(chunks)} requests for "
         f"{len(cfg['chunks'])} chunks, twice {twice}, never {missing}")
     assert not [r for r in reqs if "/models/chunks/" in r[1]], "the server packs every chunk of this model: none plain"
-    # After the model is ready, nothing is requested: the next image makes no network
-    # request at all (the previews' blob: URLs are objects in this page's memory).
+    # After the model is ready (and the service worker's one install, at the first idle
+    # moment after it), nothing is requested: the next image makes no network request at all
+    # (the previews' blob: URLs are objects in this page's memory).
+    wait_js(page, "window.alphacut.events.some(e => e.type === 'sw-ready')", 60)
     n = len(reqs)
     add_and_wait(page, [samples["chelsea"]])
     later = [r[1] for r in reqs[n:] if not r[1].startswith(("blob:", "data:"))]

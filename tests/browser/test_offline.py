@@ -1,6 +1,7 @@
 """Installable and offline: after one visit (a photo cut out, so the model is in Cache
 Storage), a reload with the network cut (the context offline) loads the app from the
-service worker's cache and cuts out a photo; the manifest is served and names the app."""
+service worker's cache and cuts out a photo; the manifest is served and names the app. The
+service worker is registered only once the model is ready and no photo is in progress."""
 
 from __future__ import annotations
 
@@ -21,7 +22,15 @@ def test_reload_offline_after_one_visit(browser, server, samples, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server.url)
         wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+        # a photo queued while the model loads: the service worker (whose install downloads
+        # the app's files) waits until the model is ready and the queue has been idle 3 s
+        add_and_wait(page, [samples["chelsea"]])
+        assert card(page, "chelsea.png").locator(".status").inner_text() == "done"
         wait_js(page, "window.alphacut.events.some(e => e.type === 'sw-ready')", 120)
+        at = page.evaluate("""Object.fromEntries(window.alphacut.events
+            .filter(e => ['ready', 'done', 'sw-registered'].includes(e.type)).map(e => [e.type, e.t]))""")
+        assert at["sw-registered"] > at["ready"], at
+        assert at["sw-registered"] - at["done"] >= 2900, at
         manifest = page.evaluate("""(async () => {
             const link = document.querySelector('link[rel=manifest]');
             const r = await fetch(link.href);
@@ -29,8 +38,6 @@ def test_reload_offline_after_one_visit(browser, server, samples, tmp_path):
         })()""")
         assert manifest["type"].startswith("application/manifest+json")
         assert manifest["body"]["short_name"] == "alphacut" and manifest["body"]["display"] == "standalone"
-        add_and_wait(page, [samples["chelsea"]])
-        assert card(page, "chelsea.png").locator(".status").inner_text() == "done"
         # the service worker now controls the page, and its cache holds the app
         wait_js(page, "!!navigator.serviceWorker.controller", 30)
 

@@ -100,6 +100,7 @@ function onWorkerMessage(msg) {
       break;
     case 'inited':
       note('inited');
+      if (prefs.preload !== 'on' || prefs.idleRelease <= 0) settled(); // the model loads with the first photo
       break;
     case 'status':
       setStatus(msg.text);
@@ -118,6 +119,7 @@ function onWorkerMessage(msg) {
       $('#load-model').disabled = true;
       setStatus(`Model ready${msg.fromCache ? ' (from this browser\'s cache, verified)' : ' (downloaded and verified)'}.`);
       note('ready', { fromCache: msg.fromCache, timings: msg.timings, restart: !!msg.restart });
+      settled();
       break;
     case 'released':
       // no photo waited for the model: its memory went back; the next photo loads it again
@@ -136,6 +138,7 @@ function onWorkerMessage(msg) {
       }
       state.modelRequested = false;
       $('#load-model').disabled = false;
+      settled();
       break;
     case 'stage': {
       const job = state.jobs.get(msg.id);
@@ -295,6 +298,7 @@ function progress() {
   const el = $('#queue-progress');
   if (!left.length) {
     el.textContent = jobs.length ? `${jobs.length} of ${jobs.length} finished` : '';
+    registerServiceWorkerWhenIdle();
     return;
   }
   const finished = jobs.filter((j) => j.done && j.blob);
@@ -492,18 +496,38 @@ function wireUi() {
   $('#preview-color').addEventListener('input', () => { $('#preview-mode').value = 'color'; applyPreview(); });
 }
 
-/** The service worker keeps the app's files so a reload works offline (sw.js). */
-function registerServiceWorker() {
-  if (!('serviceWorker' in navigator) || params.get('sw') === 'off') return;
-  navigator.serviceWorker.register(new URL('sw.js', location.href)).then(
-    (reg) => note('sw-registered', { scope: reg.scope }),
-    (e) => note('sw-error', { message: e.message }),
-  );
-  navigator.serviceWorker.ready.then(() => note('sw-ready'));
+/** The service worker keeps the app's files so a reload works offline (sw.js). Its install
+ *  downloads and stores every app and vendor file (about 20 MB), which on a first visit took
+ *  the two cores from the model's download and check (cold page to model ready 0.5 s later
+ *  in four of four alternating pairs on the 2-core machine). So it is registered only once
+ *  the model is ready (or has failed, or is not preloaded) and no photo has been in progress
+ *  for SW_IDLE_MS: never beside a photo the user is waiting for. */
+const SW_IDLE_MS = 3000;
+const sw = { wanted: params.get('sw') !== 'off' && 'serviceWorker' in navigator, settled: false, timer: null };
+
+function registerServiceWorkerWhenIdle() {
+  clearTimeout(sw.timer);
+  sw.timer = null;
+  if (!sw.wanted || !sw.settled) return;
+  if ([...state.jobs.values()].some((j) => !j.cancelled && !j.done)) return; // again when the queue empties
+  sw.timer = setTimeout(() => {
+    if ([...state.jobs.values()].some((j) => !j.cancelled && !j.done)) return;
+    sw.wanted = false;
+    navigator.serviceWorker.register(new URL('sw.js', location.href)).then(
+      (reg) => note('sw-registered', { scope: reg.scope }),
+      (e) => note('sw-error', { message: e.message }),
+    );
+    navigator.serviceWorker.ready.then(() => note('sw-ready'));
+  }, SW_IDLE_MS);
+}
+
+/** The start of the page is over (the model ready or failed, or not preloaded). */
+function settled() {
+  sw.settled = true;
+  registerServiceWorkerWhenIdle();
 }
 
 async function main() {
-  registerServiceWorker();
   wireUi();
   let config;
   try {
