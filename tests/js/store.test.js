@@ -130,6 +130,20 @@ test('the JS unpacker gives back the bytes Python packed (shared vectors)', asyn
   await assert.rejects(unpack(p.subarray(0, p.length >> 1), v.size), /packed chunk/);
 });
 
+test('the planes are put back the same whichever path (words four at a time, or one at a time)', async () => {
+  const { deflateRawSync } = await import('node:zlib');
+  // word counts that are and are not multiples of 4 (the four-words path needs them), with tails
+  for (const size of [4096 * 4, 4096 * 4 + 3, 4097 * 4, 4098 * 4 + 1, 4099 * 4 + 2, 12 + 3, 7]) {
+    const raw = new Uint8Array(size);
+    for (let i = 0; i < size; i++) raw[i] = (i * 2654435761 + (i >> 7)) >>> 24;
+    const q = size >>> 2;
+    const planes = new Uint8Array(size); // plane k: byte k of every word; then the tail as it is
+    for (let j = 0; j < q; j++) for (let k = 0; k < 4; k++) planes[k * q + j] = raw[4 * j + k];
+    planes.set(raw.subarray(4 * q), 4 * q);
+    assert.deepEqual(await unpack(new Uint8Array(deflateRawSync(planes)), size), raw, `${size} bytes`);
+  }
+});
+
 test('packed chunks are fetched, unpacked, verified and cached packed; a corrupted one is refused and fetched plain', async () => {
   const raws = await Promise.all(PACKED.vectors.map((v) => unpack(b64(v.packed), v.size)));
   const whole = new Uint8Array(raws.reduce((n, r) => n + r.length, 0));
