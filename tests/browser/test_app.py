@@ -133,6 +133,10 @@ def test_file_input_to_download(main_page, samples, tmp_path):
     t = time.time()
     add_and_wait(page, [samples["astronaut"]])
     main_page["cold_s"] = time.time() - t
+    # a PNG photo to a PNG cut-out: WebP's, AVIF's and JPEG's codecs were not loaded for it
+    # (they load on first use; the service worker's install waits for an idle moment)
+    codecs = [r[1] for r in main_page["rec"].requests if any(f"/@jsquash/{k}@" in r[1] for k in ("webp", "avif", "jpeg"))]
+    assert not codecs, codecs
     # the download's progress in MiB, counted in the bytes that travel (the packed chunks)
     model = page.evaluate("fetch('config.json').then(r => r.json())")["model"]
     total = f"{sum(c.get('packed', c['size']) for c in model['chunks']) / 1048576:.1f}"

@@ -266,6 +266,7 @@ export async function writeFile(rgba, width, height, spec, icc, ctx, timings, pr
       t = now();
     }
   }
+  if (!writer) await codecs.ready(fmt); // WebP's, AVIF's and JPEG's codecs load on first use
   let out = writer ? await encodePng(strips(), rgba, width, height, writer) : codecs.encode(rgba, width, height, fmt);
   // contract rule 9: an RGB profile goes to PNG and WebP outputs (never converted)
   if (icc && fmt === 'png') out = pngWithIcc(out, icc, fflate.zlibSync);
