@@ -124,3 +124,33 @@ def test_jpeg_pixels_are_the_files_without_colour_conversion(page, profile):
     want = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
     assert (w, h) == (600, 400) and (got[..., 3] == 255).all()
     assert np.abs(got[..., :3].astype(int) - want).max() <= 1
+
+
+def test_a_codec_that_cannot_load_is_reported_and_loaded_next_time(browser, server):
+    """WebP's codec loads on first use: when its files cannot be fetched (offline before the
+    service worker has them), decoding a WebP says so, not that the file is damaged, and the
+    next attempt loads it and decodes the same pixels as Python."""
+    import io
+
+    from PIL import Image
+
+    from alphacut.stages.decode import decode
+
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 3] = 200, np.arange(4) * 60, [[0, 90, 180, 255]] * 3
+    b = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(b, "WEBP", lossless=True, exact=True)
+    context = browser.new_context()
+    try:
+        p = context.new_page()
+        p.goto(server.url + "?sw=off")
+        blocked = []
+        p.route("**/@jsquash/webp@*/**", lambda route: (blocked.append(route.request.url), route.abort()))
+        with pytest.raises(Exception, match="could not load the WEBP codec") as e:
+            _decode(p, b.getvalue())
+        assert "damaged" not in str(e.value) and blocked
+        p.unroute("**/@jsquash/webp@*/**")
+        got = _decode(p, b.getvalue())
+        assert np.array_equal(got, decode(b.getvalue()).rgba) and got[0, :, 3].tolist() == [0, 90, 180, 255]
+    finally:
+        context.close()

@@ -31,21 +31,24 @@ export async function preload() {
   png = pngMod;
 }
 
-const defaults = async (pkg) => (await import(pkg + 'meta.js')).defaultOptions;
+const defaults = async (url) => (await import(url)).defaultOptions;
+// `q`: '' the first time; after a failure a query of its own, as a module that failed to load
+// stays failed under its URL for the rest of the page's life
 const FAMILIES = {
-  webp: async () => {
-    [webpDec, webpEnc, webpDefaults] = await Promise.all([
-      emscripten(WEBP + 'codec/dec/webp_dec.js'), emscripten(WEBP + 'codec/enc/webp_enc_simd.js'), defaults(WEBP)]);
+  webp: async (q) => {
+    [webpDec, webpEnc, webpDefaults] = await Promise.all([emscripten(WEBP + 'codec/dec/webp_dec.js' + q),
+      emscripten(WEBP + 'codec/enc/webp_enc_simd.js' + q), defaults(WEBP + 'meta.js' + q)]);
   },
-  avif: async () => {
-    [avifDec, avifEnc, avifDefaults] = await Promise.all([
-      emscripten(AVIF + 'codec/dec/avif_dec.js'), emscripten(AVIF + 'codec/enc/avif_enc.js'), defaults(AVIF)]);
+  avif: async (q) => {
+    [avifDec, avifEnc, avifDefaults] = await Promise.all([emscripten(AVIF + 'codec/dec/avif_dec.js' + q),
+      emscripten(AVIF + 'codec/enc/avif_enc.js' + q), defaults(AVIF + 'meta.js' + q)]);
   },
-  jpeg: async () => {
-    [jpegEnc, jpegDefaults] = await Promise.all([emscripten(JPEG + 'codec/enc/mozjpeg_enc.js'), defaults(JPEG)]);
+  jpeg: async (q) => {
+    [jpegEnc, jpegDefaults] = await Promise.all([emscripten(JPEG + 'codec/enc/mozjpeg_enc.js' + q), defaults(JPEG + 'meta.js' + q)]);
   },
 };
 const loading = {};
+let failures = 0;
 
 /** Resolves once the codecs for files of `kind` ('png', 'webp', 'avif', 'jpeg'; others need
  *  none) are loaded: each family once, on first need. A failure (offline before the service
@@ -53,9 +56,10 @@ const loading = {};
 export function ready(kind) {
   if (kind === 'png') return preload();
   if (!FAMILIES[kind]) return Promise.resolve();
-  loading[kind] ??= FAMILIES[kind]().catch((e) => {
+  loading[kind] ??= FAMILIES[kind](failures ? `?retry=${failures}` : '').catch((e) => {
     delete loading[kind];
-    throw new Error(`could not load the ${kind.toUpperCase()} codec (${e?.message || e})`);
+    failures++;
+    throw Object.assign(new Error(`could not load the ${kind.toUpperCase()} codec (${e?.message || e})`), { codecLoad: true });
   });
   return loading[kind];
 }
@@ -87,7 +91,7 @@ export async function decode(bytes, type) {
   try {
     return await decodeKind(bytes, type, kind);
   } catch (e) {
-    if (!kind) throw e;
+    if (!kind || e.codecLoad) throw e; // not the file's fault
     const why = e?.message && !/unwrap|unreachable|RuntimeError/i.test(e.message) ? `: ${e.message}` : '';
     throw new Error(`cannot decode this ${kind.toUpperCase()} file (damaged or unsupported)${why}`);
   }
