@@ -498,8 +498,8 @@ function wireUi() {
 
 /** The service worker keeps the app's files so a reload works offline (sw.js). Its install
  *  downloads and stores every app and vendor file (about 20 MB), which on a first visit took
- *  the two cores from the model's download and check (cold page to model ready 0.5 s later
- *  in four of four alternating pairs on the 2-core machine). So it is registered only once
+ *  the two cores from the model's download and check (model ready 0.15-2.2 s later, median
+ *  0.4 s, in 8 of 8 alternating pairs on the 2-core machine). So it is registered only once
  *  the model is ready (or has failed, or is not preloaded) and no photo has been in progress
  *  for SW_IDLE_MS: never beside a photo the user is waiting for. */
 const SW_IDLE_MS = 3000;
