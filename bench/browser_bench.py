@@ -31,6 +31,7 @@ Photos are real (scikit-image's coffee) upscaled with Lanczos and saved as JPEG.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -406,6 +407,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     args.tmp = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
+    atexit.register(shutil.rmtree, args.tmp, True)  # the photos, img.ly's page, any disk profiles
     photos = make_photos(args.tmp, sorted({1, *sizes, *([12] if args.batch else [])}))
     batch = []
     for n in range(args.batch):
