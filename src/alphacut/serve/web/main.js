@@ -505,13 +505,14 @@ function wireUi() {
 const SW_IDLE_MS = 3000;
 const sw = { wanted: params.get('sw') !== 'off' && 'serviceWorker' in navigator, settled: false, timer: null };
 
+const queueBusy = () => [...state.jobs.values()].some((j) => !j.cancelled && !j.done);
+
 function registerServiceWorkerWhenIdle() {
   clearTimeout(sw.timer);
   sw.timer = null;
-  if (!sw.wanted || !sw.settled) return;
-  if ([...state.jobs.values()].some((j) => !j.cancelled && !j.done)) return; // again when the queue empties
+  if (!sw.wanted || !sw.settled || queueBusy()) return; // (again when the queue empties)
   sw.timer = setTimeout(() => {
-    if ([...state.jobs.values()].some((j) => !j.cancelled && !j.done)) return;
+    if (queueBusy()) return;
     sw.wanted = false;
     navigator.serviceWorker.register(new URL('sw.js', location.href)).then(
       (reg) => note('sw-registered', { scope: reg.scope }),
