@@ -26,9 +26,10 @@ self.addEventListener('fetch', (event) => {
   if (req.method !== 'GET' || url.origin !== scope.origin || !url.pathname.startsWith(scope.pathname)) return;
   if (under(url, 'models/') || under(url, 'api/')) return;
   if (under(url, 'app/') || under(url, 'vendor/')) {
-    // versioned paths never change: the cache first, the network once
+    // versioned paths never change: the cache first, the network once (a query, such as
+    // codecs.js's retry after a failed load, names the same file)
     event.respondWith(caches.open(CACHE).then(async (c) => {
-      const hit = await c.match(req);
+      const hit = await c.match(req, { ignoreSearch: true });
       if (hit) return hit;
       const res = await fetch(req);
       if (res.ok) await c.put(req, res.clone());
