@@ -137,6 +137,12 @@ def test_file_input_to_download(main_page, samples, tmp_path):
     # (they load on first use; the service worker's install waits for an idle moment)
     codecs = [r[1] for r in main_page["rec"].requests if any(f"/@jsquash/{k}@" in r[1] for k in ("webp", "avif", "jpeg"))]
     assert not codecs, codecs
+    # the model's first request left before the pipeline's modules were asked for: they load
+    # once its bytes are coming (worker.js loadPipeline), not before the inference worker starts
+    urls = [r[1] for r in main_page["rec"].requests]
+    first_model = next(i for i, u in enumerate(urls) if "/models/" in u)
+    first_pipeline = next(i for i, u in enumerate(urls) if u.endswith("/pipeline.js"))
+    assert first_model < first_pipeline, urls[:first_pipeline + 1]
     # the download's progress in MiB, counted in the bytes that travel (the packed chunks)
     model = page.evaluate("fetch('config.json').then(r => r.json())")["model"]
     total = f"{sum(c.get('packed', c['size']) for c in model['chunks']) / 1048576:.1f}"

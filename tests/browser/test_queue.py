@@ -90,6 +90,38 @@ def test_queue_steering(browser, server, samples, tmp_path):
         context.close()
 
 
+def test_a_photo_dropped_as_the_page_opens(browser, server, samples, tmp_path):
+    """Photos queued, and one taken back, before the page has its worker or before the worker
+    has loaded the pipeline's modules (worker.js loadPipeline waits for the model's first
+    bytes): the one kept is cut out like any other, and nothing fails on the way."""
+    context = browser.new_context(accept_downloads=True)
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "?sw=off", wait_until="commit")
+        wait_js(page, "!!window.alphacut", 30)  # (main.js listens to the picker)
+        page.locator("#files").set_input_files([str(samples["chelsea"])])
+        wait_js(page, "!!window.alphacut.state.worker", 30)
+        page.locator("#files").set_input_files([str(samples["astronaut"])])
+        card(page, "astronaut.png").get_by_role("button", name="Remove").click()  # ('drop' to the worker)
+        wait_js(page, "window.alphacut.events.some(e => e.type === 'done' || e.type === 'error')", 240)
+        queued = events(page, "queued")[0]["t"]
+        removed = events(page, "removed")[0]["t"]
+        inited = events(page, "inited")[0]["t"]
+        assert queued < removed < inited, (queued, removed, inited)  # (else this test missed its point)
+        assert not events(page, "worker-error") and not events(page, "error")
+        assert page.locator("li.card").count() == 1
+        assert card(page, "chelsea.png").locator(".status").inner_text() == "done"
+        out = rgba_of(download(page, card(page, "chelsea.png"), tmp_path))
+        src = rgba_of(samples["chelsea"])
+        assert out.shape == src.shape and np.array_equal(out[..., :3], src[..., :3])
+        assert (out[..., 3] == 0).any() and (out[..., 3] == 255).any()
+        assert not errors, errors
+    finally:
+        context.close()
+
+
 def test_basics(browser, server):
     context = browser.new_context(viewport={"width": 1200, "height": 900}, color_scheme="dark")
     small = browser.new_context(viewport={"width": 390, "height": 800}, color_scheme="light")

@@ -37,6 +37,7 @@ const prefs = {
   bandPixels: Number(params.get('band-pixels')) > 0 ? Number(params.get('band-pixels')) : undefined,
 };
 
+let workerStarted;
 const state = {
   worker: null,
   jobs: new Map(), // id → job
@@ -44,7 +45,9 @@ const state = {
   modelRequested: false,
   ready: false,
   zipId: 0,
-  inOrder: Promise.resolve(), // the last queued photo's check (startJob)
+  // the last queued photo's check (startJob); the first waits for the worker to exist (a photo
+  // dropped while config.json is still on its way)
+  inOrder: new Promise((resolve) => { workerStarted = resolve; }),
 };
 
 // A small hook for tests and the benchmark (no data leaves the page through it).
@@ -91,6 +94,7 @@ function startWorker(config) {
   if (prefs.preload === 'on' && !(prefs.idleRelease <= 0)) setStatus('Getting the model ready…');
   state.worker = worker;
   state.viewer = new Viewer({ worker, note, onClose: closedViewer });
+  workerStarted();
 }
 
 function onWorkerMessage(msg) {
@@ -274,14 +278,14 @@ function cancelJob(job) {
   $('.status', job.el).textContent = job.started ? 'cancelling…' : 'cancelled';
   $('.cancel', job.el).hidden = true;
   $('.retry', job.el).hidden = false;
-  state.worker.postMessage({ type: 'drop', id: job.id });
+  state.worker?.postMessage({ type: 'drop', id: job.id });
   progress();
 }
 
 /** Take a card away (a running photo is stopped, a finished one's memory freed). */
 function removeJob(job) {
   if (!job.done) job.cancelled = true;
-  state.worker.postMessage({ type: 'drop', id: job.id });
+  state.worker?.postMessage({ type: 'drop', id: job.id });
   for (const u of [job.url, job.beforeUrl, job.afterUrl]) if (u) URL.revokeObjectURL(u);
   job.el.remove();
   state.jobs.delete(job.id);
@@ -486,7 +490,7 @@ function wireUi() {
   if (matchMedia('(max-width: 640px)').matches) $('#caps').open = false;
   $('#load-model').addEventListener('click', () => {
     state.modelRequested = true;
-    state.worker.postMessage({ type: 'load' });
+    state.worker?.postMessage({ type: 'load' });
   });
   const applyPreview = () => {
     document.body.classList.toggle('preview-color', $('#preview-mode').value === 'color');
