@@ -20,6 +20,8 @@ const resizeHelper = (msg, transfer) => (helper ? helper.run(msg, transfer) : Pr
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 const now = () => performance.now();
+/** A promise and the function that resolves it. */
+const resolvers = () => { let resolve; const promise = new Promise((r) => { resolve = r; }); return { promise, resolve }; };
 
 /** How long the model stays loaded once no photo waits for it (page: ?idle=ms). A restart
  *  reads the model from Cache Storage and creates the session again (docs/browser.md). */
@@ -157,7 +159,6 @@ async function init(msg) {
  * moved beside the download, takes back most of what the request gains.
  * Messages that come before the modules are answered once they are loaded, in order.
  */
-const resolvers = () => { let resolve; const promise = new Promise((r) => { resolve = r; }); return { promise, resolve }; };
 let pipelineSettled = false;
 const pipelineLoaded = resolvers();
 const underWay = resolvers();
@@ -270,8 +271,7 @@ async function cutOutImage(msg, afterInference, inferring) {
     try {
       const job = await pipeline.prepare(file, format, ctx);
       if (dropped.has(id, run)) throw new Dropped();
-      let resolve;
-      const done = new Promise((r) => { resolve = r; });
+      const { promise: done, resolve } = resolvers();
       finishing.set(id, { run, pixels, file, done, resolve });
       pixels = 0; // now the finisher's, until it hands the photo back
       Object.assign(job, { id, run, backend: backend() });
