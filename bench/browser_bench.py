@@ -93,9 +93,9 @@ class MemorySampler(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
         self.peak_rss = self.peak_pss = 0
-        self.peak_parts: dict[str, int] = {}
         self.phase = "start"
         self.phases: dict[str, tuple[int, int]] = {}
+        self.parts: dict[str, dict[str, int]] = {}  # phase → PSS per process kind at its peak
         self.stop = threading.Event()
 
     def sample(self):
@@ -119,11 +119,11 @@ class MemorySampler(threading.Thread):
                 parts[kind] = parts.get(kind, 0) + pss - before
             except OSError:
                 continue
-        if pss > self.peak_pss:
-            self.peak_parts = parts
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_pss = max(self.peak_pss, pss)
         r, p = self.phases.get(self.phase, (0, 0))
+        if pss > p:
+            self.parts[self.phase] = parts
         self.phases[self.phase] = (max(r, rss), max(p, pss))
 
     def run(self):
@@ -433,6 +433,9 @@ def main() -> None:
                 mem.stop.set()
                 mem.join()
                 res["memory"][name] = {k: (r / 2**30, p / 2**30) for k, (r, p) in mem.phases.items()}
+                for phase, parts in mem.parts.items():
+                    kinds = ", ".join(f"{k} {v / 2**30:.2f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+                    print(f"{name} {phase} peak PSS by process (GiB): {kinds}", flush=True)
     res["load_after"] = round(os.getloadavg()[0], 1)
     if not args.no_python and "alphacut" in apps:
         res["python"] = {f"{k}mp": v for k, v in python_times({mp: photos[mp] for mp in sizes}, args.model).items()}

@@ -47,6 +47,32 @@ def chromium_bytes(measure: str = "pss") -> int:
     return total
 
 
+def largest_mapping_bytes(kind: str = "renderer") -> int:
+    """Size of the largest readable and writable anonymous mapping in our Chromium processes
+    of ``kind`` (``--type=``): in a renderer after an inference, ONNX Runtime's WASM heap
+    (a WASM memory never shrinks, so its size is the heap's peak)."""
+    best = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if "chrom" not in f.read() or not _ours(pid):
+                    continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f"--type={kind}".encode() not in f.read().replace(b"\0", b" ").split():  # title rewritten
+                    continue
+            with open(f"/proc/{pid}/maps") as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) == 5 and fields[1].startswith("rw"):  # no path: anonymous
+                        lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                        best = max(best, hi - lo)
+        except OSError:
+            continue
+    return best
+
+
 class Peak:
     """``with Peak("rss") as p: ...`` then ``p.peak``: the largest sum seen, every 0.2 s."""
 
