@@ -1,9 +1,13 @@
-"""One pipeline path: every entry point gives the same bytes, and the quality harness scores
+"""One pipeline path: every entry point writes the same file, and the quality harness scores
 what ships.
 
 A 20 MP JPEG (over ``LOW_MEMORY_PIXELS``, so its model input comes from a reduced-scale
 decode) and a 1 MP PNG with its own alpha go through the CLI, ``alphacut.remove``,
-``POST /api/v1/remove`` and ``--engine ray``; the four files must be byte-identical.
+``POST /api/v1/remove`` and ``--engine ray``; the four files must hold the same chunks, byte
+for byte, and the same image data once inflated. Not the same deflated bytes: ISA-L's
+streaming level-1 compressor (encode.py's strips) now and then deflates the same strip
+differently (2 in 200 times in a loop that churned the heap between calls; both streams
+valid), which once failed this test when it compared whole files.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +48,22 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     rgba[:, :200, 3] = np.linspace(0, 255, 200, dtype=np.uint8)  # input alpha, multiplied by the mask
     Image.fromarray(rgba, "RGBA").save(d / "small.png")
     return {"big": d / "big.jpg", "small": d / "small.png"}
+
+
+def _png_content(png: bytes) -> tuple[list[tuple[bytes, bytes]], int, bytes]:
+    """A PNG's chunks other than IDAT (type, body), its number of IDAT chunks and its image
+    data inflated: everything in the file but the choices of the deflate compressor."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    other, idat, pos = [], [], 8
+    while pos < len(png):
+        n = int.from_bytes(png[pos:pos + 4], "big")
+        kind, body = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + n]
+        if kind == b"IDAT":
+            idat.append(body)
+        else:
+            other.append((kind, body))
+        pos += 12 + n
+    return other, len(idat), zlib.decompress(b"".join(idat))
 
 
 def _by_cli(src: Path, out: Path) -> bytes:
@@ -81,16 +102,18 @@ def _by_ray(src_dir: Path, out: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_every_entry_point_writes_the_same_bytes(inputs, tmp_path):
+def test_every_entry_point_writes_the_same_file(inputs, tmp_path):
     ray_out = _by_ray(inputs["big"].parent, tmp_path / "ray")
     for name, src in inputs.items():
         cli = _by_cli(src, tmp_path / f"{name}-cli.png")
         python = alphacut.remove(src).encode("png")
         api = _by_api(src)
         ray = (ray_out / f"{src.stem}.png").read_bytes()
-        assert python == cli, f"{name}: alphacut.remove differs from the CLI"
-        assert api == cli, f"{name}: the HTTP API differs from the CLI"
-        assert ray == cli, f"{name}: --engine ray differs from the CLI"
+        want = _png_content(cli)
+        assert want[1] > 1 or name == "small", want[1]  # the 20 MP file is written in strips
+        assert _png_content(python) == want, f"{name}: alphacut.remove differs from the CLI"
+        assert _png_content(api) == want, f"{name}: the HTTP API differs from the CLI"
+        assert _png_content(ray) == want, f"{name}: --engine ray differs from the CLI"
         # and it is a real cut-out: RGB kept, alpha neither all clear nor all opaque
         out = np.asarray(Image.open(io.BytesIO(cli)))
         with Image.open(src) as im:

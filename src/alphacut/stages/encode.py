@@ -5,7 +5,10 @@ included:
 - PNG written here: each row Up-filtered, row strips of about 8 MB deflated independently
   by ISA-L (level 1) on a few threads and joined into one zlib stream (sync-flushed strips,
   combined Adler-32), one IDAT chunk a strip, the source's ICC profile as an iCCP chunk;
-  any PNG decoder reads it, and the verify stage checks it. Kept over imagecodecs' encoders
+  any PNG decoder reads it, and the verify stage checks it. Two writes of the same pixels
+  inflate to the same bytes but may differ in their deflated ones: ISA-L's streaming
+  compressor now and then picks other matches for the same strip (2 in 200 calls in a loop
+  that churned the heap between them). Kept over imagecodecs' encoders
   because it is faster and smaller (``bench/png_bench.py`` on real cut-outs, best of three
   interleaved rounds, 2 shared cores at load average 12, IS-Net inference 3.2-3.8 s in the
   same run): 1 / 12 / 48 MP in 0.01 / 0.16 / 0.55 s (1.4 / 11.9 / 38.4 MiB); libpng
