@@ -29,17 +29,25 @@ def _ours(pid: str) -> bool:
 MEASURES = {"rss": ("status", "VmRSS:"), "pss": ("smaps_rollup", "Pss:")}
 
 
-def chromium_bytes(measure: str = "pss") -> int:
-    """RSS or PSS (bytes) summed over our Chromium processes."""
-    name, label = MEASURES[measure]
-    total = 0
+def _our_chromium_pids():
+    """The pids of the Chromium processes this test session started."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/comm") as f:
-                if "chrom" not in f.read() or not _ours(pid):
-                    continue
+                if "chrom" in f.read() and _ours(pid):
+                    yield pid
+        except OSError:
+            continue
+
+
+def chromium_bytes(measure: str = "pss") -> int:
+    """RSS or PSS (bytes) summed over our Chromium processes."""
+    name, label = MEASURES[measure]
+    total = 0
+    for pid in _our_chromium_pids():
+        try:
             with open(f"/proc/{pid}/{name}") as f:
                 total += next(int(line.split()[1]) * 1024 for line in f if line.startswith(label))
         except (OSError, StopIteration):
@@ -52,13 +60,8 @@ def largest_mapping_bytes(kind: str = "renderer") -> int:
     of ``kind`` (``--type=``): in a renderer after an inference, ONNX Runtime's WASM heap
     (a WASM memory never shrinks, so its size is the heap's peak)."""
     best = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in _our_chromium_pids():
         try:
-            with open(f"/proc/{pid}/comm") as f:
-                if "chrom" not in f.read() or not _ours(pid):
-                    continue
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 if f"--type={kind}".encode() not in f.read().replace(b"\0", b" ").split():  # title rewritten
                     continue
