@@ -32,6 +32,8 @@ import alphacut
 from alphacut import evaluate as ev
 from alphacut.cli import app
 from alphacut.pipeline import LOW_MEMORY_PIXELS
+from alphacut.stages.encode import PNG_SIGNATURE
+from alphacut.stages.verify import _png_chunks
 
 pytestmark = pytest.mark.model
 
@@ -52,18 +54,12 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
 
 def _png_content(png: bytes) -> tuple[list[tuple[bytes, bytes]], int, bytes]:
     """A PNG's chunks other than IDAT (type, body), its number of IDAT chunks and its image
-    data inflated: everything in the file but the choices of the deflate compressor."""
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    other, idat, pos = [], [], 8
-    while pos < len(png):
-        n = int.from_bytes(png[pos:pos + 4], "big")
-        kind, body = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + n]
-        if kind == b"IDAT":
-            idat.append(body)
-        else:
-            other.append((kind, body))
-        pos += 12 + n
-    return other, len(idat), zlib.decompress(b"".join(idat))
+    data inflated: everything in the file but the choices of the deflate compressor (read by
+    the verify stage's chunk reader, which also checks each chunk's CRC)."""
+    assert png[:8] == PNG_SIGNATURE
+    chunks = [(kind, bytes(body)) for kind, body in _png_chunks(png, "test")]
+    idat = [body for kind, body in chunks if kind == b"IDAT"]
+    return [c for c in chunks if c[0] != b"IDAT"], len(idat), zlib.decompress(b"".join(idat))
 
 
 def _by_cli(src: Path, out: Path) -> bytes:
