@@ -42,8 +42,17 @@ export function composeBand(rgba, oy, width, height, low, refine, ty0, ty1, timi
   // pixel) never exist whole: a 48 MP photo's mask stages held about 0.4 GiB of them. The
   // refinement reads only RGB, which compose leaves alone, so rows composed already may be
   // read again as a later tile row's margin.
-  // The tile rows' work buffers are kept from one to the next, then let go at once.
+  // The tile rows' work buffers are kept from one to the next, then let go at once. They are
+  // made at the largest tile row's size first: grown on the way (the first tile row has no
+  // margin above it), the smaller ones stayed until a garbage collection, 2 x 33 MiB at 48 MP.
   const scratch = {};
+  let most = 0;
+  for (let ty = ty0; ty < ty1; ty += CHUNK_TILE_ROWS) {
+    const r = bandRows(width, height, ty, Math.min(ty1, ty + CHUNK_TILE_ROWS), refine);
+    most = Math.max(most, (r.n1 - r.n0) * width);
+  }
+  scratchFloats(scratch, 'upscaled', most);
+  if (refine) scratchFloats(scratch, 'refined', most);
   for (let ty = ty0; ty < ty1; ty += CHUNK_TILE_ROWS) {
     composeTileRows(rgba, oy, width, height, low, refine, ty, Math.min(ty1, ty + CHUNK_TILE_ROWS), timings, stage, scratch);
   }
