@@ -8,6 +8,7 @@ screens."""
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -99,12 +100,30 @@ def test_a_photo_dropped_as_the_page_opens(browser, server, samples, tmp_path):
         page = context.new_page()
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        # the model's bytes held back until the photo is removed: the pipeline's modules load
+        # on the model's first bytes, so the removal surely comes before them
+        held, let_through = [], []
+
+        def hold(route):
+            if let_through:
+                route.continue_()
+            else:
+                held.append(route)
+
+        context.route("**/models/**", hold)
         page.goto(server.url + "?sw=off", wait_until="commit")
         wait_js(page, "!!window.alphacut", 30)  # (main.js listens to the picker)
         page.locator("#files").set_input_files([str(samples["chelsea"])])
         wait_js(page, "!!window.alphacut.state.worker", 30)
         page.locator("#files").set_input_files([str(samples["astronaut"])])
         card(page, "astronaut.png").get_by_role("button", name="Remove").click()  # ('drop' to the worker)
+        end = time.time() + 30
+        while not held and time.time() < end:  # the model's first request has left
+            page.wait_for_timeout(50)
+        assert held and not events(page, "inited")
+        let_through.append(True)
+        for route in held:
+            route.continue_()
         wait_js(page, "window.alphacut.events.some(e => e.type === 'done' || e.type === 'error')", 240)
         queued = events(page, "queued")[0]["t"]
         removed = events(page, "removed")[0]["t"]
