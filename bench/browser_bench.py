@@ -87,12 +87,11 @@ def descendants(pid: int) -> set[int]:
 
 
 class MemorySampler(threading.Thread):
-    """Peak of the summed RSS / PSS of Chromium processes started by this Python process,
-    overall and per phase (set ``phase`` before each photo)."""
+    """Peak of the summed RSS / PSS of Chromium processes started by this Python process, per
+    phase (set ``phase`` before each photo), and each phase's PSS by process kind at its peak."""
 
     def __init__(self):
         super().__init__(daemon=True)
-        self.peak_rss = self.peak_pss = 0
         self.phase = "start"
         self.phases: dict[str, tuple[int, int]] = {}
         self.parts: dict[str, dict[str, int]] = {}  # phase → PSS per process kind at its peak
@@ -119,8 +118,6 @@ class MemorySampler(threading.Thread):
                 parts[kind] = parts.get(kind, 0) + pss - before
             except OSError:
                 continue
-        self.peak_rss = max(self.peak_rss, rss)
-        self.peak_pss = max(self.peak_pss, pss)
         r, p = self.phases.get(self.phase, (0, 0))
         if pss > p:
             self.parts[self.phase] = parts

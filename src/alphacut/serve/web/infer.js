@@ -168,9 +168,10 @@ export class Engine {
       // weights that run in f16, which adapters without shader-f16 (SwiftShader) cannot.
       executionProviders: [c.backend === 'webgpu' ? { name: 'webgpu', preferredLayout: 'NCHW' } : 'wasm'],
       graphOptimizationLevel: 'all',
-      // ONNX Runtime's parallel executor (img.ly's setting too): on IS-Net at 1024x1024 the
-      // WASM heap peaks 64 MiB lower than with the sequential one, for the same output bytes
-      // and inference time (docs/browser.md, "Memory"). WebGPU keeps the sequential one.
+      // ONNX Runtime's parallel executor (img.ly's setting too): on IS-Net at 1024x1024 with
+      // two threads the WASM heap ends at 637 MiB instead of 738 with the sequential one, for
+      // the same output bytes and inference time (docs/browser.md, "Memory"). WebGPU keeps
+      // the sequential one.
       executionMode: c.backend === 'webgpu' ? 'sequential' : 'parallel',
     };
     this.ort = ort;
