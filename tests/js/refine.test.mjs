@@ -78,6 +78,9 @@ test('bands of tile rows refined apart give the whole mask bit for bit', () => {
       }
     }
     const whole = refineMask(rgba, w, h, mask, options);
+    // in place over the whole photo: the same floats (every tile's windows read their
+    // neighbours' unrefined pixels, so none may be written before all are worked out)
+    assert.deepEqual(refineMask(rgba, w, h, mask.slice(), options, null, {}), whole, `${w}x${h} in place`);
     const bands = refineBands(w, h, options);
     assert.ok(bands.rows >= 3, `${w}x${h}: ${bands.rows} tile rows`);
     let changed = 0;
@@ -90,6 +93,11 @@ test('bands of tile rows refined apart give the whole mask bit for bit', () => {
         const part = refineMask(rgba.subarray(n0 * w * 4, n1 * w * 4), w, h, mask.slice(n0 * w, n1 * w), options, { oy: n0, ty0, ty1 });
         const y0 = Math.min(h, ty0 * bands.step), y1 = Math.min(h, ty1 * bands.step);
         assert.deepEqual(part.subarray((y0 - n0) * w, (y1 - n0) * w), whole.subarray(y0 * w, y1 * w), `${w}x${h} tile rows ${ty0}-${ty1}`);
+        // in place (a scratch object, as band.js refines): the very same floats, in the mask given
+        const own = mask.slice(n0 * w, n1 * w);
+        const inPlace = refineMask(rgba.subarray(n0 * w * 4, n1 * w * 4), w, h, own, options, { oy: n0, ty0, ty1 }, {});
+        assert.equal(inPlace, own);
+        assert.deepEqual(inPlace, part, `${w}x${h} tile rows ${ty0}-${ty1} in place`);
       }
     }
     // a band missing rows its tiles read is refused

@@ -38,11 +38,11 @@ export function bandRows(width, height, ty0, ty1, refine) {
 export function composeBand(rgba, oy, width, height, low, refine, ty0, ty1, timings, stage) {
   const { n0, n1 } = bandRows(width, height, ty0, ty1, refine);
   if (oy > n0 || rgba.length < (n1 - oy) * width * 4) throw new Error('composeBand: the rows given do not cover the band');
-  // One tile row at a time, so that the band's float masks (upscaled and refined: 8 bytes a
-  // pixel) never exist whole: a 48 MP photo's mask stages held about 0.4 GiB of them. The
+  // One tile row at a time, so that the band's float mask (4 bytes a pixel, refined in
+  // place) never exists whole: a 48 MP photo's mask stages held about 0.4 GiB of them. The
   // refinement reads only RGB, which compose leaves alone, so rows composed already may be
   // read again as a later tile row's margin.
-  // The tile rows' work buffers are kept from one to the next, then let go at once. They are
+  // The tile rows' work buffer is kept from one to the next, then let go at once. It is
   // made at the largest tile row's size first: grown on the way (the first tile row has no
   // margin above it), the smaller ones stayed until a garbage collection, 2 x 33 MiB at 48 MP.
   const scratch = {};
@@ -51,8 +51,7 @@ export function composeBand(rgba, oy, width, height, low, refine, ty0, ty1, timi
     const r = bandRows(width, height, ty, Math.min(ty1, ty + CHUNK_TILE_ROWS), refine);
     most = Math.max(most, (r.n1 - r.n0) * width);
   }
-  scratchFloats(scratch, 'upscaled', most);
-  if (refine) scratchFloats(scratch, 'refined', most);
+  scratchFloats(scratch, 'upscaled', most); // refined in place (refineMask with scratch)
   for (let ty = ty0; ty < ty1; ty += CHUNK_TILE_ROWS) {
     composeTileRows(rgba, oy, width, height, low, refine, ty, Math.min(ty1, ty + CHUNK_TILE_ROWS), timings, stage, scratch);
   }

@@ -220,7 +220,8 @@ function fullMask(lowMask, mw, mh, img, prefs, stage, timings, t) {
     // the default refinement of the Python pipeline (cwgf), guided by the original pixels
     stage('refining edges');
     t = now();
-    mask = refineMask(img.data, width, height, mask); // in [0, 1], NaN as 0 (clip01's result)
+    // in [0, 1], NaN as 0 (clip01's result); in place (a scratch object): no second full-size mask
+    mask = refineMask(img.data, width, height, mask, {}, null, {});
     timings.refine = now() - t;
   }
   return mask;

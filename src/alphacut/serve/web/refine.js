@@ -306,9 +306,10 @@ export function refineBands(width, height, options = {}) {
  * @param {object} [options]  overrides of DEFAULT_PARAMS
  * @param {object} [band]  {oy, ty0, ty1}: `rgba` and `mask` hold only the rows from `oy` on
  *   (at least refineBands' need(ty0, ty1)), and only tile rows [ty0, ty1) are refined
- * @param {object} [scratch]  an object keeping the work buffers (the result's among them)
- *   between calls on the same photo: the result is then a view of a buffer the next call
- *   overwrites
+ * @param {object} [scratch]  an object keeping the work buffers between calls on the same
+ *   photo; with it the mask is refined in place (the result is `mask` itself): no second
+ *   float mask (35 MiB a tile row and worker at 48 MP), as every tile's coefficients are
+ *   worked out from the unrefined mask before any tile writes its pixels
  * @returns {Float32Array} refined mask in [0, 1] (NaN from a singular window as 0; pixels
  *   outside the uncertain band as in `mask`, so clip `mask` first), the size of `mask`
  */
@@ -328,14 +329,11 @@ export function refineMask(rgba, width, height, mask, options = {}, band = null,
     const [need0, need1] = refineBands(w, h, p).need(band.ty0, band.ty1);
     if (oy > need0 || oy + rowsHeld < need1) throw new Error('refineMask: the band does not hold the rows its tiles read');
   }
-  let out; // a copy of the input (Float32Array): the pixels outside the band
-  if (scratch) {
-    if (!scratch.refined || scratch.refined.length < mask.length) scratch.refined = new Float32Array(mask.length);
-    out = scratch.refined.subarray(0, mask.length);
-    out.set(mask);
-  } else {
-    out = mask.slice();
-  }
+  // The result: the input itself with `scratch`, else a copy (the pixels outside the band
+  // as they are). A tile's windows read the unrefined mask a halo past its own pixels, so in
+  // place the tiles are applied only once all their coefficients exist (`later`).
+  const out = scratch ? mask : mask.slice();
+  const later = scratch ? [] : null;
   const lo = Math.fround(p.lo);
   const hi = Math.fround(1 - p.lo);
   const k = p.k;
@@ -352,15 +350,17 @@ export function refineMask(rgba, width, height, mask, options = {}, band = null,
     for (let tx = 0; tx < nx; tx += T) {
       const box = uncertainBox(mask, w, s, ty * s, Math.min(h, (ty + T) * s), tx * s, Math.min(w, (tx + T) * s), lo, hi, oy);
       if (box === null) continue;
-      refineTile(rgba, mask, out, box, pool, g);
+      refineTile(rgba, mask, out, box, pool, g, later);
     }
   }
+  if (later) for (const args of later) applyTile(...args);
   return out;
 }
 
 /** One tile of refineMask (its own function, so V8 optimises it whole: see settle.js on
- *  nested loops); `g` holds the photo's geometry and parameters. */
-function refineTile(rgba, mask, out, box, pool, g) {
+ *  nested loops); `g` holds the photo's geometry and parameters. Its pixels are written at
+ *  once, or with `later` (a list) their applyTile call is left there. */
+function refineTile(rgba, mask, out, box, pool, g, later) {
   const { p, s, r, ny, nx, halo, h, w, nc, eps, lo, hi, k, v0, oy } = g;
   // Only the tile's cells around its uncertain pixels (as refine.py does): each kept
   // cell's regression sees the same window as on the whole grid.
@@ -469,5 +469,6 @@ function refineTile(rgba, mask, out, box, pool, g) {
   for (let q = 0; q < n; q++) fb[q] = B[q];
   coef.push(fb);
 
-  applyTile(rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0, cx0, cnx, lo, hi, k, v0, oy);
+  const args = [rgba, w, mask, out, coef, nc, s, ny, nx, y0, y1, x0, x1, cy0, cx0, cnx, lo, hi, k, v0, oy];
+  if (later) later.push(args); else applyTile(...args);
 }
