@@ -55,11 +55,10 @@ def chromium_bytes(measure: str = "pss") -> int:
     return total
 
 
-def largest_mapping_bytes(kind: str = "renderer") -> int:
-    """Size of the largest readable and writable anonymous mapping in our Chromium processes
-    of ``kind`` (``--type=``): in a renderer after an inference, ONNX Runtime's WASM heap
-    (a WASM memory never shrinks, so its size is the heap's peak)."""
-    best = 0
+def anonymous_mappings(kind: str = "renderer") -> list[int]:
+    """Sizes of the readable and writable anonymous mappings in our Chromium processes of
+    ``kind`` (``--type=``): large buffers (a photo's pixels, a WASM heap) each have their own."""
+    sizes = []
     for pid in _our_chromium_pids():
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -70,10 +69,17 @@ def largest_mapping_bytes(kind: str = "renderer") -> int:
                     fields = line.split()
                     if len(fields) == 5 and fields[1].startswith("rw"):  # no path: anonymous
                         lo, hi = (int(x, 16) for x in fields[0].split("-"))
-                        best = max(best, hi - lo)
+                        sizes.append(hi - lo)
         except OSError:
             continue
-    return best
+    return sizes
+
+
+def largest_mapping_bytes(kind: str = "renderer") -> int:
+    """Size of the largest readable and writable anonymous mapping in our Chromium processes
+    of ``kind``: in a renderer after an inference, ONNX Runtime's WASM heap (a WASM memory
+    never shrinks, so its size is the heap's peak)."""
+    return max(anonymous_mappings(kind), default=0)
 
 
 class Peak:

@@ -81,6 +81,69 @@ def test_png_trns_colour_keys_like_python(page):
         assert np.array_equal(got, decode(data).rgba)
 
 
+def test_opaque_pngs_decoded_by_the_platform_like_python(page):
+    """Grey, RGB and palette PNGs at 8 bits with no tRNS go through the platform's decoder
+    (codecs.opaquePng, a canvas as for JPEG): lossless, the same pixels as the Python decoder
+    even under an ICC profile and a gAMA chunk (neither is applied: rule 9); a PNG with alpha
+    does not take that path."""
+    import io
+
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+    from skimage import data
+
+    from alphacut.stages.decode import decode
+
+    info = PngInfo()
+    info.add(b"gAMA", struct.pack(">I", 100000))  # gamma 1.0: applied, it would change every mid-tone
+    rgb = Image.fromarray(data.coffee()).resize((150, 100))
+    cases = {
+        "rgb": (rgb, {"icc_profile": _swapped_primaries_profile(), "pnginfo": info}),
+        "grey": (rgb.convert("L"), {"pnginfo": info}),
+        "palette": (rgb.convert("P", palette=Image.ADAPTIVE, colors=200), {}),
+        "rgba": (rgb.convert("RGBA"), {}),
+    }
+    for name, (img, kw) in cases.items():
+        buf = io.BytesIO()
+        img.save(buf, "PNG", **kw)
+        png = buf.getvalue()
+        opaque = page.evaluate(OPAQUE, base64.b64encode(png).decode())
+        assert opaque == (name != "rgba"), name
+        assert np.array_equal(_decode(page, png), decode(png).rgba), name
+
+
+def test_damaged_opaque_pngs_decided_as_python_does(page):
+    """An opaque PNG the platform's decoder refuses goes to png-rs, which decides as before:
+    half the image data gone, or only the IEND chunk (Pillow reads that one), is an error
+    with the file's kind named. An image data chunk with a bad CRC is read, as Pillow reads it."""
+    import io
+
+    from PIL import Image
+    from playwright.sync_api import Error
+    from skimage import data
+
+    from alphacut.stages.decode import decode
+
+    buf = io.BytesIO()
+    Image.fromarray(data.coffee()).save(buf, "PNG")
+    png = buf.getvalue()
+    for cut in (png[: len(png) // 2], png[:-12]):
+        with pytest.raises(Error, match="cannot decode this PNG file"):
+            _decode(page, cut)
+    bad_crc = bytearray(png)
+    idat = png.index(b"IDAT")
+    size = struct.unpack(">I", png[idat - 4: idat])[0]
+    bad_crc[idat + 4 + size] ^= 0xFF
+    assert np.array_equal(_decode(page, bytes(bad_crc)), decode(bytes(bad_crc)).rgba)
+
+
+OPAQUE = r"""async (b64) => {
+  const main = document.querySelector('script[type=module]').src;
+  const codecs = await import(main.replace(/main\.js$/, 'codecs.js'));
+  return codecs.opaquePng(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
+}"""
+
+
 DECODE_JPEG = r"""async (b64) => {
   const main = document.querySelector('script[type=module]').src;
   const codecs = await import(main.replace(/main\.js$/, 'codecs.js'));

@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from PIL import Image
 
-from .chromium_memory import Peak, chromium_bytes, largest_mapping_bytes
+from .chromium_memory import Peak, anonymous_mappings, chromium_bytes, largest_mapping_bytes
 from .test_app import add_and_wait, card, download, wait_js
 
 pytestmark = pytest.mark.browser
@@ -107,3 +108,75 @@ def test_model_heap_after_a_photo(browser, server, samples):
         assert 400 * 2**20 < heap < 680 * 2**20, heap / 2**20
     finally:
         context.close()
+
+
+def test_a_finished_photo_leaves_no_buffer_of_its_pixels(browser, server, tmp_path):
+    """Once a photo's file is offered, no buffer of its full-size pixels is left in the page's
+    workers for a garbage collection to find (a 12 MP photo's 46 MiB were held beside the next
+    photo: Chromium keeps a buffer that came in a message until then, even when detached with
+    transfer(0); web/free.js). The photo has an odd size, so that its RGBA buffer's mapping is
+    told from the others by its size."""
+    from skimage import data
+
+    width, height = 2907, 2111  # 6.1 MP: PNG strips, one band
+    photo = tmp_path / "odd.jpg"
+    Image.fromarray(data.astronaut()).resize((width, height), Image.BILINEAR).save(photo, quality=90)
+    rgba = width * height * 4
+
+    def photo_sized():
+        return [m for m in anonymous_mappings("renderer") if rgba <= m < rgba + (1 << 20)]
+
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(server.url + "?idle=60000")
+        wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+        before = photo_sized()
+        seen = []
+        with Peak("pss"):  # (sampling: the photo's own buffers are seen while it is worked on)
+            page.set_input_files("#files", [str(photo)])
+            end = time.time() + 120
+            while not events(page, "done") and time.time() < end:
+                seen.append(len(photo_sized()))
+                time.sleep(0.2)
+        assert events(page, "done"), page.evaluate("window.alphacut.events")
+        assert max(seen) > len(before), "the photo's buffer was never seen: the test misses its point"
+        time.sleep(2)
+        left = photo_sized()
+        print(f"photo-sized mappings before {before}, at most {max(seen)} while it ran, after {left}")
+        assert len(left) <= len(before), (left, before)
+    finally:
+        context.close()
+
+
+def test_a_large_png_is_decoded_where_its_codec_heap_goes_after(browser, server, tmp_path):
+    """png-rs's WASM heap grows to hold the photo it decodes and never shrinks: a large PNG
+    with alpha is decoded by a helper worker, ended after its job (pipeline.js decodePhoto),
+    so the pipeline worker's heap stays small; with ?band=off (no helpers) it is decoded there
+    and the heap holds the photo. An opaque PNG is decoded by the platform (codecs.opaquePng),
+    even with ?band=off. (test_finish compares the files of helper and no helper.)"""
+    from skimage import data
+
+    width, height = 4000, 3000  # 12 MP: its pixels (48 MB) well over what png-rs needs here for the previews
+    rgb = Image.fromarray(data.chelsea()).resize((width, height), Image.BILINEAR)
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize((width, height)))
+    photos = {"alpha": tmp_path / "alpha.png", "opaque": tmp_path / "opaque.png"}
+    rgba.save(photos["alpha"], compress_level=1)
+    rgb.save(photos["opaque"], compress_level=1)
+    heaps = {}
+    for name, query in (("alpha", ""), ("alpha", "&band=off"), ("opaque", "&band=off")):
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(server.url + "?sw=off" + query)
+            wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+            add_and_wait(page, [photos[name]])
+            heaps[name + query] = held(page)["codecHeap"]
+        finally:
+            context.close()
+    print(f"png-rs heap in the pipeline worker after a {width}x{height} PNG: {heaps}")
+    photo = width * height * 4
+    assert heaps["alpha&band=off"] >= photo, heaps  # decoded there, the heap held the pixels
+    assert heaps["alpha"] < photo * 3 // 4, heaps
+    assert heaps["opaque&band=off"] < photo * 3 // 4, heaps

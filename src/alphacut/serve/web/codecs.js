@@ -17,6 +17,7 @@ import { to8bit } from './compose.js';
 import { checkPng } from './verify.js';
 
 let png, webpDec, webpEnc, avifDec, avifEnc, jpegEnc, webpDefaults, avifDefaults, jpegDefaults;
+let pngMemory = null; // png-rs's WASM memory (heapBytes)
 
 async function emscripten(modUrl) {
   const factory = (await import(modUrl)).default;
@@ -27,8 +28,14 @@ async function emscripten(modUrl) {
 export async function preload() {
   if (png) return;
   const pngMod = await import(PNG + 'codec/pkg/squoosh_png.js');
-  await pngMod.default();
+  pngMemory = (await pngMod.default()).memory;
   png = pngMod;
+}
+
+/** The size of png-rs's WASM heap in this worker (it grows with the largest image it has
+ *  decoded or encoded here and never shrinks): for the tests. */
+export function heapBytes() {
+  return pngMemory ? pngMemory.buffer.byteLength : 0;
 }
 
 const defaults = async (url) => (await import(url)).defaultOptions;
@@ -104,6 +111,16 @@ async function decodeKind(bytes, type, kind) {
       const img = png.decode_rgba16(bytes);
       return { width: img.width, height: img.height, data: to8bit(img.data) };
     }
+    // an opaque 8-bit PNG as a JPEG is: the platform's decoder, no WASM heap (see opaquePng);
+    // a file it refuses goes to png-rs, which decides as before (it reads a PNG whose IEND
+    // chunk is missing, as Pillow does; Chromium does not)
+    if (opaquePng(bytes)) {
+      try {
+        return await decodeOpaque(bytes, 'image/png', kind);
+      } catch (e) {
+        // png-rs below: its own error for a damaged file
+      }
+    }
     const img = png.decode(bytes);
     return { width: img.width, height: img.height, data: img.data };
   }
@@ -123,6 +140,26 @@ async function decodeKind(bytes, type, kind) {
     return await decodeOpaque(bytes, type || (kind === 'jpeg' ? 'image/jpeg' : 'image/bmp'), kind);
   }
   throw new Error('unsupported or damaged file (PNG, JPEG, WebP and AVIF are supported)');
+}
+
+/**
+ * Whether a PNG has no alpha at all (grey, RGB or palette at 8 bits, no tRNS chunk), so that
+ * the platform decodes it losslessly through a canvas as it does a JPEG (every pixel opaque,
+ * premultiplying changes nothing; colorSpaceConversion 'none' leaves iCCP and gAMA
+ * unapplied, as the Python decoder does). Faster than png-rs, and png-rs's WASM heap, which
+ * grows to hold the photo and never shrinks, is not used. PNGs with alpha (or 16 bits: their
+ * rounding is round(v / 257), rule 1) go to png-rs.
+ */
+export function opaquePng(bytes) {
+  if (bytes.length < 33 || bytes[24] !== 8 || ![0, 2, 3].includes(bytes[25])) return false;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  for (let o = 8; o + 8 <= bytes.length;) {
+    const type = String.fromCharCode(bytes[o + 4], bytes[o + 5], bytes[o + 6], bytes[o + 7]);
+    if (type === 'tRNS') return false;
+    if (type === 'IDAT' || type === 'IEND') return true;
+    o += 12 + dv.getUint32(o);
+  }
+  return false;
 }
 
 async function decodeOpaque(bytes, type, kind) {

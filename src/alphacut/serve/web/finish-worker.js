@@ -11,6 +11,7 @@ import * as codecs from './codecs.js';
 import { FFLATE } from './vendor.js';
 import { StripPool, Helper } from './parallel.js';
 import { finish, pngWriter } from './pipeline.js';
+import { discard } from './free.js';
 
 let prefs = {}, fflate, page = null;
 let pool = null; // PNG strip workers; ended when nothing waits here
@@ -50,8 +51,8 @@ async function run(job) {
     stats: r.stats, icc: !!r.icc, ...r.uncertainty,
   });
   // The cut-out pixels are not needed any more: their memory goes now, not at a garbage
-  // collection that an idle worker may not run for a long time (48 MB at 12 MP).
-  r.rgba.buffer.transfer?.(0);
+  // collection that an idle worker may not run for a long time (48 MB at 12 MP; free.js).
+  discard(r.rgba);
 }
 
 let chain = Promise.resolve();

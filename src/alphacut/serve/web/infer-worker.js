@@ -10,6 +10,7 @@
 
 import { loadModel } from './store.js';
 import { Engine, capabilities, describeBackend } from './infer.js';
+import { discard } from './free.js';
 
 let engine = null;
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
@@ -44,7 +45,7 @@ async function start({ config, base, prefs = {}, skip = [] }) {
   await engine.start(bytes, reload);
   // ONNX Runtime copied the model into its heap: let its bytes here go now, not at the next
   // garbage collection (a 176 MB buffer otherwise held through the first inferences)
-  bytes.buffer.transfer?.(0);
+  discard(bytes);
   post({ type: 'ready', fromCache, timings: { model: t1 - t0, session: now() - t1 }, ...describeBackend(engine) });
 }
 
@@ -102,6 +103,7 @@ class ChunkHelper {
 
 async function run({ seq, tensor, w, h }) {
   const out = await engine.run(tensor, w, h);
+  discard(tensor); // in ONNX Runtime's heap now (12 MiB, else held until a garbage collection)
   // transfer the output's own buffer (a view into a larger one is copied first)
   const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : out.slice();
   post({ type: 'result', seq, output: own }, [own.buffer]);

@@ -52,7 +52,8 @@ const state = {
 
 // A small hook for tests and the benchmark (no data leaves the page through it).
 window.alphacut = { state, events: [] };
-// what the worker holds in memory, as a 'held' event: {photos (full-size states), model}
+// what the worker holds in memory, as a 'held' event: {photos (full-size states), model,
+// codecHeap (png-rs's WASM heap in the worker, bytes)}
 window.alphacut.held = () => state.worker.postMessage({ type: 'held' });
 const note = (type, detail = {}) => window.alphacut.events.push({ type, t: performance.now(), ...detail });
 
@@ -194,7 +195,7 @@ function onWorkerMessage(msg) {
       savedEdit(msg);
       break;
     case 'held':
-      note('held', { photos: msg.photos, model: msg.model });
+      note('held', { photos: msg.photos, model: msg.model, codecHeap: msg.codecHeap });
       break;
     case 'zipped':
       saveZip(msg);

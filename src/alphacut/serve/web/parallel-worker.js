@@ -1,7 +1,9 @@
 // A strip worker (see parallel.js): writes or checks one PNG strip per message, or (as a
 // pipeline worker's helper, band.js) resizes a band of a photo's rows for the model, or
-// upscales, refines and composes a band of its mask. Holds no image between messages: each strip's or band's rows arrive as a
-// transferred copy and go back or are dropped.
+// upscales, refines and composes a band of its mask, or decodes a large PNG, WebP or AVIF
+// photo (pipeline.js decodePhoto: the codec's WASM heap, which never shrinks, goes with this
+// worker, ended after its job). Holds no image between messages: each strip's or band's rows
+// arrive as a transferred copy and go back or are dropped.
 
 import { encodeStrip, pngRsStrip, checkStrip } from './png.js';
 import { composeBand } from './band.js';
@@ -39,6 +41,18 @@ self.onmessage = async (e) => {
       const { oy, height, outW, outH, y0, y1 } = e.data;
       const rgb = resizeRGB(rows, width, height, outW, outH, [y0, y1], oy);
       self.postMessage({ id, result: { rgb } }, [rgb.buffer]);
+    } else if (op === 'load-decoder') {
+      await (await import('./codecs.js')).preload(); // PNG's (WebP's and AVIF's load on first use)
+      self.postMessage({ id, result: true });
+    } else if (op === 'decode') {
+      const codecs = await import('./codecs.js');
+      const kind = codecs.sniff(e.data.bytes);
+      await codecs.ready(kind);
+      const img = await codecs.decode(e.data.bytes, e.data.type);
+      // the pixels' own buffer (a view into a codec's memory is copied first)
+      const d = img.data;
+      const data = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d : d.slice();
+      self.postMessage({ id, result: { width: img.width, height: img.height, data } }, [data.buffer]);
     } else if (op === 'check') {
       self.postMessage({ id, result: await checkStrip(idat, rows, above, width, y0, last) });
     } else {

@@ -74,11 +74,13 @@ export class StripPool {
  * a fresh worker, ended once its result is back (its heap, large buffers left for a garbage
  * collection that an idle worker never runs, goes with it) while the next one starts and
  * waits, holding no image. run() rejects if the worker cannot start or fails (the caller
- * then does the work itself).
+ * then does the work itself). `warm` (optional): a message each fresh worker is sent as it
+ * starts, so that it loads what its job needs before the job comes.
  */
 export class Helper {
-  constructor(name) {
+  constructor(name, warm = null) {
     this.name = name;
+    this.warm = warm;
     this.waiting = new Map();
     this.next = 0;
     this.start();
@@ -92,6 +94,7 @@ export class Helper {
       this.worker = null;
       return;
     }
+    if (this.warm) this.worker.postMessage({ ...this.warm, id: -1 }); // its answer is not awaited
     this.worker.onmessage = (e) => {
       const { id, result, error } = e.data;
       const p = this.waiting.get(id);

@@ -17,6 +17,7 @@ import { encodePng, verifyPng, pngPieces } from './parallel.js';
 import { checkPng } from './verify.js';
 import { stripRanges, pngHead } from './png.js';
 import { composeAll, resizeAll } from './band.js';
+import { discard } from './free.js';
 
 const now = () => performance.now();
 
@@ -82,7 +83,8 @@ export async function cutOut(file, format, ctx) {
  * takes the next photo meanwhile). `ctx.admit(pixels)` (optional) resolves when a photo of
  * that many pixels (null: unknown) may be decoded (memory held by photos still being
  * finished elsewhere); `ctx.inferring()` (optional) is called once the model has the tensor;
- * `ctx.helper` (optional, band.js resizeAll) resizes half of a large photo in a helper worker.
+ * `ctx.helper` (optional, band.js resizeAll) resizes half of a large photo in a helper worker;
+ * `ctx.decoder` (optional) decodes a large PNG, WebP or AVIF photo in one (decodePhoto).
  */
 export async function prepare(file, format, ctx) {
   const { config, prefs, fflate, stage } = ctx;
@@ -107,10 +109,10 @@ export async function prepare(file, format, ctx) {
   let input = new Uint8Array(await file.arrayBuffer());
   if (!size) refuseOver(imageSize(input));
   stage('decoding');
-  const img = await codecs.decode(input, file.type);
-  refuseOver(img); // a header that did not tell (or lied): the decoded size is checked too
   const icc = extractIcc(input, codecs.sniff(input), fflate.unzlibSync);
+  const img = await decodePhoto(input, file, size, ctx.decoder);
   input = null;
+  refuseOver(img); // a header that did not tell (or lied): the decoded size is checked too
   const { width, height } = img;
   timings.decode = now() - t;
   let spec = formatSpec(config, format);
@@ -167,6 +169,33 @@ export async function prepare(file, format, ctx) {
   return { rgba: img.data, width, height, spec, icc, low: { mask: lowMask, width: mw, height: mh }, beforePreview, timings, marks, uncertainty };
 }
 
+/**
+ * PNG (with alpha), WebP and AVIF photos of this many pixels or more are decoded by a helper
+ * worker (`ctx.decoder`, ended after its job). Their codecs are WASM modules whose heap grows
+ * to hold the photo they decode and never shrinks: a 12 MP PNG decoded in the pipeline worker
+ * left 91 MiB there for the page's lifetime (docs/browser.md, "Memory"). JPEG and opaque PNG
+ * are decoded by the platform (codecs.opaquePng), which keeps nothing.
+ */
+export const DECODE_AWAY_PIXELS = 2e6;
+
+/** The photo's pixels from its bytes `input` (taken: transferred to the helper, or freed once
+ *  decoded here). A helper that fails leaves the photo to this thread, from the file again
+ *  (a damaged file then fails here, with its own message). */
+async function decodePhoto(input, file, size, helper) {
+  const kind = codecs.sniff(input);
+  const wasm = kind === 'webp' || kind === 'avif' || (kind === 'png' && !codecs.opaquePng(input));
+  if (helper && size && size.width * size.height >= DECODE_AWAY_PIXELS && wasm) {
+    try {
+      return await helper({ op: 'decode', bytes: input, type: file.type }, [input.buffer]);
+    } catch (e) {
+      input = new Uint8Array(await file.arrayBuffer());
+    }
+  }
+  const img = await codecs.decode(input, file.type);
+  discard(input); // the file's bytes (the decoder holds a copy)
+  return img;
+}
+
 /** The full-resolution stages of a job from prepare(): upscale, refine, compose, encode,
  *  verify; the same result as cutOut. Needs `ctx.prefs`, `fflate`, `stage`, `strips`;
  *  `ctx.band` (optional, band.js composeAll) runs half of a large photo's mask stages in a
@@ -202,6 +231,7 @@ export async function finish(job, ctx) {
   if (!big) Object.assign(stats, alphaStats(rgba));
   // Blobs are made here, so the page thread never copies a large file.
   const blob = new Blob(out, { type: spec.mime });
+  discard(...out); // the Blob has its own copy; the strips' pieces came from other workers (free.js)
   const previews = big
     ? { before: new Blob([beforePreview], { type: 'image/png' }), after: new Blob([afterPreview], { type: 'image/png' }) }
     : null;

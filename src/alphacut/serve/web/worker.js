@@ -13,10 +13,14 @@ let codecs, edit, parallel, composeFile, pipeline;
 let config, prefs, base, caps, fflate, infer;
 let pool = null; // strip workers for PNG writing and checking; ended when the queue is idle
 const strips = () => (pool ||= new parallel.StripPool());
-// A helper worker kept from init on: it resizes half of a large photo for the model while
-// this thread does the other half (band.js resizeAll); ?band=off does without it.
-let helper = null;
+// Helper workers kept from init on (a fresh one a job, parallel.js Helper): one resizes half
+// of a large photo for the model while this thread does the other half (band.js resizeAll);
+// one decodes a large PNG, WebP or AVIF photo (pipeline.js decodePhoto), its PNG codec loaded
+// ahead. Two, so that neither waits for the other's successor to start. ?band=off does
+// without them.
+let helper = null, decoder = null;
 const resizeHelper = (msg, transfer) => (helper ? helper.run(msg, transfer) : Promise.reject(new Error('no helper')));
+const decodeHelper = (msg, transfer) => (decoder ? decoder.run(msg, transfer) : Promise.reject(new Error('no helper')));
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 const now = () => performance.now();
@@ -141,7 +145,10 @@ async function init(msg) {
   // once the model's bytes are coming (or a photo comes first).
   if (infer.running) await underWay.promise;
   await loadPipeline();
-  if (prefs.band !== 'off') helper = new parallel.Helper('alphacut-resize');
+  if (prefs.band !== 'off') {
+    helper = new parallel.Helper('alphacut-resize');
+    decoder = new parallel.Helper('alphacut-decode', { op: 'load-decoder' });
+  }
   await codecs.preload();
   finisher = await startFinisher();
   post({ type: 'inited' });
@@ -263,7 +270,7 @@ async function cutOutImage(msg, afterInference, inferring) {
   // the session starts (or starts again) while the photo is read and decoded
   const model = ensureModel();
   model.catch(() => {});
-  const ctx = { config, prefs, fflate, stage, strips, engine: () => model, afterInference, inferring, helper: resizeHelper };
+  const ctx = { config, prefs, fflate, stage, strips, engine: () => model, afterInference, inferring, helper: resizeHelper, decoder: decodeHelper };
   const backend = () => (infer.info?.current ? label(infer.info.current) : '');
   if (finisher) {
     let pixels = 0; // reserved from the header on (decoded, inferred, finished), until back
@@ -362,7 +369,7 @@ self.onmessage = (e) => {
     return;
   }
   if (msg.type === 'held') { // what stays in memory (for tests): full-size photos, the model
-    post({ type: 'held', photos: edit.fullStates(), model: !!infer?.running });
+    post({ type: 'held', photos: edit.fullStates(), model: !!infer?.running, codecHeap: codecs.heapBytes() });
     return;
   }
   if (msg.type === 'edit-save') msg.reserved = edit.reserve(msg.id);
