@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -180,3 +181,42 @@ def test_a_large_png_is_decoded_where_its_codec_heap_goes_after(browser, server,
     assert heaps["alpha&band=off"] >= photo, heaps  # decoded there, the heap held the pixels
     assert heaps["alpha"] < photo * 3 // 4, heaps
     assert heaps["opaque&band=off"] < photo * 3 // 4, heaps
+
+
+def test_a_large_webp_is_written_where_its_codec_heaps_go_after(browser, server, tmp_path):
+    """libwebp's encoder and decoder heaps grow to hold the photo they write and read back, and
+    never shrink: a large WebP is written and checked by the finishing worker's helper, ended
+    after its job (pipeline.js writeAway), so no heap of the photo's size is left in the page
+    after it. The file: the photo's pixels, RGB kept (rule 7)."""
+    from skimage import data
+
+    width, height = 3000, 2000  # 6 MP
+    photo = tmp_path / "large.jpg"
+    Image.fromarray(data.coffee()).resize((width, height), Image.BILINEAR).save(photo, quality=92)
+    rgba = width * height * 4
+
+    def heap_sized():  # WASM heaps and photos of this size, under ONNX Runtime's heap
+        return sorted(m for m in anonymous_mappings("renderer") if rgba <= m < 400 * 2**20)
+
+    context = browser.new_context(accept_downloads=True)
+    try:
+        page = context.new_page()
+        page.goto(server.url + "?sw=off&idle=60000")
+        wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+        page.select_option("#format", "webp")
+        wait_js(page, "window.alphacut.events.some(e => e.type === 'ready')", 120)
+        time.sleep(1)  # (the model's bytes, once in ONNX Runtime, go)
+        before = heap_sized()
+        add_and_wait(page, [photo])
+        done = events(page, "done")[-1]
+        assert done["name"] == "large.webp" and done["timings"]["encode"] > 0 and done["timings"]["verify"] > 0, done
+        time.sleep(2)
+        after = heap_sized()
+        print(f"mappings of {rgba / 2**20:.0f}-400 MiB before {before}, after {after}")
+        assert len(after) <= len(before), (before, after)
+        out = Image.open(download(page, card(page, "large.jpg"), tmp_path))
+        assert out.format == "WEBP" and out.size == (width, height)
+        src = np.asarray(Image.open(photo).convert("RGB"))
+        assert np.abs(np.asarray(out.convert("RGBA"))[..., :3].astype(int) - src).max() <= 1
+    finally:
+        context.close()

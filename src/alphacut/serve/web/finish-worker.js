@@ -39,7 +39,8 @@ async function run(job) {
     if (dropped(id, run)) throw new Dropped();
     toPage({ type: 'stage', id, stage: s });
   };
-  const r = await finish(job, { prefs, fflate, stage, strips, band: prefs.band === 'off' ? null : band });
+  const helped = prefs.band === 'off' ? null : band; // mask bands, then a WebP/AVIF file (writeAway)
+  const r = await finish(job, { prefs, fflate, stage, strips, band: helped, encoder: helped });
   if (dropped(id, run)) throw new Dropped(); // taken back during its last stage: keep nothing
   // worker.js keeps what rebuilds the photo for the editor (the file, this model-size mask)
   self.postMessage({

@@ -1,8 +1,9 @@
 // A strip worker (see parallel.js): writes or checks one PNG strip per message, or (as a
 // pipeline worker's helper, band.js) resizes a band of a photo's rows for the model, or
 // upscales, refines and composes a band of its mask, or decodes a large PNG, WebP or AVIF
-// photo (pipeline.js decodePhoto: the codec's WASM heap, which never shrinks, goes with this
-// worker, ended after its job). Holds no image between messages: each strip's or band's rows
+// photo (pipeline.js decodePhoto), or writes and reads back a large WebP, AVIF or JPEG file
+// (writeAway): the codec's WASM heap, which never shrinks, goes with this worker, ended
+// after its job. Holds no image between messages: each strip's or band's rows
 // arrive as a transferred copy and go back or are dropped.
 
 import { encodeStrip, pngRsStrip, checkStrip } from './png.js';
@@ -53,6 +54,26 @@ self.onmessage = async (e) => {
       const d = img.data;
       const data = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d : d.slice();
       self.postMessage({ id, result: { width: img.width, height: img.height, data } }, [data.buffer]);
+    } else if (op === 'write') {
+      // pipeline.js writeAway: encode, the profile, read back; the pixels always go back
+      const { rgba, height, fmt, icc } = e.data;
+      const result = { rgba };
+      try {
+        const codecs = await import('./codecs.js');
+        await codecs.ready(fmt);
+        let t = performance.now();
+        let file = codecs.encode(rgba, width, height, fmt);
+        if (icc && fmt === 'webp') file = (await import('./icc.js')).webpWithIcc(file, icc, width, height);
+        if (file.byteOffset !== 0 || file.byteLength !== file.buffer.byteLength) file = file.slice();
+        result.encodeMs = performance.now() - t;
+        t = performance.now();
+        await codecs.verify(file, rgba, width, height);
+        result.verifyMs = performance.now() - t;
+        result.file = file;
+      } catch (err) {
+        result.error = err?.message || String(err);
+      }
+      self.postMessage({ id, result }, result.file ? [rgba.buffer, result.file.buffer] : [rgba.buffer]);
     } else if (op === 'check') {
       self.postMessage({ id, result: await checkStrip(idat, rows, above, width, y0, last) });
     } else {

@@ -171,12 +171,13 @@ export async function prepare(file, format, ctx) {
 
 /**
  * PNG (with alpha), WebP and AVIF photos of this many pixels or more are decoded by a helper
- * worker (`ctx.decoder`, ended after its job). Their codecs are WASM modules whose heap grows
+ * worker (`ctx.decoder`, ended after its job), and WebP, AVIF and JPEG files of this size
+ * written by one (writeAway). Their codecs are WASM modules whose heap grows
  * to hold the photo they decode and never shrinks: a 12 MP PNG decoded in the pipeline worker
  * left 91 MiB there for the page's lifetime (docs/browser.md, "Memory"). JPEG and opaque PNG
  * are decoded by the platform (codecs.opaquePng), which keeps nothing.
  */
-export const DECODE_AWAY_PIXELS = 2e6;
+export const CODEC_AWAY_PIXELS = 2e6;
 
 /** The photo's pixels from its bytes `input` (taken: transferred to the helper, or freed once
  *  decoded here). A helper that fails leaves the photo to this thread, from the file again
@@ -184,7 +185,7 @@ export const DECODE_AWAY_PIXELS = 2e6;
 async function decodePhoto(input, file, size, helper) {
   const kind = codecs.sniff(input);
   const wasm = kind === 'webp' || kind === 'avif' || (kind === 'png' && !codecs.opaquePng(input));
-  if (helper && size && size.width * size.height >= DECODE_AWAY_PIXELS && wasm) {
+  if (helper && size && size.width * size.height >= CODEC_AWAY_PIXELS && wasm) {
     try {
       return await helper({ op: 'decode', bytes: input, type: file.type }, [input.buffer]);
     } catch (e) {
@@ -211,7 +212,6 @@ export async function finish(job, ctx) {
   // output; RGB untouched, alpha quantised once). The full-size mask is not kept: the
   // editor rebuilds it from the file and the model-size mask.
   await composeAll(img, low, prefs.refine !== 'none', timings, stage, ctx.band, prefs.bandPixels);
-  const rgba = img.data;
   let t = now();
   // Large photos get small preview images (display only), so the page does not hold
   // full-resolution bitmaps of the original and the cut-out.
@@ -221,7 +221,8 @@ export async function finish(job, ctx) {
   // a PNG written in strips brings the parts of the "after" preview with it (made by the
   // strip workers, which have time while this thread reads the file back)
   const after = big ? { side: PREVIEW_SIDE, parts: [], complete: false } : null;
-  const out = await writeFile(rgba, width, height, spec, icc, ctx, timings, after);
+  const out = await writeFile(img, spec, icc, ctx, timings, after);
+  const rgba = img.data; // (back from a helper worker, if it wrote the file)
   const stats = {}; // counted by the preview's pass over a large photo
   t = now();
   const afterPreview = !big ? null
@@ -275,11 +276,15 @@ export async function rebuild(file, low, ctx, patch) {
   return { rgba, mask, alphaIn, width: img.width, height: img.height };
 }
 
-/** Encode, add the profile, decode again and compare (rules 7-9): the file's bytes, as a list
- *  of pieces (a Blob's parts). `preview` (optional, {side, parts, complete}): a PNG written in
- *  strips also brings the parts of its small preview (parallel.js pngPieces), `complete` then. */
-export async function writeFile(rgba, width, height, spec, icc, ctx, timings, preview = null) {
+/** Encode, add the profile, decode again and compare (rules 7-9) the pixels of `img`
+ *  ({data, width, height}): the file's bytes, as a list of pieces (a Blob's parts). A WebP,
+ *  AVIF or JPEG of CODEC_AWAY_PIXELS or more is written by `ctx.encoder` (optional, a helper
+ *  worker: writeAway), which hands the pixels back: `img.data` is then a new array. `preview`
+ *  (optional, {side, parts, complete}): a PNG written in strips also brings the parts of its
+ *  small preview (parallel.js pngPieces), `complete` then. */
+export async function writeFile(img, spec, icc, ctx, timings, preview = null) {
   const { fflate, stage, strips, prefs } = ctx;
+  const { data: rgba, width, height } = img;
   const fmt = spec.name;
   let t = now();
   stage(`encoding ${fmt.toUpperCase()}`);
@@ -297,6 +302,9 @@ export async function writeFile(rgba, width, height, spec, icc, ctx, timings, pr
       t = now();
     }
   }
+  if (!writer && fmt !== 'png' && ctx.encoder && width * height >= CODEC_AWAY_PIXELS) {
+    return [await writeAway(img, fmt, icc, ctx.encoder, stage, timings)];
+  }
   if (!writer) await codecs.ready(fmt); // WebP's, AVIF's and JPEG's codecs load on first use
   let out = writer ? await encodePng(strips(), rgba, width, height, writer) : codecs.encode(rgba, width, height, fmt);
   // contract rule 9: an RGB profile goes to PNG and WebP outputs (never converted)
@@ -309,6 +317,30 @@ export async function writeFile(rgba, width, height, spec, icc, ctx, timings, pr
   if (!(writer === 'fflate' && await verifyPng(strips(), out, rgba, width, height))) await codecs.verify(out, rgba, width, height);
   timings.verify = now() - t;
   return [out];
+}
+
+/**
+ * A WebP, AVIF or JPEG file written, given its profile and read back (as writeFile does) by a
+ * helper worker (`encoder`, ended after its job): libwebp's, libavif's and MozJPEG's WASM heaps
+ * grow to hold the photo they encode, and their decoders' the one they read back, and never
+ * shrink, so in this worker they would keep the largest such photo's size for the page's
+ * lifetime. The pixels go there and come back (transferred, `img.data` replaced); a failure
+ * there is this file's failure (its message kept), as here.
+ */
+async function writeAway(img, fmt, icc, encoder, stage, timings) {
+  const { data, width, height } = img;
+  stage(`encoding ${fmt.toUpperCase()}`);
+  let r;
+  try {
+    r = await encoder({ op: 'write', rgba: data, width, height, fmt, icc }, [data.buffer]);
+  } catch (e) {
+    throw new Error(`could not write the ${fmt.toUpperCase()} file: ${e.message}`); // the helper itself failed
+  }
+  img.data = r.rgba;
+  if (r.error) throw new Error(r.error);
+  timings.encode = r.encodeMs;
+  timings.verify = r.verifyMs;
+  return r.file;
 }
 
 /**

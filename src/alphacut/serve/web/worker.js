@@ -324,7 +324,7 @@ async function saveEdited(s, msg) {
     : composeFile(s.rgba, s.width, s.height, { background, shadow: !!o.shadow, crop: o.crop || null });
   const { width, height } = img;
   pipeline.checkSize(config, spec, width, height);
-  const out = await pipeline.writeFile(img.data, width, height, spec, spec.alpha ? s.icc : null, { fflate, stage, strips, prefs }, timings);
+  const out = await pipeline.writeFile(img, spec, spec.alpha ? s.icc : null, { fflate, stage, strips, prefs }, timings);
   s.fmt = spec.alpha ? fmt : s.fmt;
   const big = Math.max(width, height) > pipeline.PREVIEW_SIDE;
   const mime = spec.mime;
