@@ -15,6 +15,7 @@
 import { PNG, WEBP, AVIF, JPEG } from './vendor.js';
 import { to8bit } from './compose.js';
 import { checkPng } from './verify.js';
+import { webpWithIcc } from './icc.js';
 
 let png, webpDec, webpEnc, avifDec, avifEnc, jpegEnc, webpDefaults, avifDefaults, jpegDefaults;
 let pngMemory = null; // png-rs's WASM memory (heapBytes)
@@ -215,6 +216,23 @@ export function encode(data, width, height, fmt) {
     return out;
   }
   throw new Error(`unknown format ${fmt}`);
+}
+
+/**
+ * A WebP, AVIF or JPEG file of the straight RGBA `rgba`, with the RGB profile `icc` (WebP's
+ * VP8X + ICCP: rule 9; none for AVIF and JPEG), decoded again and compared (rules 7 and 8):
+ * {file, encodeMs, verifyMs}. `verifying()` (optional) is called as the check starts.
+ */
+export async function writeChecked(rgba, width, height, fmt, icc, verifying = null) {
+  await ready(fmt); // WebP's, AVIF's and JPEG's codecs load on first use
+  let t = performance.now();
+  let file = encode(rgba, width, height, fmt);
+  if (icc && fmt === 'webp') file = webpWithIcc(file, icc, width, height);
+  const encodeMs = performance.now() - t;
+  verifying?.();
+  t = performance.now();
+  await verify(file, rgba, width, height);
+  return { file, encodeMs, verifyMs: performance.now() - t };
 }
 
 /** Decode the encoded bytes again and compare with the intended pixels, byte for byte.

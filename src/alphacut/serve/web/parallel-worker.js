@@ -55,21 +55,13 @@ self.onmessage = async (e) => {
       const data = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d : d.slice();
       self.postMessage({ id, result: { width: img.width, height: img.height, data } }, [data.buffer]);
     } else if (op === 'write') {
-      // pipeline.js writeAway: encode, the profile, read back; the pixels always go back
+      // pipeline.js writeAway: the file written and read back; the pixels always go back
       const { rgba, height, fmt, icc } = e.data;
       const result = { rgba };
       try {
-        const codecs = await import('./codecs.js');
-        await codecs.ready(fmt);
-        let t = performance.now();
-        let file = codecs.encode(rgba, width, height, fmt);
-        if (icc && fmt === 'webp') file = (await import('./icc.js')).webpWithIcc(file, icc, width, height);
-        if (file.byteOffset !== 0 || file.byteLength !== file.buffer.byteLength) file = file.slice();
-        result.encodeMs = performance.now() - t;
-        t = performance.now();
-        await codecs.verify(file, rgba, width, height);
-        result.verifyMs = performance.now() - t;
-        result.file = file;
+        Object.assign(result, await (await import('./codecs.js')).writeChecked(rgba, width, height, fmt, icc));
+        const f = result.file; // its own buffer (a view into a codec's memory is copied)
+        if (f.byteOffset !== 0 || f.byteLength !== f.buffer.byteLength) result.file = f.slice();
       } catch (err) {
         result.error = err?.message || String(err);
       }

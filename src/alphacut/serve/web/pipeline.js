@@ -10,7 +10,7 @@ import { toTensor, resizeFloat, clip01, previewRGBA, previewFromParts } from './
 import { refineMask } from './refine.js';
 import { settleMask, guideFromTensor, DEFAULT_PARAMS as SETTLE } from './settle.js';
 import * as codecs from './codecs.js';
-import { extractIcc, pngWithIcc, webpWithIcc } from './icc.js';
+import { extractIcc, pngWithIcc } from './icc.js';
 import { imageSize, overLimit, DEFAULT_MAX_PIXELS } from './header.js';
 import * as edit from './edit.js';
 import { encodePng, verifyPng, pngPieces } from './parallel.js';
@@ -302,14 +302,18 @@ export async function writeFile(img, spec, icc, ctx, timings, preview = null) {
       t = now();
     }
   }
-  if (!writer && fmt !== 'png' && ctx.encoder && width * height >= CODEC_AWAY_PIXELS) {
-    return [await writeAway(img, fmt, icc, ctx.encoder, stage, timings)];
+  if (fmt !== 'png') { // WebP, AVIF, JPEG: a large photo's by a helper worker
+    const r = ctx.encoder && width * height >= CODEC_AWAY_PIXELS
+      ? await writeAway(img, fmt, icc, ctx.encoder)
+      : await codecs.writeChecked(rgba, width, height, fmt, icc, () => stage('verifying'));
+    timings.encode = r.encodeMs;
+    timings.verify = r.verifyMs;
+    return [r.file];
   }
-  if (!writer) await codecs.ready(fmt); // WebP's, AVIF's and JPEG's codecs load on first use
+  if (!writer) await codecs.ready('png'); // (loaded as the worker starts)
   let out = writer ? await encodePng(strips(), rgba, width, height, writer) : codecs.encode(rgba, width, height, fmt);
-  // contract rule 9: an RGB profile goes to PNG and WebP outputs (never converted)
-  if (icc && fmt === 'png') out = pngWithIcc(out, icc, fflate.zlibSync);
-  else if (icc && fmt === 'webp') out = webpWithIcc(out, icc, width, height);
+  // contract rule 9: an RGB profile goes to PNG outputs (never converted)
+  if (icc) out = pngWithIcc(out, icc, fflate.zlibSync);
   timings.encode = now() - t;
   t = now();
   stage('verifying');
@@ -320,16 +324,14 @@ export async function writeFile(img, spec, icc, ctx, timings, preview = null) {
 }
 
 /**
- * A WebP, AVIF or JPEG file written, given its profile and read back (as writeFile does) by a
- * helper worker (`encoder`, ended after its job): libwebp's, libavif's and MozJPEG's WASM heaps
- * grow to hold the photo they encode, and their decoders' the one they read back, and never
- * shrink, so in this worker they would keep the largest such photo's size for the page's
- * lifetime. The pixels go there and come back (transferred, `img.data` replaced); a failure
- * there is this file's failure (its message kept), as here.
+ * codecs.writeChecked by a helper worker (`encoder`, ended after its job): libwebp's,
+ * libavif's and MozJPEG's WASM heaps grow to hold the photo they encode, and their decoders'
+ * the one they read back, and never shrink, so in this worker they would keep the largest
+ * such photo's size for the page's lifetime. The pixels go there and come back (transferred,
+ * `img.data` replaced); a failure there is this file's failure (its message kept), as here.
  */
-async function writeAway(img, fmt, icc, encoder, stage, timings) {
+async function writeAway(img, fmt, icc, encoder) {
   const { data, width, height } = img;
-  stage(`encoding ${fmt.toUpperCase()}`);
   let r;
   try {
     r = await encoder({ op: 'write', rgba: data, width, height, fmt, icc }, [data.buffer]);
@@ -338,9 +340,7 @@ async function writeAway(img, fmt, icc, encoder, stage, timings) {
   }
   img.data = r.rgba;
   if (r.error) throw new Error(r.error);
-  timings.encode = r.encodeMs;
-  timings.verify = r.verifyMs;
-  return r.file;
+  return r;
 }
 
 /**
