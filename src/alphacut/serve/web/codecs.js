@@ -113,8 +113,7 @@ async function decodeKind(bytes, type, kind) {
       return { width: img.width, height: img.height, data: to8bit(img.data) };
     }
     // an opaque 8-bit PNG as a JPEG is: the platform's decoder, no WASM heap (see opaquePng);
-    // a file it refuses goes to png-rs, which decides as before (it reads a PNG whose IEND
-    // chunk is missing, as Pillow does; Chromium does not)
+    // a file it refuses goes to png-rs, which decides as before (and gives its own message)
     if (opaquePng(bytes)) {
       try {
         return await decodeOpaque(bytes, 'image/png', kind);

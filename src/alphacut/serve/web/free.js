@@ -10,6 +10,12 @@
 // photo's 46 MiB was still held by the finishing worker 19 s after its file was offered,
 // beside the next photo; discarded, it went at once.
 
+/** `view` itself if it spans its whole buffer, else a copy that does: a view into a larger
+ *  buffer (a codec's WASM memory, say) can then be transferred without taking the rest. */
+export function ownBuffer(view) {
+  return view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view : view.slice();
+}
+
 /** Free the memory of these ArrayBuffers (or views; null skipped) now; they are detached. */
 export function discard(...buffers) {
   const list = [];

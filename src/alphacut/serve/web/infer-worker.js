@@ -10,7 +10,7 @@
 
 import { loadModel } from './store.js';
 import { Engine, capabilities, describeBackend } from './infer.js';
-import { discard } from './free.js';
+import { discard, ownBuffer } from './free.js';
 
 let engine = null;
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
@@ -104,8 +104,7 @@ class ChunkHelper {
 async function run({ seq, tensor, w, h }) {
   const out = await engine.run(tensor, w, h);
   discard(tensor); // in ONNX Runtime's heap now (12 MiB, else held until a garbage collection)
-  // transfer the output's own buffer (a view into a larger one is copied first)
-  const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : out.slice();
+  const own = ownBuffer(out);
   post({ type: 'result', seq, output: own }, [own.buffer]);
 }
 

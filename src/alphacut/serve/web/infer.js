@@ -6,6 +6,7 @@
 // bundle under its own URL, because a WASM instance cannot change its thread count).
 
 import { ORT, PARTS } from './vendor.js';
+import { ownBuffer } from './free.js';
 
 const LABELS = { webgpu: 'WebGPU', 'wasm-threads': 'WASM (multi-threaded)', wasm: 'WASM (single thread)' };
 
@@ -289,7 +290,7 @@ export class InferenceWorker {
   async run(tensor, w, h) {
     await this.ensure();
     const seq = ++this.seq;
-    const data = tensor.byteOffset === 0 && tensor.byteLength === tensor.buffer.byteLength ? tensor : tensor.slice();
+    const data = ownBuffer(tensor);
     const out = new Promise((resolve, reject) => this.waiting.set(seq, { resolve, reject }));
     this.worker.postMessage({ type: 'run', seq, tensor: data, w, h }, [data.buffer]);
     return out;

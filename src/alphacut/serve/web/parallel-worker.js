@@ -10,6 +10,7 @@ import { encodeStrip, pngRsStrip, checkStrip } from './png.js';
 import { composeBand } from './band.js';
 import { resizeRGB, previewPart } from './resize.js';
 import { FFLATE, PNG } from './vendor.js';
+import { ownBuffer } from './free.js';
 
 const fflate = import(FFLATE + 'esm/browser.js');
 let pngRs = null; // jSquash's png-rs, loaded on the first strip it writes (or on 'load')
@@ -50,18 +51,15 @@ self.onmessage = async (e) => {
       const kind = codecs.sniff(e.data.bytes);
       await codecs.ready(kind);
       const img = await codecs.decode(e.data.bytes, e.data.type);
-      // the pixels' own buffer (a view into a codec's memory is copied first)
-      const d = img.data;
-      const data = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d : d.slice();
+      const data = ownBuffer(img.data);
       self.postMessage({ id, result: { width: img.width, height: img.height, data } }, [data.buffer]);
     } else if (op === 'write') {
       // pipeline.js writeAway: the file written and read back; the pixels always go back
       const { rgba, height, fmt, icc } = e.data;
       const result = { rgba };
       try {
-        Object.assign(result, await (await import('./codecs.js')).writeChecked(rgba, width, height, fmt, icc));
-        const f = result.file; // its own buffer (a view into a codec's memory is copied)
-        if (f.byteOffset !== 0 || f.byteLength !== f.buffer.byteLength) result.file = f.slice();
+        const written = await (await import('./codecs.js')).writeChecked(rgba, width, height, fmt, icc);
+        Object.assign(result, written, { file: ownBuffer(written.file) });
       } catch (err) {
         result.error = err?.message || String(err);
       }
