@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from .chromium_memory import Peak, anonymous_mappings, chromium_bytes, largest_mapping_bytes
-from .test_app import add_and_wait, card, download, wait_js
+from .test_app import add_and_wait, card, download, rgba_of, wait_js
+from .test_editor import open_viewer, wait_count
 
 pytestmark = pytest.mark.browser
 
@@ -217,5 +218,46 @@ def test_a_large_webp_is_written_where_its_codec_heaps_go_after(browser, server,
         assert out.format == "WEBP" and out.size == (width, height)
         src = np.asarray(Image.open(photo).convert("RGB"))
         assert np.abs(np.asarray(out.convert("RGBA"))[..., :3].astype(int) - src).max() <= 1
+    finally:
+        context.close()
+
+
+def test_the_editor_reads_and_writes_a_large_photo_where_codec_heaps_go_after(browser, server, tmp_path):
+    """The editor decodes a finished photo again (pipeline.rebuild) and writes its file again in
+    another format (worker.js saveEdited): for a large PNG with alpha and a WebP file both go
+    to the decoding helper, as a photo's first decode does (pipeline.decodeFile, writeAway), so
+    the pipeline worker keeps no codec heap of the photo's size (with the decode and the write
+    there: png-rs's heap held the photo, libwebp's two more). The WebP (lossless, exact) has
+    the pixels of the PNG written first."""
+    from skimage import data
+
+    width, height = 3000, 2000  # 6 MP
+    photo = tmp_path / "photo.png"
+    rgba = Image.fromarray(data.chelsea()).resize((width, height), Image.BILINEAR).convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize((width, height)))
+    rgba.save(photo, compress_level=1)
+    size = width * height * 4
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(server.url + "?sw=off&idle=60000")
+        wait_js(page, "window.alphacut && window.alphacut.events.some(e => e.type === 'inited')", 60)
+        add_and_wait(page, [photo])
+        for d in ("png", "webp"):
+            (tmp_path / d).mkdir()
+        first = rgba_of(download(page, card(page, "photo.png"), tmp_path / "png"))  # (not over the input)
+        heaps = {"done": held(page)["codecHeap"]}
+        open_viewer(page, "photo.png")
+        heaps["opened"] = held(page)["codecHeap"]
+        page.select_option("#edit-format", "webp")
+        n = len(events(page, "edited"))
+        page.keyboard.press("Escape")
+        wait_count(page, "edited", n + 1)
+        heaps["saved"] = held(page)["codecHeap"]
+        print(f"codec heaps in the pipeline worker, 6 MP photo: {heaps}")
+        out = Image.open(download(page, card(page, "photo.png"), tmp_path / "webp"))
+        assert out.format == "WEBP" and out.size == (width, height)
+        assert np.array_equal(np.asarray(out.convert("RGBA")), first)
+        assert heaps["done"] < size and heaps["opened"] <= heaps["done"] and heaps["saved"] <= heaps["done"], heaps
     finally:
         context.close()

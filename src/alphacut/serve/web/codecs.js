@@ -33,10 +33,12 @@ export async function preload() {
   png = pngMod;
 }
 
-/** The size of png-rs's WASM heap in this worker (it grows with the largest image it has
- *  decoded or encoded here and never shrinks): for the tests. */
+/** The sizes of the codecs' WASM heaps in this worker, together (each grows with the largest
+ *  image it has decoded or encoded here and never shrinks): for the tests. */
 export function heapBytes() {
-  return pngMemory ? pngMemory.buffer.byteLength : 0;
+  let n = pngMemory ? pngMemory.buffer.byteLength : 0;
+  for (const m of [webpDec, webpEnc, avifDec, avifEnc, jpegEnc]) n += m?.HEAP8?.buffer.byteLength || 0;
+  return n;
 }
 
 const defaults = async (url) => (await import(url)).defaultOptions;

@@ -53,7 +53,7 @@ const state = {
 // A small hook for tests and the benchmark (no data leaves the page through it).
 window.alphacut = { state, events: [] };
 // what the worker holds in memory, as a 'held' event: {photos (full-size states), model,
-// codecHeap (png-rs's WASM heap in the worker, bytes)}
+// codecHeap (the codecs' WASM heaps in the worker, bytes)}
 window.alphacut.held = () => state.worker.postMessage({ type: 'held' });
 const note = (type, detail = {}) => window.alphacut.events.push({ type, t: performance.now(), ...detail });
 

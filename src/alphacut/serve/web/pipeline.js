@@ -197,6 +197,14 @@ async function decodePhoto(input, file, size, helper) {
   return img;
 }
 
+/** An image file's pixels (the editor's: a photo decoded again, a background image), by the
+ *  same rule as a photo's first decode: a large PNG with alpha, WebP or AVIF in the helper
+ *  `helper` (optional), so the codec's heap goes with it. */
+export async function decodeFile(file, helper) {
+  const input = new Uint8Array(await file.arrayBuffer());
+  return decodePhoto(input, file, imageSize(input), helper);
+}
+
 /** The full-resolution stages of a job from prepare(): upscale, refine, compose, encode,
  *  verify; the same result as cutOut. Needs `ctx.prefs`, `fflate`, `stage`, `strips`;
  *  `ctx.band` (optional, band.js composeAll) runs half of a large photo's mask stages in a
@@ -262,12 +270,13 @@ function fullMask(lowMask, mw, mh, img, prefs, stage, timings, t) {
  * A finished photo's full-size state again, for the editor and for writing its file again:
  * the photo decoded from its file, the float mask from the model-size mask `low` (the same
  * stages as cutOut, so the same values bit for bit), `patch(mask)` (the editor's changed
- * tiles), then rule 3. Returns {rgba, mask, alphaIn, width, height}.
+ * tiles), then rule 3. `ctx.decoder` (optional): the helper a large photo is decoded by
+ * (decodeFile). Returns {rgba, mask, alphaIn, width, height}.
  */
 export async function rebuild(file, low, ctx, patch) {
   const { prefs, stage } = ctx;
   stage('decoding the photo again');
-  const img = await codecs.decode(new Uint8Array(await file.arrayBuffer()), file.type);
+  const img = await decodeFile(file, ctx.decoder);
   stage('upscaling the mask');
   const mask = fullMask(low.mask, low.width, low.height, img, prefs, stage, {}, now());
   patch?.(mask);
@@ -279,7 +288,8 @@ export async function rebuild(file, low, ctx, patch) {
 /** Encode, add the profile, decode again and compare (rules 7-9) the pixels of `img`
  *  ({data, width, height}): the file's bytes, as a list of pieces (a Blob's parts). A WebP,
  *  AVIF or JPEG of CODEC_AWAY_PIXELS or more is written by `ctx.encoder` (optional, a helper
- *  worker: writeAway), which hands the pixels back: `img.data` is then a new array. `preview`
+ *  worker: writeAway), which hands the pixels back: `img.data` is then a new array (not with
+ *  `ctx.keep`: a copy went). `preview`
  *  (optional, {side, parts, complete}): a PNG written in strips also brings the parts of its
  *  small preview (parallel.js pngPieces), `complete` then. */
 export async function writeFile(img, spec, icc, ctx, timings, preview = null) {
@@ -304,7 +314,7 @@ export async function writeFile(img, spec, icc, ctx, timings, preview = null) {
   }
   if (fmt !== 'png') { // WebP, AVIF, JPEG: a large photo's by a helper worker
     const r = ctx.encoder && width * height >= CODEC_AWAY_PIXELS
-      ? await writeAway(img, fmt, icc, ctx.encoder)
+      ? await writeAway(img, fmt, icc, ctx.encoder, ctx.keep)
       : await codecs.writeChecked(rgba, width, height, fmt, icc, () => stage('verifying'));
     timings.encode = r.encodeMs;
     timings.verify = r.verifyMs;
@@ -328,17 +338,20 @@ export async function writeFile(img, spec, icc, ctx, timings, preview = null) {
  * libavif's and MozJPEG's WASM heaps grow to hold the photo they encode, and their decoders'
  * the one they read back, and never shrink, so in this worker they would keep the largest
  * such photo's size for the page's lifetime. The pixels go there and come back (transferred,
- * `img.data` replaced); a failure there is this file's failure (its message kept), as here.
+ * `img.data` replaced), or with `keep` (the editor's pixels, which it may show meanwhile) a
+ * copy goes; a failure there is this file's failure (its message kept), as here. A helper
+ * that could not take the job (none, or it failed before the pixels went) leaves it here.
  */
-async function writeAway(img, fmt, icc, encoder) {
+async function writeAway(img, fmt, icc, encoder, keep = false) {
   const { data, width, height } = img;
   let r;
   try {
-    r = await encoder({ op: 'write', rgba: data, width, height, fmt, icc }, [data.buffer]);
+    r = await encoder({ op: 'write', rgba: data, width, height, fmt, icc }, keep ? [] : [data.buffer]);
   } catch (e) {
-    throw new Error(`could not write the ${fmt.toUpperCase()} file: ${e.message}`); // the helper itself failed
+    if (data.byteLength) return codecs.writeChecked(data, width, height, fmt, icc); // the pixels are still here
+    throw new Error(`could not write the ${fmt.toUpperCase()} file: ${e.message}`); // the helper failed with them
   }
-  img.data = r.rgba;
+  if (keep) discard(r.rgba); else img.data = r.rgba;
   if (r.error) throw new Error(r.error);
   return r;
 }

@@ -314,7 +314,7 @@ async function saveEdited(s, msg) {
   if (background?.kind === 'image') {
     if (!background.file) throw new Error('choose a background image first');
     stage('decoding the background');
-    const image = await codecs.decode(new Uint8Array(await background.file.arrayBuffer()), background.file.type);
+    const image = await pipeline.decodeFile(background.file, decodeHelper);
     background = { ...background, image, file: null };
   }
   if (!spec.alpha && !background) throw new Error(`${spec.name.toUpperCase()} has no transparency: choose a background for it, or another format`);
@@ -324,7 +324,11 @@ async function saveEdited(s, msg) {
     : composeFile(s.rgba, s.width, s.height, { background, shadow: !!o.shadow, crop: o.crop || null });
   const { width, height } = img;
   pipeline.checkSize(config, spec, width, height);
-  const out = await pipeline.writeFile(img, spec, spec.alpha ? s.icc : null, { fflate, stage, strips, prefs }, timings);
+  // a large WebP, AVIF or JPEG is written by the decoding helper (idle now: photos are
+  // decoded in this chain's turns), so its codec's heap does not stay here (pipeline.writeAway;
+  // a copy of the editor's own pixels, which it may show meanwhile)
+  const out = await pipeline.writeFile(img, spec, spec.alpha ? s.icc : null,
+    { fflate, stage, strips, prefs, encoder: decodeHelper, keep: plain }, timings);
   s.fmt = spec.alpha ? fmt : s.fmt;
   const big = Math.max(width, height) > pipeline.PREVIEW_SIDE;
   const mime = spec.mime;
@@ -337,7 +341,7 @@ async function saveEdited(s, msg) {
 
 /** What edit.js needs to rebuild a card's full-size state (pipeline.rebuild). */
 const rebuildCtx = {
-  rebuild: (s, patch) => pipeline.rebuild(s.file, s.low, { config, prefs, stage: (text) => post({ type: 'edit-progress', id: s.id, stage: text }) }, patch),
+  rebuild: (s, patch) => pipeline.rebuild(s.file, s.low, { config, prefs, decoder: decodeHelper, stage: (text) => post({ type: 'edit-progress', id: s.id, stage: text }) }, patch),
 };
 
 function zip(msg) {
