@@ -110,7 +110,9 @@ export class Helper {
   }
 
   /** Post `msg` (its `op` names the work, parallel-worker.js); resolves to its result.
-   *  Then this worker is ended and a fresh one started for the next job. */
+   *  Then this worker is ended and a fresh one started for the next job. Jobs posted while
+   *  one is under way (the editor's decode beside a photo's, worker.js) run there too; the
+   *  worker ends after the last. */
   run(msg, transfer = []) {
     if (!this.worker) return Promise.reject(new Error('no helper worker'));
     const id = this.next++;
@@ -119,7 +121,7 @@ export class Helper {
       this.worker.postMessage({ ...msg, id }, transfer);
     });
     const renew = () => {
-      if (this.waiting.size) return; // (one job at a time; never the case)
+      if (this.waiting.size) return; // another job is still under way here
       this.worker?.terminate();
       this.start();
     };
